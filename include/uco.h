@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uco: an io_uring-native coroutine runtime.
+ *
+ * A loop (one per thread) runs tasks: stackful coroutines switched by uco's
+ * own assembly.  Every sleep is an io_uring timeout; the loop submits all the
+ * SQEs of one turn in one system call and a completion reaper resumes the
+ * coroutines whose operations finished.
+ *
+ * Conventions, as in liburing and libuv:
+ *   - every call returns >= 0 on success and a negative errno on failure;
+ *     nothing is ever left in errno;
+ *   - handles are opaque;
+ *   - no global state beyond "the loop running on this thread".
+ */
+#ifndef UCO_H
+#define UCO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uco/version.h"
+
+#if defined(_WIN32)
+#error "uco is Linux-only"
+#endif
+
+#if defined(UCO_BUILDING_LIBRARY)
+#define UCO_API __attribute__((visibility("default")))
+#else
+#define UCO_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct uco_loop uco_loop;
+typedef struct uco_task uco_task;
+
+/* The body of a task.  Its return value is the task's value (asyncio's
+ * `return`); to end the task with a failure instead, `return uco_fail(err)`. */
+typedef void *(*uco_fn)(void *arg);
+
+/* A done-callback: runs once on the loop (never inside a coroutine), after the
+ * task has finished, with the user pointer given at registration. */
+typedef void (*uco_done_cb)(uco_task *task, void *user);
+
+/* "x.y.z" of the library actually loaded (compare with UCO_VERSION). */
+UCO_API const char *uco_version(void);
+
+/* ---------------------------------------------------------------- loops */
+
+/* Options for uco_loop_create().  Zero-initialise, then set what you need:
+ * every field left 0 takes the documented default. */
+typedef struct uco_loop_opts {
+	/* Stack size of each task, rounded up to whole pages.  Default
+	 * UCO_STACK_SIZE_DEFAULT; at least UCO_STACK_SIZE_MIN. */
+	size_t stack_size;
+	/* Stacks the pool keeps warm (memory committed) however long they stay
+	 * unused.  Warm stacks beyond this that were not needed for a whole
+	 * trim period (about a second) give their memory back to the kernel.
+	 * Default 64. */
+	size_t stack_keep_warm;
+	/* Submission queue entries (power of two).  Default 1024.  The
+	 * completion queue is made 8 times larger. */
+	unsigned ring_entries;
+	/* UCO_LOOP_* flags. */
+	unsigned flags;
+	unsigned reserved_[4]; /* must be zero */
+} uco_loop_opts;
+
+#define UCO_STACK_SIZE_DEFAULT (64u * 1024)
+#define UCO_STACK_SIZE_MIN (16u * 1024)
+
+/* Set up the ring with no optional flag at all (no SINGLE_ISSUER,
+ * DEFER_TASKRUN or COOP_TASKRUN): the most portable configuration. */
+#define UCO_LOOP_PLAIN_RING (1u << 0)
+
+/* Create a loop bound to the calling thread (io_uring's SINGLE_ISSUER: only
+ * this thread may run it).  opts may be NULL.  Returns 0 and stores the loop
+ * in *out, or:
+ *   -ENOSYS  the kernel has no io_uring (too old, or compiled out);
+ *   -EPERM   io_uring is refused (kernel.io_uring_disabled sysctl, or a
+ *            seccomp filter such as Docker's default profile);
+ *   -ENOMEM  no memory, or RLIMIT_MEMLOCK too small for the ring;
+ *   -EINVAL  bad options.
+ * uco_loop_strerror() explains a failure in a sentence for the user. */
+UCO_API int uco_loop_create(uco_loop **out, const uco_loop_opts *opts);
+
+/* A sentence that says what a uco_loop_create() error means and what to do
+ * about it (which cause, which sysctl or profile).  Never NULL. */
+UCO_API const char *uco_loop_strerror(int err);
+
+/* Run until no task is left (0), or until uco_loop_stop() was called (1; the
+ * tasks left are kept, and a later run continues them).  -EBUSY if a loop
+ * is already running on this thread, -EPERM from another thread than the
+ * creator, -EINVAL for NULL. */
+UCO_API int uco_loop_run(uco_loop *loop);
+
+/* Run until `task` has finished, then return like uco_task_result().  Other
+ * tasks keep running meanwhile and stay in the loop afterwards.  Beyond the
+ * uco_loop_run() errors: -EINTR if uco_loop_stop() stopped the loop first,
+ * -EDEADLK if nothing can ever finish the task (no task runnable, no
+ * operation in flight). */
+UCO_API int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value);
+
+/* Ask a running loop to return after the current turn (asyncio's stop()).
+ * Called when the loop is not running, the next run returns after one turn. */
+UCO_API int uco_loop_stop(uco_loop *loop);
+
+/* Destroy a loop that is not running and has no unfinished task (-EBUSY
+ * otherwise: the loop is left as it was).  Task handles the user still holds
+ * stay valid for uco_task_state/result/release; everything else on them
+ * returns -ESHUTDOWN. */
+UCO_API int uco_loop_close(uco_loop *loop);
+
+/* The loop running on this thread, or NULL. */
+UCO_API uco_loop *uco_loop_current(void);
+
+/* Give every warm stack beyond stack_keep_warm back to the kernel now (the
+ * loop also does this by itself, at most once a second).  Returns how many
+ * stacks were trimmed. */
+UCO_API int uco_loop_trim(uco_loop *loop);
+
+/* Per-loop counters.  Every field only grows, except the two *_now ones. */
+typedef struct uco_loop_stats {
+	uint64_t sqes_submitted; /* SQEs handed to the kernel */
+	uint64_t submit_calls;   /* io_uring_enter system calls */
+	uint64_t cqes_reaped;    /* completions consumed */
+	uint64_t switches;       /* coroutine switches (into and out of) */
+	uint64_t tasks_spawned;
+	uint64_t timer_sqes;     /* timeout SQEs armed for sleeps */
+	uint64_t stacks_mapped;  /* stacks ever created (pool misses) */
+	uint64_t stacks_trimmed; /* stacks whose memory went back */
+	uint64_t tasks_live_now; /* spawned and not finished */
+	uint64_t ready_now;      /* tasks in the run queue */
+} uco_loop_stats;
+
+UCO_API int uco_loop_stats_get(const uco_loop *loop, uco_loop_stats *out);
+
+/* Ring features actually in use, UCO_RING_* bits (for logs and tests). */
+#define UCO_RING_SINGLE_ISSUER (1u << 0)
+#define UCO_RING_DEFER_TASKRUN (1u << 1)
+#define UCO_RING_COOP_TASKRUN (1u << 2)
+#define UCO_RING_GUARD_MADVISE (1u << 3) /* stacks guarded by MADV_GUARD_INSTALL */
+UCO_API unsigned uco_loop_features(const uco_loop *loop);
+
+/* ---------------------------------------------------------------- tasks */
+
+/* Start fn(arg) as a task on `loop` (NULL: the loop running on this thread),
+ * from inside or outside a coroutine.  The task first runs on a later turn
+ * of the loop, never inside this call.
+ *
+ * With `out` non-NULL the caller owns one reference to the task and must
+ * give it back with uco_task_release(); with `out` NULL the task is
+ * detached and the loop frees it when it ends.
+ *
+ * On failure nothing was started, no callback will ever run, and *out is
+ * untouched: -EINVAL (fn NULL, or no loop), -ENOMEM (no task or no stack:
+ * memory, address space or vm.max_map_count), -ESHUTDOWN (loop closing). */
+UCO_API int uco_spawn(uco_loop *loop, uco_task **out, uco_fn fn, void *arg);
+
+/* uco_spawn() with this task's own stack size (rounded up to pages; 0 means
+ * the loop's).  Stacks of another size than the loop's are not pooled. */
+UCO_API int uco_spawn_sized(uco_loop *loop, uco_task **out, uco_fn fn,
+                            void *arg, size_t stack_size);
+
+/* Inside a task: record `err` (a negative errno) as the task's failure and
+ * return NULL, so that `return uco_fail(-ENOENT);` ends the task failed.
+ * A non-negative err is recorded as -EINVAL.  Outside a task it does
+ * nothing and returns NULL. */
+UCO_API void *uco_fail(int err);
+
+/* Task states.  A task ends in exactly one of the three final ones. */
+typedef enum uco_task_state {
+	UCO_TASK_PENDING = 0, /* spawned, running or suspended */
+	UCO_TASK_DONE = 1,    /* returned a value */
+	UCO_TASK_FAILED = 2,  /* returned uco_fail(err) */
+	UCO_TASK_CANCELLED = 3,
+} uco_task_state;
+
+/* The task's state, or -EINVAL for NULL. */
+UCO_API int uco_task_state_get(const uco_task *task);
+
+/* The result of a finished task: 0 and the value in *value (value may be
+ * NULL), the failure code it reported, -ECANCELED if it was cancelled,
+ * -EAGAIN while it is still pending, -EINVAL for NULL. */
+UCO_API int uco_task_result(const uco_task *task, void **value);
+
+/* Inside a coroutine: wait until `task` has finished, then return like
+ * uco_task_result().  -EPERM outside a coroutine, -EDEADLK for the calling
+ * task itself, -EXDEV for a task of another loop, -EINVAL for NULL.
+ * Awaiting a finished task returns at once (without switching). */
+UCO_API int uco_await(uco_task *task, void **value);
+
+/* Register cb(task, user) to run once after the task has finished.  Callbacks
+ * run in registration order, on the loop's own stack, on the turn after the
+ * task finished; a callback added to a finished task runs on the next turn
+ * (asyncio's rule).  -ENOMEM: not registered; -ESHUTDOWN: loop closed. */
+UCO_API int uco_task_add_done_callback(uco_task *task, uco_done_cb cb,
+                                       void *user);
+
+/* Reference counting.  A reference keeps the handle (state and value)
+ * valid; the coroutine itself runs whether or not anyone holds one. */
+UCO_API uco_task *uco_task_retain(uco_task *task);
+UCO_API void uco_task_release(uco_task *task);
+
+/* The task running on this thread, or NULL outside any coroutine. */
+UCO_API uco_task *uco_task_current(void);
+
+/* ---------------------------------------------------------------- time */
+
+/* CLOCK_MONOTONIC now, in nanoseconds (the clock every deadline uses). */
+UCO_API int64_t uco_now(void);
+
+/* Suspend the calling task for at least `ns` nanoseconds (never less; the
+ * wake-up may come up to 1/32 of the duration, at most ~1 ms, later, so that
+ * sleeps close together share one kernel timeout).  0 on wake-up, -EPERM
+ * outside a coroutine, -EINVAL for ns < 0. */
+UCO_API int uco_sleep(int64_t ns);
+
+/* Like uco_sleep() until the absolute uco_now() time `deadline`. */
+UCO_API int uco_sleep_until(int64_t deadline);
+
+/* Move the calling task to the back of the run queue.  0, or -EPERM outside
+ * a coroutine. */
+UCO_API int uco_yield(void);
+
+#define UCO_NS_PER_MS INT64_C(1000000)
+#define UCO_NS_PER_S INT64_C(1000000000)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UCO_H */

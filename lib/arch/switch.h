@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The context switch: the only architecture-specific part of uco.
+ *
+ * uco__switch() pushes the callee-saved registers of the running context
+ * onto its own stack, stores the resulting stack pointer in *from_sp, loads
+ * to_sp and pops the registers saved there, then returns into the other
+ * context.  The saved registers lie at and above the saved stack pointer, in
+ * the live part of a stack that nobody runs while it is suspended, so a
+ * signal delivered meanwhile cannot overwrite them (Tencent libco #90 kept
+ * them below sp).
+ *
+ * Saved per architecture:
+ *   x86_64  (SysV)     rbx rbp r12-r15, rsp, MXCSR and the x87 control word
+ *   aarch64 (AAPCS64)  x19-x30, sp, d8-d15
+ * Resuming is a plain `ret`: no indirect jump, so IBT/BTI never needs a
+ * landing pad at a resume site.
+ */
+#ifndef UCO_ARCH_SWITCH_H
+#define UCO_ARCH_SWITCH_H
+
+#include <stddef.h>
+
+typedef void (*uco__entry_fn)(void *arg);
+
+void uco__switch(void **from_sp, void *to_sp);
+
+/*
+ * Lay out the first frame of a fresh stack whose highest usable address is
+ * stack_top, so that the first uco__switch() into the returned stack pointer
+ * "returns" into uco__trampoline, which calls entry(arg) with the stack
+ * aligned exactly as the ABI wants at a function's entry, a zero frame
+ * pointer, and CFI that ends every unwind there.  entry must never return:
+ * if it does, the trampoline traps (ud2 / brk) instead of running garbage.
+ */
+void *uco__context_init(void *stack_top, uco__entry_fn entry, void *arg);
+
+/* Bytes of the first frame below stack_top (for tests and size checks). */
+#define UCO__CONTEXT_FRAME_BYTES 256
+
+#endif

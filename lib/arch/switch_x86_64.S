@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/* Context switch for x86_64 System V.  See switch.h for the contract. */
+
+#if defined(__x86_64__)
+
+#if defined(__CET__)
+#define ENDBR endbr64
+#else
+#define ENDBR .byte 0xf3, 0x0f, 0x1e, 0xfa /* endbr64: a nop without CET */
+#endif
+
+	.text
+
+/* void uco__switch(void **from_sp, void *to_sp) */
+	.globl	uco__switch
+	.hidden	uco__switch
+	.type	uco__switch, @function
+	.p2align 4
+uco__switch:
+	.cfi_startproc
+	ENDBR
+	pushq	%rbp
+	pushq	%rbx
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+	/* The psABI makes the control bits of MXCSR and the x87 control word
+	 * callee-saved (rounding mode, exception masks): a coroutine that
+	 * changes them must not change them for the others (libco #84). */
+	subq	$8, %rsp
+	stmxcsr	(%rsp)
+	fnstcw	4(%rsp)
+
+	movq	%rsp, (%rdi)
+	movq	%rsi, %rsp
+
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	addq	$8, %rsp
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%rbx
+	popq	%rbp
+	ret
+	.cfi_endproc
+	.size	uco__switch, .-uco__switch
+
+/*
+ * First code run on a new stack, reached by uco__switch's `ret`.  The frame
+ * built by uco__context_init() leaves r12 = arg, r13 = entry, rbp = 0 and
+ * rsp 16-byte aligned, so the call below enters `entry` with rsp + 8
+ * aligned, as a normal call would.  The return address is marked undefined
+ * so that debuggers and backtrace() stop here.
+ */
+	.globl	uco__trampoline
+	.hidden	uco__trampoline
+	.type	uco__trampoline, @function
+	.p2align 4
+uco__trampoline:
+	.cfi_startproc
+	.cfi_undefined rip
+	ENDBR
+	movq	%r12, %rdi
+	call	*%r13
+	/* entry() must not return. */
+	ud2
+	.cfi_endproc
+	.size	uco__trampoline, .-uco__trampoline
+
+/* IBT only: shadow stacks (SHSTK) would need one shadow stack per
+ * coroutine, which uco does not create, so it must not claim SHSTK. */
+	.section .note.gnu.property, "a"
+	.p2align 3
+	.long	4		/* name size */
+	.long	16		/* descriptor size */
+	.long	5		/* NT_GNU_PROPERTY_TYPE_0 */
+	.asciz	"GNU"
+	.long	0xc0000002	/* GNU_PROPERTY_X86_FEATURE_1_AND */
+	.long	4
+	.long	1		/* GNU_PROPERTY_X86_FEATURE_1_IBT */
+	.p2align 3
+
+#endif /* __x86_64__ */
+
+	.section .note.GNU-stack, "", @progbits

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Switching between the scheduler (the thread's own stack) and tasks.
+ *
+ * Every switch goes through here so that the sanitizer annotations sit in
+ * one place: ASan must be told which stack is about to run
+ * (__sanitizer_start_switch_fiber just before the switch) and that the
+ * switch happened (__sanitizer_finish_switch_fiber first thing after it),
+ * in that order (Boost #65 had them reversed).
+ */
+#include "internal.h"
+
+#ifdef UCO__ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+/* The C entry of every task, called by the arch trampoline on a fresh
+ * stack.  It never returns: uco__coro_exit() leaves the stack for good. */
+static void task_entry(void *arg)
+{
+	uco_task *t = arg;
+	uco_loop *loop = t->loop;
+#ifdef UCO__ASAN
+	__sanitizer_finish_switch_fiber(NULL, &loop->asan_sched_bottom,
+	                                &loop->asan_sched_size);
+#endif
+	void *value = t->fn(t->arg);
+	t->value = value;
+	uco__coro_exit(loop, t);
+}
+
+/* Switch from the scheduler into t, until t parks or ends. */
+static void enter(uco_loop *loop, uco_task *t)
+{
+	loop->current = t;
+	t->run_state = UCO__RUNNING;
+	loop->stats.switches += 2; /* in, and back out */
+#ifdef UCO__ASAN
+	__sanitizer_start_switch_fiber(&loop->asan_fake_stack, t->stack.base,
+	                               t->stack.size);
+#endif
+	uco__switch(&loop->sched_sp, t->sp);
+#ifdef UCO__ASAN
+	__sanitizer_finish_switch_fiber(loop->asan_fake_stack, NULL, NULL);
+#endif
+	loop->current = NULL;
+}
+
+void uco__coro_start(uco_loop *loop, uco_task *t)
+{
+	t->sp = uco__context_init(t->stack.base + t->stack.size, task_entry, t);
+	enter(loop, t);
+}
+
+void uco__coro_resume(uco_loop *loop, uco_task *t)
+{
+	enter(loop, t);
+}
+
+void uco__coro_park(uco_loop *loop, uco_task *t)
+{
+#ifdef UCO__ASAN
+	__sanitizer_start_switch_fiber(&t->asan_fake_stack, loop->asan_sched_bottom,
+	                               loop->asan_sched_size);
+#endif
+	uco__switch(&t->sp, loop->sched_sp);
+#ifdef UCO__ASAN
+	__sanitizer_finish_switch_fiber(t->asan_fake_stack, &loop->asan_sched_bottom,
+	                                &loop->asan_sched_size);
+#endif
+}
+
+void uco__coro_exit(uco_loop *loop, uco_task *t)
+{
+	t->run_state = UCO__FINISHED;
+#ifdef UCO__ASAN
+	/* NULL: this fiber is gone, ASan may drop its fake stack. */
+	__sanitizer_start_switch_fiber(NULL, loop->asan_sched_bottom,
+	                               loop->asan_sched_size);
+#endif
+	uco__switch(&t->sp, loop->sched_sp);
+	__builtin_unreachable();
+}

@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the files of lib/ share.  Nothing here is public: `uco__` names are
+ * hidden from the shared library.
+ */
+#ifndef UCO_INTERNAL_H
+#define UCO_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <liburing.h>
+
+#include "uco.h"
+#include "arch/switch.h"
+
+#define UCO__CONTAINER_OF(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UCO__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UCO__ASAN 1
+#endif
+#endif
+
+/* ------------------------------------------------------------ stacks */
+
+/* A coroutine stack: [base, base + size) is usable, a guard page sits just
+ * below base. */
+struct uco__stack {
+	char *base;
+	size_t size;
+};
+
+struct uco__stack_pool {
+	size_t stack_size;   /* usable bytes of every pooled stack */
+	size_t keep_warm;    /* warm stacks never trimmed */
+	/* Free stacks: free[0, ncold) have had their memory given back,
+	 * free[ncold, nfree) are warm.  Taking and giving happen at the top,
+	 * so the bottom of the warm part is the longest unused. */
+	char **free;
+	size_t nfree, ncold, cap;
+	size_t warm_low;     /* fewest warm stacks since the last trim */
+	/* Every slab mapped, to unmap them at the end. */
+	struct uco__slab { char *addr; size_t len; } *slabs;
+	size_t nslabs, slabs_cap;
+	bool guard_madvise;  /* MADV_GUARD_INSTALL works here */
+	uint64_t mapped, trimmed;
+};
+
+int uco__stack_pool_init(struct uco__stack_pool *pool, size_t stack_size,
+                         size_t keep_warm);
+void uco__stack_pool_destroy(struct uco__stack_pool *pool);
+int uco__stack_pool_get(struct uco__stack_pool *pool, struct uco__stack *out);
+void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s);
+size_t uco__stack_pool_trim(struct uco__stack_pool *pool);
+/* A stack of its own size, outside the pool. */
+int uco__stack_map(size_t size, bool guard_madvise, struct uco__stack *out);
+void uco__stack_unmap(const struct uco__stack *s);
+size_t uco__page_size(void);
+
+/* ------------------------------------------------------------ waiting */
+
+/* An intrusive FIFO of tasks waiting for one thing (a timer bucket, a task
+ * to finish).  A task waits for at most one thing at a time, through the
+ * links in its `wait` member. */
+struct uco__waitq {
+	uco_task *head, *tail;
+};
+
+struct uco__wait {
+	uco_task *prev, *next;
+	struct uco__waitq *queue; /* NULL when not waiting */
+};
+
+void uco__waitq_push(struct uco__waitq *q, uco_task *t);
+void uco__waitq_remove(uco_task *t);
+uco_task *uco__waitq_pop(struct uco__waitq *q);
+
+/* A FIFO of runnable tasks, linked through task->next_ready. */
+struct uco__taskq {
+	uco_task *head, *tail;
+	size_t len;
+};
+
+/* ------------------------------------------------------------ completions */
+
+/* Every SQE uco submits carries a pointer to one of these as user_data; the
+ * reaper calls `complete` with the CQE.  user_data 0 means "no completion
+ * wanted". */
+struct uco__completion {
+	void (*complete)(uco_loop *loop, struct uco__completion *c,
+	                 const struct io_uring_cqe *cqe);
+};
+
+/* ------------------------------------------------------------ timers */
+
+struct uco__timer_bucket;
+
+struct uco__timers {
+	struct uco__timer_bucket **heads; /* hash of buckets by deadline */
+	unsigned mask;
+	size_t count;
+	struct uco__timer_bucket *last;   /* most recently used bucket */
+};
+
+int uco__timers_init(struct uco__timers *tm);
+void uco__timers_destroy(struct uco__timers *tm);
+
+/* ------------------------------------------------------------ tasks */
+
+struct uco__done_cb {
+	struct uco__done_cb *next;
+	uco_done_cb fn;
+	void *user;
+};
+
+enum uco__run_state {
+	UCO__NEW,       /* spawned, never run */
+	UCO__READY,     /* in the run queue */
+	UCO__RUNNING,
+	UCO__PARKED,    /* suspended, waiting for something */
+	UCO__FINISHED,  /* the coroutine has ended; its stack is gone */
+};
+
+struct uco_task {
+	uco_task *next_ready;     /* run queue link (first: hot) */
+	void *sp;                 /* saved stack pointer while suspended */
+	uco_loop *loop;           /* NULL once the loop is closed */
+	uint8_t run_state;        /* enum uco__run_state */
+	uint8_t state;            /* uco_task_state */
+	bool pooled_stack;
+	bool in_cb_queue;
+	int error;                /* the failure code, when FAILED/CANCELLED */
+	int wake_result;          /* what the thing waited for reports */
+	int fail_pending;         /* set by uco_fail(), read at return */
+	uint32_t refs;
+	uco_fn fn;
+	void *arg;
+	void *value;
+	struct uco__stack stack;
+	struct uco__wait wait;    /* what this task waits for */
+	uco_task *awaiting;       /* the task it awaits, for cycle checks */
+	struct uco__waitq awaiters; /* tasks awaiting this one */
+	struct uco__done_cb *cb_head, **cb_tail;
+	uco_task *cb_next;        /* callback queue link */
+	uco_task *all_prev, *all_next; /* every task the loop knows */
+#ifdef UCO__ASAN
+	void *asan_fake_stack;
+#endif
+};
+
+/* ------------------------------------------------------------ the loop */
+
+struct uco_loop {
+	struct io_uring ring;
+	const void *owner;        /* thread token of the creating thread */
+	uco_task *current;        /* the task running now, or NULL */
+	void *sched_sp;           /* the scheduler's context while a task runs */
+	struct uco__taskq ready;
+	uco_task *cb_head, *cb_tail; /* finished tasks with callbacks to run */
+	uco_task *all_tasks;
+	struct uco__stack_pool pool;
+	struct uco__timers timers;
+	uint64_t live;            /* spawned and not finished */
+	uint64_t inflight;        /* SQEs whose final CQE is still due */
+	unsigned features;        /* UCO_RING_* */
+	bool running, stop_requested;
+	bool reaping;
+	int64_t next_trim;        /* uco_now() of the next pool trim */
+	uco_loop_stats stats;
+#ifdef UCO__ASAN
+	void *asan_fake_stack;
+	const void *asan_sched_bottom;
+	size_t asan_sched_size;
+#endif
+};
+
+/* The token of the calling thread (the address of a thread-local). */
+const void *uco__thread_token(void);
+
+/* ring.c */
+int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags);
+void uco__ring_exit(uco_loop *loop);
+/* An SQE whose CQE will be handed to `c` (NULL: none expected).  When the
+ * SQ is full the pending SQEs are submitted first, so an operation is never
+ * dropped.  NULL only if the kernel keeps refusing (-EBUSY/-ENOMEM). */
+struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c);
+/* Submit what is pending; wait for at least one CQE if `wait` (up to
+ * timeout_ns when >= 0), then hand every available CQE to its completion. */
+int uco__ring_turn(uco_loop *loop, bool wait, int64_t timeout_ns);
+
+/* coro.c: switching between the scheduler and tasks */
+void uco__coro_start(uco_loop *loop, uco_task *t);
+void uco__coro_resume(uco_loop *loop, uco_task *t);
+void uco__coro_park(uco_loop *loop, uco_task *t);
+__attribute__((noreturn)) void uco__coro_exit(uco_loop *loop, uco_task *t);
+
+/* task.c */
+void uco__task_finish(uco_loop *loop, uco_task *t);
+void uco__run_callbacks(uco_loop *loop);
+void uco__task_unref(uco_task *t);
+
+/* loop.c */
+void uco__ready_push(uco_loop *loop, uco_task *t);
+void uco__wake(uco_loop *loop, uco_task *t, int result);
+/* Suspend the current task until uco__wake(); returns the wake result. */
+int uco__park(uco_loop *loop, uco_task *t);
+/* The running task of this thread, and its loop. */
+uco_task *uco__self(void);
+
+#endif

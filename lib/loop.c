@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The loop: a run queue of ready tasks, the done-callback queue, and one
+ * ring turn (submit everything, wait if idle, reap everything) per turn.
+ *
+ * One turn:
+ *   1. run the tasks that were ready when the turn began (tasks made ready
+ *      meanwhile wait for the next turn, so a yielding task cannot starve
+ *      the reaper);
+ *   2. run the done-callbacks queued so far;
+ *   3. submit every SQE prepared in 1 and 2 in one system call, and block in
+ *      that same call when nothing is runnable; then reap every CQE.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The loop running on this thread; the only global state uco keeps. */
+static __thread uco_loop *tls_running;
+static __thread char tls_token;
+
+#define TRIM_PERIOD_NS UCO_NS_PER_S
+
+const void *uco__thread_token(void)
+{
+	return &tls_token;
+}
+
+uco_loop *uco_loop_current(void)
+{
+	return tls_running;
+}
+
+uco_task *uco__self(void)
+{
+	return tls_running ? tls_running->current : NULL;
+}
+
+/* ------------------------------------------------------------ queues */
+
+void uco__ready_push(uco_loop *loop, uco_task *t)
+{
+	t->next_ready = NULL;
+	if (loop->ready.tail)
+		loop->ready.tail->next_ready = t;
+	else
+		loop->ready.head = t;
+	loop->ready.tail = t;
+	loop->ready.len++;
+}
+
+static uco_task *ready_pop(uco_loop *loop)
+{
+	uco_task *t = loop->ready.head;
+	loop->ready.head = t->next_ready;
+	if (!loop->ready.head)
+		loop->ready.tail = NULL;
+	loop->ready.len--;
+	return t;
+}
+
+void uco__waitq_push(struct uco__waitq *q, uco_task *t)
+{
+	t->wait.queue = q;
+	t->wait.next = NULL;
+	t->wait.prev = q->tail;
+	if (q->tail)
+		q->tail->wait.next = t;
+	else
+		q->head = t;
+	q->tail = t;
+}
+
+void uco__waitq_remove(uco_task *t)
+{
+	struct uco__waitq *q = t->wait.queue;
+	if (!q)
+		return;
+	if (t->wait.prev)
+		t->wait.prev->wait.next = t->wait.next;
+	else
+		q->head = t->wait.next;
+	if (t->wait.next)
+		t->wait.next->wait.prev = t->wait.prev;
+	else
+		q->tail = t->wait.prev;
+	t->wait = (struct uco__wait){ NULL, NULL, NULL };
+}
+
+uco_task *uco__waitq_pop(struct uco__waitq *q)
+{
+	uco_task *t = q->head;
+	if (t)
+		uco__waitq_remove(t);
+	return t;
+}
+
+/* ------------------------------------------------------------ park / wake */
+
+void uco__wake(uco_loop *loop, uco_task *t, int result)
+{
+	t->wake_result = result;
+	t->run_state = UCO__READY;
+	uco__ready_push(loop, t);
+}
+
+int uco__park(uco_loop *loop, uco_task *t)
+{
+	t->run_state = UCO__PARKED;
+	uco__coro_park(loop, t);
+	return t->wake_result;
+}
+
+int uco_yield(void)
+{
+	uco_task *self = uco__self();
+	if (!self)
+		return -EPERM;
+	uco__wake(self->loop, self, 0);
+	uco__coro_park(self->loop, self);
+	return 0;
+}
+
+/* ------------------------------------------------------------ create */
+
+int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
+{
+	static const uco_loop_opts defaults;
+	if (!out)
+		return -EINVAL;
+	if (!opts)
+		opts = &defaults;
+	for (size_t i = 0; i < sizeof opts->reserved_ / sizeof opts->reserved_[0]; i++)
+		if (opts->reserved_[i])
+			return -EINVAL;
+	if (opts->flags & ~UCO_LOOP_PLAIN_RING)
+		return -EINVAL;
+
+	size_t page = uco__page_size();
+	size_t stack_size = opts->stack_size ? opts->stack_size : UCO_STACK_SIZE_DEFAULT;
+	if (stack_size < UCO_STACK_SIZE_MIN || stack_size > ((size_t)1 << 40))
+		return -EINVAL;
+	stack_size = (stack_size + page - 1) & ~(page - 1);
+	unsigned entries = opts->ring_entries ? opts->ring_entries : 1024;
+	if (entries > 32768)
+		return -EINVAL;
+
+	uco_loop *loop = calloc(1, sizeof *loop);
+	if (!loop)
+		return -ENOMEM;
+	int err = uco__ring_init(loop, entries, opts->flags);
+	if (err)
+		goto fail_free;
+	err = uco__timers_init(&loop->timers);
+	if (err)
+		goto fail_ring;
+	uco__stack_pool_init(&loop->pool, stack_size,
+	                     opts->stack_keep_warm ? opts->stack_keep_warm : 64);
+	if (loop->pool.guard_madvise)
+		loop->features |= UCO_RING_GUARD_MADVISE;
+	loop->owner = uco__thread_token();
+	loop->next_trim = uco_now() + TRIM_PERIOD_NS;
+	*out = loop;
+	return 0;
+
+fail_ring:
+	uco__ring_exit(loop);
+fail_free:
+	free(loop);
+	return err;
+}
+
+/* Is io_uring switched off by the sysctl (and to what)?  -1: can't tell. */
+static int io_uring_disabled_sysctl(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "re");
+	int v = -1;
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+const char *uco_loop_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case -ENOSYS:
+		return "io_uring is not available: the kernel is older than 5.1, "
+		       "was built without CONFIG_IO_URING, or a seccomp filter "
+		       "answers io_uring_setup with ENOSYS";
+	case -EPERM:
+		switch (io_uring_disabled_sysctl()) {
+		case 2:
+			return "io_uring is disabled on this machine: sysctl "
+			       "kernel.io_uring_disabled=2 (set it to 0 to allow it)";
+		case 1:
+			return "io_uring is restricted: sysctl kernel.io_uring_disabled=1 "
+			       "allows it only to members of kernel.io_uring_group";
+		default:
+			return "io_uring_setup was refused with EPERM although the "
+			       "kernel.io_uring_disabled sysctl allows it: a seccomp "
+			       "filter blocks it (Docker's default profile does; run "
+			       "with a profile that allows io_uring_setup, "
+			       "io_uring_enter and io_uring_register)";
+		}
+	case -ENOMEM:
+		return "not enough memory for the ring, or RLIMIT_MEMLOCK too small "
+		       "(kernels before 5.12 charge rings to it: raise ulimit -l)";
+	case -EINVAL:
+		return "invalid loop options, or the kernel rejected every ring "
+		       "configuration uco knows (kernel too old?)";
+	case -EMFILE:
+	case -ENFILE:
+		return "no file descriptor left for the ring";
+	default:
+		return "io_uring set-up failed";
+	}
+}
+
+/* ------------------------------------------------------------ running */
+
+enum turn_result { TURN_OK = 0, TURN_NOTHING_TO_WAIT_FOR = 1 };
+
+static void run_ready(uco_loop *loop)
+{
+	for (size_t n = loop->ready.len; n > 0; n--) {
+		uco_task *t = ready_pop(loop);
+		if (t->run_state == UCO__NEW)
+			uco__coro_start(loop, t);
+		else
+			uco__coro_resume(loop, t);
+		if (t->run_state == UCO__FINISHED)
+			uco__task_finish(loop, t);
+	}
+}
+
+/* Give idle warm stacks back, at most once per TRIM_PERIOD_NS.  Returns how
+ * long the loop may block before the next trim is due (-1: forever). */
+static int64_t maybe_trim(uco_loop *loop)
+{
+	struct uco__stack_pool *pool = &loop->pool;
+	if (pool->nfree - pool->ncold <= pool->keep_warm)
+		return -1;
+	int64_t now = uco_now();
+	if (now >= loop->next_trim) {
+		uco__stack_pool_trim(pool);
+		loop->next_trim = now + TRIM_PERIOD_NS;
+	}
+	return pool->nfree - pool->ncold > pool->keep_warm ? loop->next_trim - now : -1;
+}
+
+static int turn(uco_loop *loop)
+{
+	run_ready(loop);
+	uco__run_callbacks(loop);
+
+	bool idle = loop->ready.len == 0 && !loop->cb_head;
+	bool wait = idle && !loop->stop_requested;
+	if (wait && loop->inflight == 0 && io_uring_sq_ready(&loop->ring) == 0)
+		return TURN_NOTHING_TO_WAIT_FOR;
+	int64_t timeout = wait ? maybe_trim(loop) : -1;
+	return uco__ring_turn(loop, wait, timeout);
+}
+
+static bool has_work(const uco_loop *loop)
+{
+	return loop->live || loop->cb_head || loop->ready.len;
+}
+
+static int enter_running(uco_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	if (loop->owner != uco__thread_token())
+		return -EPERM;
+	if (tls_running)
+		return -EBUSY;
+	tls_running = loop;
+	loop->running = true;
+	return 0;
+}
+
+static void leave_running(uco_loop *loop)
+{
+	/* A stop is consumed by the run it ended (or that found no work). */
+	loop->stop_requested = false;
+	loop->running = false;
+	tls_running = NULL;
+}
+
+int uco_loop_run(uco_loop *loop)
+{
+	int ret = enter_running(loop);
+	if (ret)
+		return ret;
+	while (has_work(loop)) {
+		int r = turn(loop);
+		if (r < 0) {
+			ret = r;
+			break;
+		}
+		if (loop->stop_requested) {
+			loop->stop_requested = false;
+			ret = has_work(loop) ? 1 : 0;
+			break;
+		}
+		if (r == TURN_NOTHING_TO_WAIT_FOR && loop->live &&
+		    !loop->ready.len && !loop->cb_head) {
+			/* Tasks are left, all waiting for each other. */
+			ret = -EDEADLK;
+			break;
+		}
+	}
+	leave_running(loop);
+	return ret;
+}
+
+int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value)
+{
+	if (!task)
+		return -EINVAL;
+	if (loop && task->loop != loop)
+		return task->loop ? -EXDEV : -ESHUTDOWN;
+	int ret = enter_running(loop);
+	if (ret)
+		return ret;
+	/* A done-callback may release the caller's last reference. */
+	task->refs++;
+	while (task->state == UCO_TASK_PENDING || task->in_cb_queue) {
+		int r = turn(loop);
+		if (r < 0) {
+			ret = r;
+			break;
+		}
+		if (task->state != UCO_TASK_PENDING && !task->in_cb_queue)
+			break;
+		if (loop->stop_requested) {
+			loop->stop_requested = false;
+			ret = -EINTR;
+			break;
+		}
+		if (r == TURN_NOTHING_TO_WAIT_FOR && !loop->ready.len && !loop->cb_head) {
+			ret = -EDEADLK;
+			break;
+		}
+	}
+	if (ret == 0)
+		ret = uco_task_result(task, value);
+	uco__task_unref(task);
+	leave_running(loop);
+	return ret;
+}
+
+int uco_loop_stop(uco_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	loop->stop_requested = true;
+	return 0;
+}
+
+int uco_loop_close(uco_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	if (loop->owner != uco__thread_token())
+		return -EPERM;
+	if (loop->running || has_work(loop))
+		return -EBUSY;
+	/* Handles the user still holds outlive the loop, detached from it. */
+	for (uco_task *t = loop->all_tasks, *next; t; t = next) {
+		next = t->all_next;
+		t->loop = NULL;
+		t->all_prev = t->all_next = NULL;
+	}
+	/* Tear the ring down first: the kernel then holds no SQE that points
+	 * at memory freed below. */
+	uco__ring_exit(loop);
+	uco__timers_destroy(&loop->timers);
+	uco__stack_pool_destroy(&loop->pool);
+	free(loop);
+	return 0;
+}
+
+int uco_loop_trim(uco_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	struct uco__stack_pool *pool = &loop->pool;
+	pool->warm_low = pool->nfree - pool->ncold; /* all idle stacks count */
+	return (int)uco__stack_pool_trim(pool);
+}
+
+int uco_loop_stats_get(const uco_loop *loop, uco_loop_stats *out)
+{
+	if (!loop || !out)
+		return -EINVAL;
+	*out = loop->stats;
+	out->stacks_mapped = loop->pool.mapped;
+	out->stacks_trimmed = loop->pool.trimmed;
+	out->tasks_live_now = loop->live;
+	out->ready_now = loop->ready.len;
+	return 0;
+}
+
+unsigned uco_loop_features(const uco_loop *loop)
+{
+	return loop ? loop->features : 0;
+}

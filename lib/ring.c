@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ring: set-up with the best flags the kernel accepts, SQE acquisition
+ * that never drops an operation, one submit per loop turn, and the reaper.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Tried in order; -EINVAL means "this kernel lacks a flag", so take the
+ * next, simpler set (liburing's src/setup.c, Photon and helio do the same). */
+static const struct ring_variant {
+	unsigned setup_flags;
+	unsigned features;
+} variants[] = {
+	{ IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, /* 6.1 */
+	  UCO_RING_SINGLE_ISSUER | UCO_RING_DEFER_TASKRUN },
+	{ IORING_SETUP_COOP_TASKRUN, UCO_RING_COOP_TASKRUN }, /* 5.19 */
+	{ 0, 0 },
+};
+
+int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags)
+{
+	int err = -EINVAL;
+	size_t first = (flags & UCO_LOOP_PLAIN_RING) ? 2 : 0;
+
+	for (size_t i = first; i < sizeof variants / sizeof variants[0]; i++) {
+		struct io_uring_params p;
+		memset(&p, 0, sizeof p);
+		/* A CQ much larger than the SQ: completions of operations
+		 * submitted over many turns must fit (libuv #4598). */
+		p.flags = variants[i].setup_flags | IORING_SETUP_CQSIZE;
+		p.cq_entries = entries * 8;
+		err = io_uring_queue_init_params(entries, &loop->ring, &p);
+		if (err == -EINVAL) {
+			/* CQSIZE itself is 5.5+: try once more without it. */
+			memset(&p, 0, sizeof p);
+			p.flags = variants[i].setup_flags;
+			err = io_uring_queue_init_params(entries, &loop->ring, &p);
+		}
+		if (err == -EINVAL)
+			continue;
+		if (err)
+			return err;
+		loop->features |= variants[i].features;
+		/* Saves an fd lookup per io_uring_enter; 5.18+, optional. */
+		io_uring_register_ring_fd(&loop->ring);
+		return 0;
+	}
+	return err;
+}
+
+void uco__ring_exit(uco_loop *loop)
+{
+	io_uring_queue_exit(&loop->ring);
+}
+
+/* Hand one CQE to its completion. */
+static void dispatch(uco_loop *loop, const struct io_uring_cqe *cqe)
+{
+	uint64_t data = cqe->user_data;
+	/* 0: fire-and-forget SQEs; LIBURING_UDATA_TIMEOUT: the timeout SQE
+	 * liburing itself adds to a timed wait on kernels without EXT_ARG. */
+	if (data == 0 || data == LIBURING_UDATA_TIMEOUT)
+		return;
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		loop->inflight--;
+	struct uco__completion *c = (struct uco__completion *)(uintptr_t)data;
+	c->complete(loop, c, cqe);
+}
+
+static unsigned reap(uco_loop *loop)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	loop->reaping = true;
+	io_uring_for_each_cqe(&loop->ring, head, cqe) {
+		dispatch(loop, cqe);
+		n++;
+	}
+	io_uring_cq_advance(&loop->ring, n);
+	loop->reaping = false;
+	loop->stats.cqes_reaped += n;
+	return n;
+}
+
+/* Count one io_uring_enter and the SQEs it consumed: the kernel moves the
+ * SQ head past what it took, whatever the call returned. */
+static void count_submit(uco_loop *loop, unsigned pending)
+{
+	unsigned left = io_uring_sq_ready(&loop->ring);
+	loop->stats.submit_calls++;
+	if (left < pending)
+		loop->stats.sqes_submitted += pending - left;
+}
+
+/* Push what is in the SQ to the kernel without waiting.  -EBUSY means the
+ * kernel holds overflowed completions it cannot post: reap and retry. */
+static int submit_pending(uco_loop *loop)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		unsigned pending = io_uring_sq_ready(&loop->ring);
+		int ret = io_uring_submit(&loop->ring);
+		count_submit(loop, pending);
+		if (ret >= 0 || ret == -EINTR)
+			return 0;
+		if ((ret != -EBUSY && ret != -EAGAIN) || loop->reaping)
+			return ret;
+		io_uring_get_events(&loop->ring);
+		reap(loop);
+	}
+	return -EBUSY;
+}
+
+struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
+	if (!sqe) {
+		/* The SQ is full: hand it to the kernel, then take the SQE
+		 * again, so that no operation is ever dropped. */
+		if (submit_pending(loop) < 0)
+			return NULL;
+		sqe = io_uring_get_sqe(&loop->ring);
+		if (!sqe)
+			return NULL;
+	}
+	io_uring_sqe_set_data(sqe, c);
+	if (c)
+		loop->inflight++;
+	return sqe;
+}
+
+int uco__ring_turn(uco_loop *loop, bool wait, int64_t timeout_ns)
+{
+	struct io_uring *ring = &loop->ring;
+	unsigned pending = io_uring_sq_ready(ring);
+	int ret = 0;
+
+	if (wait) {
+		struct io_uring_cqe *cqe;
+		if (timeout_ns >= 0) {
+			struct __kernel_timespec ts = {
+				.tv_sec = timeout_ns / UCO_NS_PER_S,
+				.tv_nsec = timeout_ns % UCO_NS_PER_S,
+			};
+			ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+		} else {
+			ret = io_uring_submit_and_wait(ring, 1);
+		}
+		count_submit(loop, pending);
+	} else if (pending || ((loop->features & UCO_RING_DEFER_TASKRUN) && loop->inflight)) {
+		/* With DEFER_TASKRUN, completions are only posted when we ask
+		 * for events: do it in the same call as the submit. */
+		ret = (loop->features & UCO_RING_DEFER_TASKRUN)
+		      ? io_uring_submit_and_get_events(ring)
+		      : io_uring_submit(ring);
+		count_submit(loop, pending);
+	}
+	/* Interrupted or timed out waits are normal; what was submitted was
+	 * counted, and whatever completed is reaped below. */
+	if (ret == -EINTR || ret == -ETIME)
+		ret = 0;
+	if (ret == -EBUSY || ret == -EAGAIN)
+		ret = 0; /* the reap below makes room; the next turn retries */
+	reap(loop);
+	return ret < 0 ? ret : 0;
+}

@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tasks: asyncio's Task and Future in one object.
+ *
+ * Ownership: a task is reference counted.  uco_spawn() gives one reference
+ * to the caller (none when detached) and the loop holds one from spawn until
+ * the coroutine has ended and its done-callbacks have run.  The stack is
+ * given back as soon as the coroutine ends; only the small task object lives
+ * on while someone holds a reference, to read the state and the value.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void all_tasks_link(uco_loop *loop, uco_task *t)
+{
+	t->all_prev = NULL;
+	t->all_next = loop->all_tasks;
+	if (loop->all_tasks)
+		loop->all_tasks->all_prev = t;
+	loop->all_tasks = t;
+}
+
+static void all_tasks_unlink(uco_loop *loop, uco_task *t)
+{
+	if (t->all_prev)
+		t->all_prev->all_next = t->all_next;
+	else
+		loop->all_tasks = t->all_next;
+	if (t->all_next)
+		t->all_next->all_prev = t->all_prev;
+}
+
+int uco_spawn_sized(uco_loop *loop, uco_task **out, uco_fn fn, void *arg,
+                    size_t stack_size)
+{
+	if (!loop)
+		loop = uco_loop_current();
+	if (!loop || !fn)
+		return -EINVAL;
+	if (loop->owner != uco__thread_token())
+		return -EPERM;
+	size_t page = uco__page_size();
+	if (stack_size) {
+		if (stack_size < UCO_STACK_SIZE_MIN || stack_size > ((size_t)1 << 40))
+			return -EINVAL;
+		stack_size = (stack_size + page - 1) & ~(page - 1);
+	}
+
+	uco_task *t = malloc(sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	memset(t, 0, sizeof *t);
+
+	int err;
+	if (!stack_size || stack_size == loop->pool.stack_size) {
+		err = uco__stack_pool_get(&loop->pool, &t->stack);
+		t->pooled_stack = true;
+	} else {
+		err = uco__stack_map(stack_size, loop->pool.guard_madvise, &t->stack);
+	}
+	if (err) {
+		free(t);
+		return err;
+	}
+
+	t->loop = loop;
+	t->fn = fn;
+	t->arg = arg;
+	t->state = UCO_TASK_PENDING;
+	t->refs = out ? 2 : 1;
+	t->cb_tail = &t->cb_head;
+	all_tasks_link(loop, t);
+	loop->live++;
+	loop->stats.tasks_spawned++;
+	/* First run on a later turn, never inside spawn: the caller may be a
+	 * coroutine that goes on before the new task (asyncio's rule). */
+	t->run_state = UCO__NEW;
+	uco__ready_push(loop, t);
+	if (out)
+		*out = t;
+	return 0;
+}
+
+int uco_spawn(uco_loop *loop, uco_task **out, uco_fn fn, void *arg)
+{
+	return uco_spawn_sized(loop, out, fn, arg, 0);
+}
+
+void *uco_fail(int err)
+{
+	uco_task *self = uco__self();
+	if (self)
+		self->fail_pending = err < 0 ? err : -EINVAL;
+	return NULL;
+}
+
+int uco_task_state_get(const uco_task *task)
+{
+	return task ? task->state : -EINVAL;
+}
+
+int uco_task_result(const uco_task *task, void **value)
+{
+	if (!task)
+		return -EINVAL;
+	switch (task->state) {
+	case UCO_TASK_DONE:
+		if (value)
+			*value = task->value;
+		return 0;
+	case UCO_TASK_FAILED:
+	case UCO_TASK_CANCELLED:
+		return task->error;
+	default:
+		return -EAGAIN;
+	}
+}
+
+uco_task *uco_task_retain(uco_task *task)
+{
+	if (task)
+		task->refs++;
+	return task;
+}
+
+void uco__task_unref(uco_task *t)
+{
+	if (--t->refs)
+		return;
+	if (t->loop)
+		all_tasks_unlink(t->loop, t);
+	free(t);
+}
+
+void uco_task_release(uco_task *task)
+{
+	if (task)
+		uco__task_unref(task);
+}
+
+uco_task *uco_task_current(void)
+{
+	return uco__self();
+}
+
+/* Put a finished task on the loop's callback queue (holding a reference
+ * for the queue), unless it is there already. */
+static void queue_callbacks(uco_loop *loop, uco_task *t)
+{
+	if (t->in_cb_queue)
+		return;
+	t->in_cb_queue = true;
+	t->refs++;
+	t->cb_next = NULL;
+	if (loop->cb_tail)
+		loop->cb_tail->cb_next = t;
+	else
+		loop->cb_head = t;
+	loop->cb_tail = t;
+}
+
+/* Called by the scheduler once the coroutine has switched away for the
+ * last time: nothing runs on its stack any more. */
+void uco__task_finish(uco_loop *loop, uco_task *t)
+{
+	if (t->fail_pending) {
+		t->state = UCO_TASK_FAILED;
+		t->error = t->fail_pending;
+		t->value = NULL;
+	} else {
+		t->state = UCO_TASK_DONE;
+	}
+	if (t->pooled_stack)
+		uco__stack_pool_put(&loop->pool, &t->stack);
+	else
+		uco__stack_unmap(&t->stack);
+	t->stack = (struct uco__stack){ NULL, 0 };
+	loop->live--;
+
+	uco_task *w;
+	while ((w = uco__waitq_pop(&t->awaiters)))
+		uco__wake(loop, w, 0);
+	if (t->cb_head)
+		queue_callbacks(loop, t);
+	uco__task_unref(t); /* the loop's reference */
+}
+
+/* Run the callbacks of the tasks queued so far; callbacks queued while
+ * these run wait for the next turn. */
+void uco__run_callbacks(uco_loop *loop)
+{
+	uco_task *t = loop->cb_head;
+	loop->cb_head = loop->cb_tail = NULL;
+	while (t) {
+		uco_task *next = t->cb_next;
+		struct uco__done_cb *cb = t->cb_head;
+		t->cb_head = NULL;
+		t->cb_tail = &t->cb_head;
+		t->in_cb_queue = false;
+		while (cb) {
+			struct uco__done_cb *cb_next = cb->next;
+			cb->fn(t, cb->user);
+			free(cb);
+			cb = cb_next;
+		}
+		uco__task_unref(t); /* the queue's reference */
+		t = next;
+	}
+}
+
+int uco_task_add_done_callback(uco_task *task, uco_done_cb cb, void *user)
+{
+	if (!task || !cb)
+		return -EINVAL;
+	if (!task->loop)
+		return -ESHUTDOWN;
+	struct uco__done_cb *node = malloc(sizeof *node);
+	if (!node)
+		return -ENOMEM;
+	*node = (struct uco__done_cb){ NULL, cb, user };
+	*task->cb_tail = node;
+	task->cb_tail = &node->next;
+	if (task->state != UCO_TASK_PENDING)
+		queue_callbacks(task->loop, task);
+	return 0;
+}
+
+/* Would `self` waiting for `target` close a cycle of awaits? */
+static bool awaits_self(const uco_task *self, const uco_task *target)
+{
+	for (const uco_task *t = target; t; t = t->awaiting)
+		if (t == self)
+			return true;
+	return false;
+}
+
+int uco_await(uco_task *task, void **value)
+{
+	if (!task)
+		return -EINVAL;
+	uco_task *self = uco__self();
+	if (!self)
+		return -EPERM;
+	if (awaits_self(self, task))
+		return -EDEADLK;
+	if (task->loop != self->loop)
+		return -EXDEV;
+	if (task->state == UCO_TASK_PENDING) {
+		/* Hold the task: a callback may release its last handle
+		 * before this coroutine runs again. */
+		task->refs++;
+		self->awaiting = task;
+		uco__waitq_push(&task->awaiters, self);
+		uco__park(self->loop, self);
+		self->awaiting = NULL;
+		int ret = uco_task_result(task, value);
+		uco__task_unref(task);
+		return ret;
+	}
+	return uco_task_result(task, value);
+}
