@@ -133,7 +133,7 @@ struct uco_task {
 	uint8_t run_state;        /* enum uco__run_state */
 	uint8_t state;            /* uco_task_state */
 	bool pooled_stack;
-	bool in_cb_queue;
+	bool in_cb_queue;         /* finished, in the run queue for callbacks */
 	int error;                /* the failure code, when FAILED/CANCELLED */
 	int wake_result;          /* what the thing waited for reports */
 	int fail_pending;         /* set by uco_fail(), read at return */
@@ -146,7 +146,6 @@ struct uco_task {
 	uco_task *awaiting;       /* the task it awaits, for cycle checks */
 	struct uco__waitq awaiters; /* tasks awaiting this one */
 	struct uco__done_cb *cb_head, **cb_tail;
-	uco_task *cb_next;        /* callback queue link */
 	uco_task *all_prev, *all_next; /* every task the loop knows */
 #ifdef UCO__ASAN
 	void *asan_fake_stack;
@@ -160,8 +159,9 @@ struct uco_loop {
 	const void *owner;        /* thread token of the creating thread */
 	uco_task *current;        /* the task running now, or NULL */
 	void *sched_sp;           /* the scheduler's context while a task runs */
+	/* One FIFO, as asyncio's ready queue: a pending task in it is resumed,
+	 * a finished one has its done-callbacks run. */
 	struct uco__taskq ready;
-	uco_task *cb_head, *cb_tail; /* finished tasks with callbacks to run */
 	uco_task *all_tasks;
 	struct uco__stack_pool pool;
 	struct uco__timers timers;
@@ -201,7 +201,7 @@ __attribute__((noreturn)) void uco__coro_exit(uco_loop *loop, uco_task *t);
 
 /* task.c */
 void uco__task_finish(uco_loop *loop, uco_task *t);
-void uco__run_callbacks(uco_loop *loop);
+void uco__run_callbacks(uco_task *t);
 void uco__task_unref(uco_task *t);
 
 /* loop.c */

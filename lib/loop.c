@@ -4,12 +4,12 @@
  * ring turn (submit everything, wait if idle, reap everything) per turn.
  *
  * One turn:
- *   1. run the tasks that were ready when the turn began (tasks made ready
- *      meanwhile wait for the next turn, so a yielding task cannot starve
- *      the reaper);
- *   2. run the done-callbacks queued so far;
- *   3. submit every SQE prepared in 1 and 2 in one system call, and block in
- *      that same call when nothing is runnable; then reap every CQE.
+ *   1. run what was ready when the turn began: tasks to resume, and
+ *      finished tasks whose done-callbacks are due, in FIFO order as in
+ *      asyncio's ready queue.  What becomes ready meanwhile waits for the
+ *      next turn, so a yielding task cannot starve the reaper;
+ *   2. submit every SQE prepared in 1 in one system call, blocking in that
+ *      same call when nothing is runnable; then reap every CQE.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -232,6 +232,10 @@ static void run_ready(uco_loop *loop)
 {
 	for (size_t n = loop->ready.len; n > 0; n--) {
 		uco_task *t = ready_pop(loop);
+		if (t->in_cb_queue) {
+			uco__run_callbacks(t);
+			continue;
+		}
 		if (t->run_state == UCO__NEW)
 			uco__coro_start(loop, t);
 		else
@@ -259,10 +263,8 @@ static int64_t maybe_trim(uco_loop *loop)
 static int turn(uco_loop *loop)
 {
 	run_ready(loop);
-	uco__run_callbacks(loop);
 
-	bool idle = loop->ready.len == 0 && !loop->cb_head;
-	bool wait = idle && !loop->stop_requested;
+	bool wait = loop->ready.len == 0 && !loop->stop_requested;
 	if (wait && loop->inflight == 0 && io_uring_sq_ready(&loop->ring) == 0)
 		return TURN_NOTHING_TO_WAIT_FOR;
 	int64_t timeout = wait ? maybe_trim(loop) : -1;
@@ -271,7 +273,7 @@ static int turn(uco_loop *loop)
 
 static bool has_work(const uco_loop *loop)
 {
-	return loop->live || loop->cb_head || loop->ready.len;
+	return loop->live || loop->ready.len;
 }
 
 static int enter_running(uco_loop *loop)
@@ -311,8 +313,7 @@ int uco_loop_run(uco_loop *loop)
 			ret = has_work(loop) ? 1 : 0;
 			break;
 		}
-		if (r == TURN_NOTHING_TO_WAIT_FOR && loop->live &&
-		    !loop->ready.len && !loop->cb_head) {
+		if (r == TURN_NOTHING_TO_WAIT_FOR && loop->live && !loop->ready.len) {
 			/* Tasks are left, all waiting for each other. */
 			ret = -EDEADLK;
 			break;
@@ -346,7 +347,7 @@ int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value)
 			ret = -EINTR;
 			break;
 		}
-		if (r == TURN_NOTHING_TO_WAIT_FOR && !loop->ready.len && !loop->cb_head) {
+		if (r == TURN_NOTHING_TO_WAIT_FOR && !loop->ready.len) {
 			ret = -EDEADLK;
 			break;
 		}

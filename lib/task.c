@@ -146,20 +146,15 @@ uco_task *uco_task_current(void)
 	return uco__self();
 }
 
-/* Put a finished task on the loop's callback queue (holding a reference
- * for the queue), unless it is there already. */
+/* Queue a finished task's done-callbacks behind what is already ready
+ * (asyncio's call_soon), holding a reference for the queue. */
 static void queue_callbacks(uco_loop *loop, uco_task *t)
 {
 	if (t->in_cb_queue)
 		return;
 	t->in_cb_queue = true;
 	t->refs++;
-	t->cb_next = NULL;
-	if (loop->cb_tail)
-		loop->cb_tail->cb_next = t;
-	else
-		loop->cb_head = t;
-	loop->cb_tail = t;
+	uco__ready_push(loop, t);
 }
 
 /* Called by the scheduler once the coroutine has switched away for the
@@ -188,27 +183,21 @@ void uco__task_finish(uco_loop *loop, uco_task *t)
 	uco__task_unref(t); /* the loop's reference */
 }
 
-/* Run the callbacks of the tasks queued so far; callbacks queued while
- * these run wait for the next turn. */
-void uco__run_callbacks(uco_loop *loop)
+/* Run the callbacks registered so far, in order.  Callbacks added while
+ * these run queue the task again, for a later turn. */
+void uco__run_callbacks(uco_task *t)
 {
-	uco_task *t = loop->cb_head;
-	loop->cb_head = loop->cb_tail = NULL;
-	while (t) {
-		uco_task *next = t->cb_next;
-		struct uco__done_cb *cb = t->cb_head;
-		t->cb_head = NULL;
-		t->cb_tail = &t->cb_head;
-		t->in_cb_queue = false;
-		while (cb) {
-			struct uco__done_cb *cb_next = cb->next;
-			cb->fn(t, cb->user);
-			free(cb);
-			cb = cb_next;
-		}
-		uco__task_unref(t); /* the queue's reference */
-		t = next;
+	struct uco__done_cb *cb = t->cb_head;
+	t->cb_head = NULL;
+	t->cb_tail = &t->cb_head;
+	t->in_cb_queue = false;
+	while (cb) {
+		struct uco__done_cb *next = cb->next;
+		cb->fn(t, cb->user);
+		free(cb);
+		cb = next;
 	}
+	uco__task_unref(t); /* the queue's reference */
 }
 
 int uco_task_add_done_callback(uco_task *task, uco_done_cb cb, void *user)

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared by the Criterion tests: a loop per test, made the way the
+ * UCO_TEST_RING environment variable asks ("plain": no optional ring
+ * flags), so every suite runs against each ring configuration. */
+#ifndef UCO_TEST_HELPERS_H
+#define UCO_TEST_HELPERS_H
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <uco.h>
+
+static inline uco_loop *test_loop_opts(uco_loop_opts *opts)
+{
+	uco_loop_opts defaults;
+	if (!opts) {
+		memset(&defaults, 0, sizeof defaults);
+		opts = &defaults;
+	}
+	const char *ring = getenv("UCO_TEST_RING");
+	if (ring && strcmp(ring, "plain") == 0)
+		opts->flags |= UCO_LOOP_PLAIN_RING;
+	uco_loop *loop = NULL;
+	int err = uco_loop_create(&loop, opts);
+	if (err == -ENOSYS || err == -EPERM)
+		cr_skip_test("io_uring unavailable here: %s", uco_loop_strerror(err));
+	cr_assert_eq(err, 0, "uco_loop_create: %d (%s)", err, uco_loop_strerror(err));
+	return loop;
+}
+
+static inline uco_loop *test_loop(void)
+{
+	return test_loop_opts(NULL);
+}
+
+static inline void test_close(uco_loop *loop)
+{
+	int err = uco_loop_close(loop);
+	cr_assert_eq(err, 0, "uco_loop_close: %d", err);
+}
+
+#define MS(n) ((int64_t)(n) * UCO_NS_PER_MS)
+
+/* An ordered log of events, to assert the order things happened in. */
+struct event_log {
+	char text[4096];
+};
+
+static inline void log_event(struct event_log *log, const char *event)
+{
+	size_t used = strlen(log->text);
+	snprintf(log->text + used, sizeof log->text - used, "%s%s", used ? "," : "", event);
+}
+
+#endif
