@@ -214,13 +214,16 @@ UCO_API uco_task *uco_task_current(void);
 /* CLOCK_MONOTONIC now, in nanoseconds (the clock every deadline uses). */
 UCO_API int64_t uco_now(void);
 
-/* Suspend the calling task for at least `ns` nanoseconds (never less; the
- * wake-up may come up to 1/32 of the duration, at most ~1 ms, later, so that
- * sleeps close together share one kernel timeout).  0 on wake-up, -EPERM
- * outside a coroutine, -EINVAL for ns < 0. */
+/* Suspend the calling task for at least `ns` nanoseconds, never less.  The
+ * kernel timer starts when the loop submits it at the end of the current
+ * turn, and sleeps of about the same length share one timer, so a sleep may
+ * end up to 1/32 of its length (1 ms at most) plus the rest of the turn
+ * late.  0 on wake-up; ns == 0 yields.  -EPERM outside a coroutine, -EINVAL
+ * for ns < 0, -ENOMEM/-EAGAIN if no timer could be set up (nothing waits). */
 UCO_API int uco_sleep(int64_t ns);
 
-/* Like uco_sleep() until the absolute uco_now() time `deadline`. */
+/* uco_sleep() until the uco_now() time `deadline` (never before it); a
+ * deadline already past yields. */
 UCO_API int uco_sleep_until(int64_t deadline);
 
 /* Move the calling task to the back of the run queue.  0, or -EPERM outside

@@ -92,6 +92,7 @@ static void count_submit(uco_loop *loop, unsigned pending)
 {
 	unsigned left = io_uring_sq_ready(&loop->ring);
 	loop->stats.submit_calls++;
+	loop->submit_generation++;
 	if (left < pending)
 		loop->stats.sqes_submitted += pending - left;
 }

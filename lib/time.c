@@ -1,15 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sleeps as io_uring timeouts, shared by sleeps that end close together.
+ * Sleeps as io_uring timeouts, shared by sleeps of about the same length.
  *
  * One IORING_OP_TIMEOUT per sleep costs the kernel 0.4-0.7 us and ~350 bytes
  * (100k sleeps: 81 ms against libuv's 27 ms, measured here).  So a sleep's
- * deadline is rounded *up* to a granularity of about 1/32 of its length
- * (a power of two of nanoseconds, at most 2^20 ns ~ 1 ms), and all sleeps
- * with the same rounded deadline wait in one bucket behind one absolute
- * CLOCK_MONOTONIC timeout.  A sleep therefore never ends early, and ends at
- * most 1/32 of its length (1 ms at most) late.  100,000 sleeps of 10 ms
- * started within a few milliseconds share a few dozen SQEs.
+ * length is rounded *up* to a granularity of about 1/32 of it (a power of
+ * two of nanoseconds, at most 2^20 ns ~ 1 ms), and the sleeps of one
+ * submission with the same rounded length wait in one bucket behind one
+ * *relative* timeout.
+ *
+ * Relative, because the kernel starts a relative timer when it takes the
+ * SQE, which is after every sleep of the bucket was called: a sleep can
+ * never end early, and no clock has to be read per sleep (a clock_gettime
+ * cost ~80 ns per sleep here with 100k tasks: the vDSO's ordered rdtsc waits
+ * for the cache misses in flight).  A bucket is only joined by sleeps of the
+ * same submission "generation": once its SQE has gone to the kernel, its
+ * timer is running and a later sleep must not join it.
+ *
+ * A sleep thus ends at least `ns` after it was called and at most the
+ * rounding (1/32, <= ~1 ms) plus the rest of the loop turn later; a task
+ * resumes at a turn boundary anyway.  100,000 sleeps of 10 ms started in one
+ * turn share one SQE.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,7 +35,8 @@
 struct uco__timer_bucket {
 	struct uco__completion done;   /* the TIMEOUT's CQE lands here */
 	struct uco__timer_bucket *hash_next;
-	int64_t deadline;              /* rounded, absolute */
+	int64_t length;                /* rounded sleep length, ns */
+	uint64_t generation;           /* submission it goes to the kernel in */
 	struct __kernel_timespec ts;   /* read by the kernel at submit */
 	struct uco__waitq sleepers;
 };
@@ -59,12 +71,13 @@ void uco__timers_destroy(struct uco__timers *tm)
 	memset(tm, 0, sizeof *tm);
 }
 
-static unsigned hash(const struct uco__timers *tm, int64_t deadline)
+static unsigned hash(const struct uco__timers *tm, int64_t length, uint64_t generation)
 {
-	return (unsigned)(((uint64_t)deadline * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & tm->mask;
+	uint64_t key = (uint64_t)length ^ (generation * UINT64_C(0xff51afd7ed558ccd));
+	return (unsigned)((key * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & tm->mask;
 }
 
-/* Keep chains short when many distinct deadlines are pending at once. */
+/* Keep chains short when many buckets are pending at once. */
 static void maybe_grow(struct uco__timers *tm)
 {
 	if (tm->count <= 2 * (size_t)(tm->mask + 1))
@@ -78,7 +91,7 @@ static void maybe_grow(struct uco__timers *tm)
 		struct uco__timer_bucket *b = tm->heads[i], *next;
 		for (; b; b = next) {
 			next = b->hash_next;
-			unsigned h = hash(&grown, b->deadline);
+			unsigned h = hash(&grown, b->length, b->generation);
 			b->hash_next = heads[h];
 			heads[h] = b;
 		}
@@ -89,7 +102,7 @@ static void maybe_grow(struct uco__timers *tm)
 
 static void unlink_bucket(struct uco__timers *tm, struct uco__timer_bucket *b)
 {
-	struct uco__timer_bucket **p = &tm->heads[hash(tm, b->deadline)];
+	struct uco__timer_bucket **p = &tm->heads[hash(tm, b->length, b->generation)];
 	while (*p != b)
 		p = &(*p)->hash_next;
 	*p = b->hash_next;
@@ -103,9 +116,9 @@ static int arm(uco_loop *loop, struct uco__timer_bucket *b)
 	struct io_uring_sqe *sqe = uco__sqe_get(loop, &b->done);
 	if (!sqe)
 		return -EAGAIN;
-	b->ts.tv_sec = b->deadline / UCO_NS_PER_S;
-	b->ts.tv_nsec = b->deadline % UCO_NS_PER_S;
-	io_uring_prep_timeout(sqe, &b->ts, 0, IORING_TIMEOUT_ABS);
+	b->ts.tv_sec = b->length / UCO_NS_PER_S;
+	b->ts.tv_nsec = b->length % UCO_NS_PER_S;
+	io_uring_prep_timeout(sqe, &b->ts, 0, 0);
 	io_uring_sqe_set_data(sqe, &b->done);
 	loop->stats.timer_sqes++;
 	return 0;
@@ -115,10 +128,10 @@ static void bucket_fired(uco_loop *loop, struct uco__completion *c,
                          const struct io_uring_cqe *cqe)
 {
 	struct uco__timer_bucket *b = UCO__CONTAINER_OF(c, struct uco__timer_bucket, done);
-	/* -ETIME is expiry.  Anything else (the ring being torn down, a
-	 * cancel) must not end a sleep early: re-arm if time is left. */
-	if (cqe->res != -ETIME && uco_now() < b->deadline && b->sleepers.head &&
-	    arm(loop, b) == 0)
+	/* -ETIME is expiry.  Anything else (a cancel, the ring going away)
+	 * must not end the sleeps early: wait the whole length again, late
+	 * rather than early. */
+	if (cqe->res != -ETIME && b->sleepers.head && arm(loop, b) == 0)
 		return;
 	unlink_bucket(&loop->timers, b);
 	uco_task *t;
@@ -127,56 +140,63 @@ static void bucket_fired(uco_loop *loop, struct uco__completion *c,
 	free(b);
 }
 
-/* Round the deadline up to the granularity its length allows. */
-static int64_t round_deadline(int64_t deadline, int64_t now)
+/* Round a sleep length up to the granularity it allows. */
+static int64_t round_length(int64_t ns)
 {
-	uint64_t slack = (uint64_t)(deadline - now) >> 5;
+	uint64_t slack = (uint64_t)ns >> 5;
 	if (slack < 2)
-		return deadline;
+		return ns;
 	int shift = 63 - __builtin_clzll(slack);
 	if (shift > MAX_GRANULARITY_SHIFT)
 		shift = MAX_GRANULARITY_SHIFT;
 	int64_t g = INT64_C(1) << shift;
-	return (deadline + g - 1) & ~(g - 1);
+	return (ns + g - 1) & ~(g - 1);
 }
 
-static struct uco__timer_bucket *find_bucket(struct uco__timers *tm, int64_t deadline)
+static struct uco__timer_bucket *find_bucket(struct uco__timers *tm, int64_t length,
+                                             uint64_t generation)
 {
-	if (tm->last && tm->last->deadline == deadline)
-		return tm->last;
-	struct uco__timer_bucket *b = tm->heads[hash(tm, deadline)];
-	while (b && b->deadline != deadline)
+	struct uco__timer_bucket *b = tm->last;
+	if (b && b->length == length && b->generation == generation)
+		return b;
+	b = tm->heads[hash(tm, length, generation)];
+	while (b && (b->length != length || b->generation != generation))
 		b = b->hash_next;
 	if (b)
 		tm->last = b;
 	return b;
 }
 
-int uco_sleep_until(int64_t deadline)
+int uco_sleep(int64_t ns)
 {
 	uco_task *self = uco__self();
 	if (!self)
 		return -EPERM;
-	uco_loop *loop = self->loop;
-	int64_t now = uco_now();
-	if (deadline <= now)
+	if (ns < 0)
+		return -EINVAL;
+	if (ns == 0)
 		return uco_yield(); /* asyncio.sleep(0): let the others run */
 
+	uco_loop *loop = self->loop;
 	struct uco__timers *tm = &loop->timers;
-	int64_t key = round_deadline(deadline, now);
-	struct uco__timer_bucket *b = find_bucket(tm, key);
+	int64_t length = round_length(ns);
+	uint64_t generation = loop->submit_generation;
+	struct uco__timer_bucket *b = find_bucket(tm, length, generation);
 	if (!b) {
 		b = calloc(1, sizeof *b);
 		if (!b)
 			return -ENOMEM;
 		b->done.complete = bucket_fired;
-		b->deadline = key;
+		b->length = length;
 		int err = arm(loop, b);
 		if (err) {
 			free(b);
 			return err;
 		}
-		unsigned h = hash(tm, key);
+		/* arm() may have had to submit a full SQ first, which starts
+		 * a new generation: this SQE goes with the next one. */
+		b->generation = loop->submit_generation;
+		unsigned h = hash(tm, length, b->generation);
 		b->hash_next = tm->heads[h];
 		tm->heads[h] = b;
 		tm->count++;
@@ -187,9 +207,11 @@ int uco_sleep_until(int64_t deadline)
 	return uco__park(loop, self);
 }
 
-int uco_sleep(int64_t ns)
+int uco_sleep_until(int64_t deadline)
 {
-	if (ns < 0)
-		return uco__self() ? -EINVAL : -EPERM;
-	return uco_sleep_until(uco_now() + ns);
+	if (!uco__self())
+		return -EPERM;
+	/* The relative timer starts after this call: never early. */
+	int64_t ns = deadline - uco_now();
+	return uco_sleep(ns > 0 ? ns : 0);
 }
