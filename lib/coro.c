@@ -48,7 +48,7 @@ static void enter(uco_loop *loop, uco_task *t)
 
 void uco__coro_start(uco_loop *loop, uco_task *t)
 {
-	t->sp = uco__context_init(t->stack.base + t->stack.size, task_entry, t);
+	t->sp = uco__context_init(uco__stack_top(&t->stack), task_entry, t);
 	enter(loop, t);
 }
 

@@ -51,6 +51,21 @@ struct uco__stack_pool {
 	uint64_t mapped, trimmed;
 };
 
+/*
+ * Where a stack's first frame starts: below its top by a per-stack
+ * "colour" of 0-1984 bytes in 64-byte steps, derived from its address.
+ * Without it every coroutine's hot frames sit at the same offset in their
+ * pages and fight for the same few L1/L2 cache sets (Photon measured the
+ * L1d misses this causes drop from 15.8% to ~0).  Kept under half a page
+ * so that a small coroutine still touches only its top page.
+ */
+static inline char *uco__stack_top(const struct uco__stack *s)
+{
+	uint64_t page = (uint64_t)(uintptr_t)s->base >> 12;
+	size_t colour = (size_t)((page * UINT64_C(0x9e3779b97f4a7c15)) >> 59) * 64;
+	return s->base + s->size - colour;
+}
+
 int uco__stack_pool_init(struct uco__stack_pool *pool, size_t stack_size,
                          size_t keep_warm);
 void uco__stack_pool_destroy(struct uco__stack_pool *pool);
@@ -167,6 +182,7 @@ struct uco_loop {
 	struct uco__timers timers;
 	uint64_t live;            /* spawned and not finished */
 	uint64_t inflight;        /* SQEs whose final CQE is still due */
+	uint64_t submit_generation; /* io_uring_enter calls so far */
 	unsigned features;        /* UCO_RING_* */
 	bool running, stop_requested;
 	bool reaping;

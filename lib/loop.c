@@ -228,10 +228,38 @@ const char *uco_loop_strerror(int err)
 
 enum turn_result { TURN_OK = 0, TURN_NOTHING_TO_WAIT_FOR = 1 };
 
+/*
+ * Resuming a suspended task starts with loads from its stack, a page the
+ * CPU has usually long forgotten: a TLB miss (a two-dimensional page walk
+ * under virtualisation) and a cache miss, ~300 ns measured here with 100k
+ * tasks against ~70 ns with 10k.  The run queue says who runs next, so a
+ * cursor PREFETCH_AHEAD tasks ahead starts those misses early: it touches
+ * the object of the task after it, and the saved context of its own (for
+ * a task that never ran, the top of its stack, which its first frame is
+ * about to be written to).
+ */
+#define PREFETCH_AHEAD 16
+
+static inline uco_task *prefetch_step(uco_task *cursor)
+{
+	if (!cursor)
+		return NULL;
+	uco_task *next = cursor->next_ready;
+	if (next)
+		__builtin_prefetch(next);
+	if (cursor->sp)
+		__builtin_prefetch(cursor->sp);
+	return next;
+}
+
 static void run_ready(uco_loop *loop)
 {
+	uco_task *cursor = loop->ready.head;
+	for (int i = 0; i < PREFETCH_AHEAD && cursor; i++)
+		cursor = prefetch_step(cursor);
 	for (size_t n = loop->ready.len; n > 0; n--) {
 		uco_task *t = ready_pop(loop);
+		cursor = prefetch_step(cursor);
 		if (t->in_cb_queue) {
 			uco__run_callbacks(t);
 			continue;
