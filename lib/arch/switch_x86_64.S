@@ -19,31 +19,73 @@
 uco__switch:
 	.cfi_startproc
 	ENDBR
+	/* Both contexts' frames have this same layout, so this CFI also
+	 * describes the incoming frame once rsp has been switched. */
 	pushq	%rbp
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset rbp, 0
 	pushq	%rbx
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset rbx, 0
 	pushq	%r12
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r12, 0
 	pushq	%r13
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r13, 0
 	pushq	%r14
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r14, 0
 	pushq	%r15
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r15, 0
 	/* The psABI makes the control bits of MXCSR and the x87 control word
 	 * callee-saved (rounding mode, exception masks): a coroutine that
 	 * changes them must not change them for the others (libco #84). */
 	subq	$8, %rsp
+	.cfi_adjust_cfa_offset 8
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
 
 	movq	%rsp, (%rdi)
+	movq	%rsp, %rax		/* the frame just saved */
 	movq	%rsi, %rsp
 
+	/* ldmxcsr and fldcw stall the pipeline (~40% of a switch measured
+	 * here), and nearly every switch restores what is already loaded:
+	 * load them only when the control bits differ.  The MXCSR exception
+	 * flags (bits 0-5) are status, not callee-saved state, so they are
+	 * left out of the comparison. */
+	movl	(%rsp), %ecx
+	xorl	(%rax), %ecx
+	andl	$0xffffffc0, %ecx
+	movzwl	4(%rsp), %edx
+	xorw	4(%rax), %dx
+	orl	%edx, %ecx
+	jz	1f
 	ldmxcsr	(%rsp)
 	fldcw	4(%rsp)
+1:
 	addq	$8, %rsp
+	.cfi_adjust_cfa_offset -8
 	popq	%r15
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore r15
 	popq	%r14
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore r14
 	popq	%r13
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore r13
 	popq	%r12
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore r12
 	popq	%rbx
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore rbx
 	popq	%rbp
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore rbp
 	ret
 	.cfi_endproc
 	.size	uco__switch, .-uco__switch
