@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uco-bench: what every benchmark file shares.
+ *
+ *   - timing on CLOCK_MONOTONIC (bench_now_ns) and the median;
+ *   - bench_emit(): the one way a benchmark reports a figure (uco-bench.c
+ *     prints it as a JSON line or keeps it for the human table);
+ *   - bench_skip() / bench_fail(): a peer missing on this machine, or an
+ *     implementation that could not run (stderr only, never a figure);
+ *   - child processes (bench_proc.c): benchmarks whose peak RSS is a figure
+ *     run each implementation in a fresh process, which reports its figures
+ *     back as the same JSON lines on a pipe.
+ *
+ * The output contract is /work/shared/BENCH.md (docs: BENCH.md).
+ */
+#ifndef UCO_BENCH_H
+#define UCO_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* How long to measure: --quick (for tests), default, --full. */
+enum bench_mode {
+	BENCH_QUICK = 0,
+	BENCH_DEFAULT = 1,
+	BENCH_FULL = 2,
+};
+
+struct bench_opts {
+	enum bench_mode mode;
+};
+
+/* Pick a count by mode: BENCH_PICK(opts, quick, default, full). */
+#define BENCH_PICK(o, q, d, f) \
+	((o)->mode == BENCH_QUICK ? (q) : (o)->mode == BENCH_FULL ? (f) : (d))
+
+/* ------------------------------------------------------------ timing */
+
+static inline int64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Median of v[0..n) (sorts v in place); 0 for n == 0. */
+double bench_median(double *v, size_t n);
+
+/* ------------------------------------------------------------ output
+ * (implemented in uco-bench.c) */
+
+/* Report one measurement: bench and impl as in BENCH.md, metric name,
+ * value, unit ("ns", "ms", "MiB", ...).  Call it once per repetition. */
+void bench_emit(const char *bench, const char *impl, const char *metric,
+                double value, const char *unit);
+
+/* A peer that is not available here (not found at build time, python3
+ * missing at run time ...): said on stderr, no figure. */
+void bench_skip(const char *bench, const char *impl, const char *why, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* An implementation that should have run and could not: said on stderr,
+ * no figure, and uco-bench exits non-zero at the end. */
+void bench_fail(const char *bench, const char *impl, const char *why, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* A remark on stderr (e.g. "woke early"), no figure. */
+void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The progress line on stderr (only when stderr is a terminal and the
+ * output is the human table; a no-op otherwise). */
+void bench_progress(const char *bench, const char *impl, const char *what);
+
+/* ------------------------------------------------------------ processes
+ * (implemented in bench_proc.c) */
+
+/* Run argv[0] (a path, or a name looked up in PATH) as a child process
+ * whose stdout is read as JSON lines of BENCH.md's format; every line whose
+ * bench and impl match is passed to bench_emit(), anything else is said on
+ * stderr.  Returns the child's exit status (0 ok), or -1 if it could not be
+ * started or was killed by a signal (said on stderr). */
+int bench_run_child(const char *bench, const char *impl, char *const argv[]);
+
+/* Run this very executable again as `uco-bench --internal-child BENCH IMPL
+ * <mode flag>`, through bench_run_child(). */
+int bench_run_self(const char *bench, const char *impl,
+                   const struct bench_opts *opts);
+
+/* Peak resident set of the calling process (VmHWM of /proc/self/status), in
+ * MiB; negative if it cannot be read. */
+double bench_peak_rss_mib(void);
+
+/* Full path of an executable found in PATH, or NULL.  Free the result. */
+char *bench_find_in_path(const char *name);
+
+/* Full path of a peer script named `name`: first in the build tree
+ * (<directory of uco-bench>/peers/), then in the installed data directory
+ * (UCO_BENCH_DATADIR).  NULL if neither has it.  Free the result. */
+char *bench_find_peer_file(const char *name);
+
+/* Map a stack of `size` usable bytes with one PROT_NONE guard page below
+ * it, as every coroutine library here does; returns the lowest usable
+ * address, or NULL.  Unmap with bench_stack_free(). */
+void *bench_stack_alloc(size_t size);
+void bench_stack_free(void *base, size_t size);
+
+/* ------------------------------------------------------------ benchmarks */
+
+int bench_switch_run(const struct bench_opts *opts);
+int bench_spawn_run(const struct bench_opts *opts);
+int bench_sleep_run(const struct bench_opts *opts);
+int bench_million_run(const struct bench_opts *opts);
+
+/* One round of the sleep work on uco: spawn n detached tasks on `loop`
+ * that each uco_sleep(sleep_ns), run the loop until none is left; the time
+ * from the first spawn to the last wake-up in *wall_ms.  0, or a negative
+ * errno after bench_fail(bench, "uco", ...).  (bench_sleep.c) */
+struct uco_loop;
+int bench_uco_sleep_round(struct uco_loop *loop, uint64_t n, int64_t sleep_ns,
+                          const char *bench, double *wall_ms);
+
+/* What the fresh child processes run (uco-bench --internal-child ...). */
+int bench_sleep_child(const char *impl, const struct bench_opts *opts);
+int bench_million_child(const char *impl, const struct bench_opts *opts);
+
+/* The work of the sleep benchmark, the same for every implementation. */
+#define BENCH_SLEEP_TASKS 100000
+#define BENCH_SLEEP_MS 10
+
+#if defined(UCO_BENCH_HAVE_LIBUV)
+/* peers/sleep_libuv.c: the libuv peer of `sleep`, in this process. */
+int bench_sleep_libuv(int rounds);
+#endif
+
+#endif

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sleep: 100,000 concurrent 10 ms sleeps, from the first spawn to the last
+ * wake-up.
+ *
+ * Every implementation runs in its own fresh process (peak RSS is one of
+ * the figures), which does `rounds` rounds of the same work on one loop:
+ *   wall_ms_cold  the first round (cold caches, cold stack pool);
+ *   wall_ms       each later round (one line each; readers take the median);
+ *   peak_rss_mib  VmHWM of that process at its end.
+ * The last task to wake takes the time (a countdown, no clock call per
+ * task), and the first one checks that no sleep ended early.
+ *
+ *   uco      BENCH_SLEEP_TASKS detached tasks, each uco_sleep(10 ms), then
+ *            uco_loop_run() until none is left (this file);
+ *   libuv    one uv_timer_t per sleep, uv_run() until all fired
+ *            (peers/sleep_libuv.c);
+ *   asyncio  peers/sleep_asyncio.py run by python3: create_task of each
+ *            asyncio.sleep(0.01) coroutine, then gather.
+ * The parent interleaves the processes (uco, libuv, asyncio, uco, ...) so
+ * that a drift of the machine's speed spreads over all of them.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "uco.h"
+
+/* ------------------------------------------------------------ uco */
+
+struct sleep_state {
+	uint64_t n, remaining;
+	int64_t sleep_ns;
+	int64_t first_wake, last_wake;
+	int err;
+};
+
+static void *sleeper(void *arg)
+{
+	struct sleep_state *st = arg;
+	int r = uco_sleep(st->sleep_ns);
+
+	if (r < 0 && !st->err)
+		st->err = r;
+	if (st->remaining == st->n)
+		st->first_wake = bench_now_ns();
+	if (--st->remaining == 0)
+		st->last_wake = bench_now_ns();
+	return NULL;
+}
+
+int bench_uco_sleep_round(uco_loop *loop, uint64_t n, int64_t sleep_ns,
+                          const char *bench, double *wall_ms)
+{
+	struct sleep_state st = {.n = n, .remaining = n, .sleep_ns = sleep_ns};
+	int64_t t0 = bench_now_ns();
+	int ret;
+
+	for (uint64_t i = 0; i < n; i++) {
+		ret = uco_spawn(loop, NULL, sleeper, &st);
+		if (ret < 0) {
+			bench_fail(bench, "uco", "uco_spawn of task %" PRIu64
+			           " of %" PRIu64 ": %s", i + 1, n, strerror(-ret));
+			/* Let the tasks already spawned finish, then stop. */
+			st.n = st.remaining = i;
+			uco_loop_run(loop);
+			return ret;
+		}
+	}
+	ret = uco_loop_run(loop);
+	if (ret != 0) {
+		bench_fail(bench, "uco", "uco_loop_run returned %d", ret);
+		return ret < 0 ? ret : -EINTR;
+	}
+	if (st.err) {
+		bench_fail(bench, "uco", "uco_sleep: %s", strerror(-st.err));
+		return st.err;
+	}
+	if (st.remaining != 0) {
+		bench_fail(bench, "uco", "uco_loop_run returned with %" PRIu64
+		           " sleepers not woken", st.remaining);
+		return -EPROTO;
+	}
+	if (st.first_wake - t0 < sleep_ns)
+		bench_note("%s/uco: a sleep ended %.3f ms after the first spawn, "
+		           "before its %.3f ms", bench,
+		           (double)(st.first_wake - t0) / 1e6, (double)sleep_ns / 1e6);
+	*wall_ms = (double)(st.last_wake - t0) / 1e6;
+	return 0;
+}
+
+static int sleep_uco(int rounds)
+{
+	uco_loop_opts lo;
+	uco_loop *loop;
+	uco_loop_stats before, after;
+	int ret;
+
+	/* Keep all 100,000 stacks warm between rounds, as a long-running
+	 * server expecting this many concurrent tasks would configure its
+	 * loop; rounds 2..N then take every stack from the pool.  (Round 1,
+	 * wall_ms_cold, maps them.) */
+	memset(&lo, 0, sizeof lo);
+	lo.stack_keep_warm = BENCH_SLEEP_TASKS;
+	ret = uco_loop_create(&loop, &lo);
+	if (ret < 0) {
+		bench_fail("sleep", "uco", "uco_loop_create: %s",
+		           uco_loop_strerror(ret));
+		return ret;
+	}
+	for (int r = 0; r < rounds; r++) {
+		double ms;
+		ret = bench_uco_sleep_round(loop, BENCH_SLEEP_TASKS,
+		                            BENCH_SLEEP_MS * UCO_NS_PER_MS,
+		                            "sleep", &ms);
+		if (ret < 0)
+			goto out;
+		bench_emit("sleep", "uco", r == 0 ? "wall_ms_cold" : "wall_ms",
+		           ms, "ms");
+		if (r == 0)
+			uco_loop_stats_get(loop, &before);
+	}
+	uco_loop_stats_get(loop, &after);
+	if (rounds > 1 && after.stacks_mapped != before.stacks_mapped)
+		bench_note("sleep/uco: %" PRIu64 " stacks were mapped after the "
+		           "first round (the pool did not keep them warm)",
+		           after.stacks_mapped - before.stacks_mapped);
+out:
+	if (uco_loop_close(loop) < 0)
+		bench_note("sleep/uco: uco_loop_close failed");
+	return ret;
+}
+
+/* ------------------------------------------------------------ the child */
+
+static int sleep_rounds(const struct bench_opts *opts)
+{
+	return BENCH_PICK(opts, 3, 5, 10);
+}
+
+int bench_sleep_child(const char *impl, const struct bench_opts *opts)
+{
+	int ret;
+
+	if (strcmp(impl, "uco") == 0) {
+		ret = sleep_uco(sleep_rounds(opts));
+#if defined(UCO_BENCH_HAVE_LIBUV)
+	} else if (strcmp(impl, "libuv") == 0) {
+		ret = bench_sleep_libuv(sleep_rounds(opts));
+#endif
+	} else {
+		fprintf(stderr, "uco-bench: sleep: no implementation %s here\n", impl);
+		return 2;
+	}
+	if (ret < 0)
+		return 1;
+	double rss = bench_peak_rss_mib();
+	if (rss < 0) {
+		bench_fail("sleep", impl, "cannot read VmHWM in /proc/self/status");
+		return 1;
+	}
+	bench_emit("sleep", impl, "peak_rss_mib", rss, "MiB");
+	return 0;
+}
+
+/* ------------------------------------------------------------ the parent */
+
+int bench_sleep_run(const struct bench_opts *opts)
+{
+	const int processes = BENCH_PICK(opts, 1, 3, 5);
+	char *python = bench_find_in_path("python3");
+	char *script = bench_find_peer_file("sleep_asyncio.py");
+	char rounds[16], tasks[16], ms[16];
+	int ret = 0;
+
+#if !defined(UCO_BENCH_HAVE_LIBUV)
+	bench_skip("sleep", "libuv", "libuv (libuv1-dev) was not found at build time");
+#endif
+	if (!python)
+		bench_skip("sleep", "asyncio", "python3 is not in PATH");
+	else if (!script)
+		bench_skip("sleep", "asyncio", "peers/sleep_asyncio.py is neither "
+		           "next to uco-bench nor in the data directory");
+
+	snprintf(rounds, sizeof rounds, "%d", sleep_rounds(opts));
+	snprintf(tasks, sizeof tasks, "%d", BENCH_SLEEP_TASKS);
+	snprintf(ms, sizeof ms, "%d", BENCH_SLEEP_MS);
+
+	for (int p = 0; p < processes; p++) {
+		char what[32];
+		int st;
+
+		snprintf(what, sizeof what, "process %d/%d", p + 1, processes);
+
+		bench_progress("sleep", "uco", what);
+		st = bench_run_self("sleep", "uco", opts);
+		if (st != 0) {
+			bench_fail("sleep", "uco", "the child process failed (%d)", st);
+			ret = -EPROTO;
+		}
+#if defined(UCO_BENCH_HAVE_LIBUV)
+		bench_progress("sleep", "libuv", what);
+		st = bench_run_self("sleep", "libuv", opts);
+		if (st != 0)
+			bench_fail("sleep", "libuv", "the child process failed (%d)", st);
+#endif
+		if (python && script) {
+			char *argv[] = {python, script, (char *)"--rounds", rounds,
+			                (char *)"--tasks", tasks, (char *)"--ms", ms,
+			                NULL};
+			bench_progress("sleep", "asyncio", what);
+			st = bench_run_child("sleep", "asyncio", argv);
+			if (st != 0)
+				bench_fail("sleep", "asyncio",
+				           "python3 %s failed (%d)", script, st);
+		}
+	}
+	free(python);
+	free(script);
+	return ret;
+}

@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uco-bench: the driver.  Command line, the list of benchmarks, and the two
+ * outputs of BENCH.md: JSON lines on stdout (--json), or a human table per
+ * benchmark showing medians and peer/uco ratios.
+ *
+ *   uco-bench [--json] [--quick|--full] [NAME...]
+ *   uco-bench --list
+ *
+ * Every figure goes through bench_emit(); peers missing on the machine go
+ * through bench_skip() (stderr only); anything else the user should know
+ * goes to stderr, so that stdout under --json holds JSON lines and nothing
+ * else.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+/* ------------------------------------------------------------ registry */
+
+struct bench_def {
+	const char *name;
+	const char *const *impls; /* uco first, then the peers */
+	int (*run)(const struct bench_opts *opts);
+	/* Entry point of `--internal-child NAME IMPL`, or NULL. */
+	int (*child)(const char *impl, const struct bench_opts *opts);
+	bool full_only; /* only with --full, or when named */
+	const char *what;
+};
+
+static const char *const switch_impls[] = {"uco", "boost-fcontext", "ucontext", NULL};
+static const char *const spawn_impls[] = {"uco", NULL};
+static const char *const sleep_impls[] = {"uco", "libuv", "asyncio", NULL};
+static const char *const million_impls[] = {"uco", NULL};
+
+static const struct bench_def benches[] = {
+	{"switch", switch_impls, bench_switch_run, NULL, false,
+	 "one-way context switch between two coroutines"},
+	{"spawn", spawn_impls, bench_spawn_run, NULL, false,
+	 "spawn + run + join of an empty task, pooled stacks"},
+	{"sleep", sleep_impls, bench_sleep_run, bench_sleep_child, false,
+	 "100,000 concurrent 10 ms sleeps"},
+	{"million", million_impls, bench_million_run, bench_million_child, true,
+	 "1,000,000 concurrent coroutines sleeping 1 s, default stack size"},
+};
+#define N_BENCHES (sizeof benches / sizeof benches[0])
+
+static const struct bench_def *bench_lookup(const char *name)
+{
+	for (size_t i = 0; i < N_BENCHES; i++)
+		if (strcmp(benches[i].name, name) == 0)
+			return &benches[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------ state */
+
+static bool json_out;
+static bool progress_on;   /* stderr is a terminal, human output */
+static bool progress_shown;
+static unsigned n_failures;
+
+struct result {
+	char bench[32];
+	char impl[32];
+	char metric[48];
+	char unit[16];
+	double *v;
+	size_t n, cap;
+};
+
+static struct result *results;
+static size_t n_results, cap_results;
+
+static void progress_clear(void)
+{
+	if (progress_shown) {
+		fputs("\r\033[K", stderr);
+		progress_shown = false;
+	}
+}
+
+void bench_progress(const char *bench, const char *impl, const char *what)
+{
+	if (!progress_on)
+		return;
+	fprintf(stderr, "\r\033[Kuco-bench: %s", bench);
+	if (impl && *impl)
+		fprintf(stderr, ": %s", impl);
+	if (what && *what)
+		fprintf(stderr, " (%s)", what);
+	progress_shown = true;
+}
+
+static void vsay(const char *prefix, const char *bench, const char *impl,
+                 const char *fmt, va_list ap)
+{
+	progress_clear();
+	fputs("uco-bench: ", stderr);
+	if (bench)
+		fprintf(stderr, "%s/%s: ", bench, impl);
+	if (prefix)
+		fputs(prefix, stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void bench_skip(const char *bench, const char *impl, const char *why, ...)
+{
+	va_list ap;
+
+	va_start(ap, why);
+	vsay("skipped: ", bench, impl, why, ap);
+	va_end(ap);
+}
+
+void bench_fail(const char *bench, const char *impl, const char *why, ...)
+{
+	va_list ap;
+
+	va_start(ap, why);
+	vsay("FAILED: ", bench, impl, why, ap);
+	va_end(ap);
+	n_failures++;
+}
+
+void bench_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsay(NULL, NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+/* A JSON string of our own names: they hold no character that needs more
+ * than the two escapes below, but never write invalid JSON anyway. */
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void copy_name(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src);
+}
+
+void bench_emit(const char *bench, const char *impl, const char *metric,
+                double value, const char *unit)
+{
+	if (!(value == value) || value > 1e300 || value < -1e300) {
+		bench_fail(bench, impl, "%s is not a number; not reported", metric);
+		return;
+	}
+	if (json_out) {
+		fputs("{\"bench\": ", stdout);
+		json_string(stdout, bench);
+		fputs(", \"impl\": ", stdout);
+		json_string(stdout, impl);
+		fputs(", \"metric\": ", stdout);
+		json_string(stdout, metric);
+		printf(", \"value\": %.6g, \"unit\": ", value);
+		json_string(stdout, unit);
+		fputs("}\n", stdout);
+		fflush(stdout);
+		return;
+	}
+
+	struct result *r = NULL;
+	for (size_t i = 0; i < n_results; i++) {
+		if (strcmp(results[i].bench, bench) == 0 &&
+		    strcmp(results[i].impl, impl) == 0 &&
+		    strcmp(results[i].metric, metric) == 0) {
+			r = &results[i];
+			break;
+		}
+	}
+	if (!r) {
+		if (n_results == cap_results) {
+			size_t cap = cap_results ? 2 * cap_results : 16;
+			struct result *nr = realloc(results, cap * sizeof *nr);
+			if (!nr)
+				goto oom;
+			results = nr;
+			cap_results = cap;
+		}
+		r = &results[n_results++];
+		memset(r, 0, sizeof *r);
+		copy_name(r->bench, sizeof r->bench, bench);
+		copy_name(r->impl, sizeof r->impl, impl);
+		copy_name(r->metric, sizeof r->metric, metric);
+		copy_name(r->unit, sizeof r->unit, unit);
+	}
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 8;
+		double *nv = realloc(r->v, cap * sizeof *nv);
+		if (!nv)
+			goto oom;
+		r->v = nv;
+		r->cap = cap;
+	}
+	r->v[r->n++] = value;
+	return;
+oom:
+	bench_fail(bench, impl, "out of memory recording %s", metric);
+}
+
+/* ------------------------------------------------------------ the table */
+
+static const struct result *find_result(const char *bench, const char *impl,
+                                        const char *metric)
+{
+	for (size_t i = 0; i < n_results; i++)
+		if (strcmp(results[i].bench, bench) == 0 &&
+		    strcmp(results[i].impl, impl) == 0 &&
+		    strcmp(results[i].metric, metric) == 0)
+			return &results[i];
+	return NULL;
+}
+
+static bool median_of(const char *bench, const char *impl, const char *metric,
+                      double *out)
+{
+	const struct result *r = find_result(bench, impl, metric);
+
+	if (!r || r->n == 0)
+		return false;
+	/* bench_median sorts: work on a copy so repeats keep their order. */
+	double *tmp = malloc(r->n * sizeof *tmp);
+	if (!tmp)
+		return false;
+	memcpy(tmp, r->v, r->n * sizeof *tmp);
+	*out = bench_median(tmp, r->n);
+	free(tmp);
+	return true;
+}
+
+static void format_value(char *buf, size_t size, double v)
+{
+	double a = v < 0 ? -v : v;
+
+	if (a >= 1000)
+		snprintf(buf, size, "%.0f", v);
+	else if (a >= 100)
+		snprintf(buf, size, "%.1f", v);
+	else if (a >= 10)
+		snprintf(buf, size, "%.2f", v);
+	else
+		snprintf(buf, size, "%.3f", v);
+}
+
+static void print_table(const struct bench_def *b)
+{
+	const char *impls[8];
+	size_t n_impls = 0;
+	bool has_uco = false;
+
+	/* Columns: the implementations that reported something, in the
+	 * registry's order (uco first). */
+	for (size_t k = 0; b->impls[k] && n_impls < 8; k++) {
+		bool any = false;
+		for (size_t i = 0; i < n_results; i++)
+			if (strcmp(results[i].bench, b->name) == 0 &&
+			    strcmp(results[i].impl, b->impls[k]) == 0)
+				any = true;
+		if (any) {
+			impls[n_impls++] = b->impls[k];
+			if (strcmp(b->impls[k], "uco") == 0)
+				has_uco = true;
+		}
+	}
+	progress_clear();
+	if (n_impls == 0) {
+		printf("%s: no figure\n\n", b->name);
+		return;
+	}
+
+	size_t n_ratios = has_uco ? n_impls - 1 : 0;
+	printf("%s: %s", b->name, b->what);
+	if (n_ratios)
+		printf("  (medians; ratio = peer / uco)");
+	else
+		printf("  (medians)");
+	printf("\n");
+
+	char cell[96];
+	printf("  %-24s", "figure");
+	for (size_t k = 0; k < n_impls; k++)
+		printf(" %14s", impls[k]);
+	for (size_t k = 0; k < n_impls; k++) {
+		if (!has_uco || strcmp(impls[k], "uco") == 0)
+			continue;
+		snprintf(cell, sizeof cell, "%s/uco", impls[k]);
+		printf(" %18s", cell);
+	}
+	printf("\n");
+
+	/* Rows: metrics in the order they were first reported. */
+	for (size_t i = 0; i < n_results; i++) {
+		const struct result *r = &results[i];
+		bool first = true;
+
+		if (strcmp(r->bench, b->name) != 0)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(results[j].bench, b->name) == 0 &&
+			    strcmp(results[j].metric, r->metric) == 0)
+				first = false;
+		if (!first)
+			continue;
+
+		snprintf(cell, sizeof cell, "%s (%s)", r->metric, r->unit);
+		printf("  %-24s", cell);
+		double uco_v = 0;
+		bool uco_ok = median_of(b->name, "uco", r->metric, &uco_v);
+		for (size_t k = 0; k < n_impls; k++) {
+			double v;
+			if (median_of(b->name, impls[k], r->metric, &v))
+				format_value(cell, sizeof cell, v);
+			else
+				snprintf(cell, sizeof cell, "-");
+			printf(" %14s", cell);
+		}
+		for (size_t k = 0; k < n_impls; k++) {
+			double v;
+			if (!has_uco || strcmp(impls[k], "uco") == 0)
+				continue;
+			if (uco_ok && uco_v != 0 &&
+			    median_of(b->name, impls[k], r->metric, &v))
+				snprintf(cell, sizeof cell, "%.2fx", v / uco_v);
+			else
+				snprintf(cell, sizeof cell, "-");
+			printf(" %18s", cell);
+		}
+		printf("\n");
+	}
+	printf("\n");
+	fflush(stdout);
+}
+
+/* ------------------------------------------------------------ command line */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: uco-bench [--json] [--quick|--full] [NAME...]\n"
+	        "       uco-bench --list\n"
+	        "\n"
+	        "Measures uco and its peers in the same run.  With no NAME, runs\n"
+	        "every benchmark except those marked --full only.\n"
+	        "\n"
+	        "  --json    one JSON object per measurement on stdout, nothing else\n"
+	        "  --quick   fewer rounds (for tests)\n"
+	        "  --full    more rounds, and the --full only benchmarks\n"
+	        "  --list    print the benchmark names and exit\n"
+	        "\n"
+	        "benchmarks:\n");
+	for (size_t i = 0; i < N_BENCHES; i++)
+		fprintf(f, "  %-9s %s%s\n", benches[i].name, benches[i].what,
+		        benches[i].full_only ? " (--full only)" : "");
+}
+
+static int run_internal_child(const char *name, const char *impl,
+                              const struct bench_opts *opts)
+{
+	const struct bench_def *b = bench_lookup(name);
+
+	json_out = true;
+	progress_on = false;
+	if (!b || !b->child) {
+		fprintf(stderr, "uco-bench: no child benchmark %s\n", name);
+		return 2;
+	}
+	int ret = b->child(impl, opts);
+	if (ret == 0 && n_failures)
+		ret = 1;
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts opts = {.mode = BENCH_DEFAULT};
+	const struct bench_def *selected[N_BENCHES];
+	size_t n_selected = 0;
+	bool list = false, quick = false, full = false;
+	const char *child_bench = NULL, *child_impl = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--json") == 0) {
+			json_out = true;
+		} else if (strcmp(a, "--quick") == 0) {
+			quick = true;
+		} else if (strcmp(a, "--full") == 0) {
+			full = true;
+		} else if (strcmp(a, "--list") == 0) {
+			list = true;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(a, "--internal-child") == 0) {
+			/* Hidden: run one implementation of one benchmark in
+			 * this fresh process (see bench_run_self()). */
+			if (i + 2 >= argc) {
+				fprintf(stderr, "uco-bench: --internal-child BENCH IMPL\n");
+				return 2;
+			}
+			child_bench = argv[++i];
+			child_impl = argv[++i];
+		} else if (a[0] == '-') {
+			fprintf(stderr, "uco-bench: unknown option %s\n", a);
+			usage(stderr);
+			return 2;
+		} else {
+			const struct bench_def *b = bench_lookup(a);
+			if (!b) {
+				fprintf(stderr, "uco-bench: no benchmark named %s "
+				        "(uco-bench --list)\n", a);
+				return 2;
+			}
+			bool dup = false;
+			for (size_t k = 0; k < n_selected; k++)
+				dup |= selected[k] == b;
+			if (!dup)
+				selected[n_selected++] = b;
+		}
+	}
+	if (quick && full) {
+		fprintf(stderr, "uco-bench: --quick and --full exclude each other\n");
+		return 2;
+	}
+	opts.mode = quick ? BENCH_QUICK : full ? BENCH_FULL : BENCH_DEFAULT;
+
+	if (list) {
+		for (size_t i = 0; i < N_BENCHES; i++)
+			printf("%s\n", benches[i].name);
+		return 0;
+	}
+	if (child_bench)
+		return run_internal_child(child_bench, child_impl, &opts);
+
+	if (n_selected == 0)
+		for (size_t i = 0; i < N_BENCHES; i++)
+			if (!benches[i].full_only || opts.mode == BENCH_FULL)
+				selected[n_selected++] = &benches[i];
+
+	progress_on = !json_out && isatty(STDERR_FILENO);
+
+	for (size_t i = 0; i < n_selected; i++) {
+		const struct bench_def *b = selected[i];
+
+		bench_progress(b->name, "", "starting");
+		int ret = b->run(&opts);
+		if (ret < 0 && n_failures == 0)
+			bench_fail(b->name, "uco", "%s", strerror(-ret));
+		if (!json_out)
+			print_table(b);
+	}
+	progress_clear();
+
+	for (size_t i = 0; i < n_results; i++)
+		free(results[i].v);
+	free(results);
+	return n_failures ? 1 : 0;
+}
