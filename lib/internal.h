@@ -95,10 +95,13 @@ void uco__waitq_push(struct uco__waitq *q, uco_task *t);
 void uco__waitq_remove(uco_task *t);
 uco_task *uco__waitq_pop(struct uco__waitq *q);
 
-/* A FIFO of runnable tasks, linked through task->next_ready. */
+/* The run queue: a ring of task pointers.  An array rather than a linked
+ * list so that the scheduler can prefetch tasks far ahead without chasing
+ * pointers.  Its capacity is reserved at spawn for every task the loop
+ * holds (a task is in it at most once), so pushing never fails. */
 struct uco__taskq {
-	uco_task *head, *tail;
-	size_t len;
+	uco_task **slots;
+	size_t head, len, cap; /* cap: a power of two, or 0 */
 };
 
 /* ------------------------------------------------------------ completions */
@@ -142,8 +145,8 @@ enum uco__run_state {
 };
 
 struct uco_task {
-	uco_task *next_ready;     /* run queue link (first: hot) */
 	void *sp;                 /* saved stack pointer while suspended */
+	uco_task *next_free;      /* link in the loop's cache of task objects */
 	uco_loop *loop;           /* NULL once the loop is closed */
 	uint8_t run_state;        /* enum uco__run_state */
 	uint8_t state;            /* uco_task_state */
@@ -178,6 +181,9 @@ struct uco_loop {
 	 * a finished one has its done-callbacks run. */
 	struct uco__taskq ready;
 	uco_task *all_tasks;
+	size_t ntasks;            /* task objects linked in all_tasks */
+	uco_task *task_cache;     /* freed task objects, for reuse */
+	size_t ncached;
 	struct uco__stack_pool pool;
 	struct uco__timers timers;
 	uint64_t live;            /* spawned and not finished */
@@ -219,9 +225,11 @@ __attribute__((noreturn)) void uco__coro_exit(uco_loop *loop, uco_task *t);
 void uco__task_finish(uco_loop *loop, uco_task *t);
 void uco__run_callbacks(uco_task *t);
 void uco__task_unref(uco_task *t);
+size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
 
 /* loop.c */
 void uco__ready_push(uco_loop *loop, uco_task *t);
+int uco__ready_reserve(uco_loop *loop, size_t n);
 void uco__wake(uco_loop *loop, uco_task *t, int result);
 /* Suspend the current task until uco__wake(); returns the wake result. */
 int uco__park(uco_loop *loop, uco_task *t);

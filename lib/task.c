@@ -16,6 +16,7 @@
 
 static void all_tasks_link(uco_loop *loop, uco_task *t)
 {
+	loop->ntasks++;
 	t->all_prev = NULL;
 	t->all_next = loop->all_tasks;
 	if (loop->all_tasks)
@@ -25,12 +26,58 @@ static void all_tasks_link(uco_loop *loop, uco_task *t)
 
 static void all_tasks_unlink(uco_loop *loop, uco_task *t)
 {
+	loop->ntasks--;
 	if (t->all_prev)
 		t->all_prev->all_next = t->all_next;
 	else
 		loop->all_tasks = t->all_next;
 	if (t->all_next)
 		t->all_next->all_prev = t->all_prev;
+}
+
+/*
+ * Task objects are cached per loop and reused LIFO: a burst of 100k tasks
+ * would otherwise hand ~20 MB back to malloc, which gives it back to the
+ * kernel, and the next burst pays a page fault per 20 tasks again.  The
+ * cache is trimmed together with the stack pool, to stack_keep_warm.
+ */
+static uco_task *task_alloc(uco_loop *loop)
+{
+	uco_task *t = loop->task_cache;
+	if (t) {
+		loop->task_cache = t->next_free;
+		loop->ncached--;
+	} else {
+		t = malloc(sizeof *t);
+		if (!t)
+			return NULL;
+	}
+	memset(t, 0, sizeof *t);
+	return t;
+}
+
+static void task_free(uco_loop *loop, uco_task *t)
+{
+	if (!loop) {
+		free(t);
+		return;
+	}
+	t->next_free = loop->task_cache;
+	loop->task_cache = t;
+	loop->ncached++;
+}
+
+size_t uco__task_cache_trim(uco_loop *loop, size_t keep)
+{
+	size_t n = 0;
+	while (loop->ncached > keep) {
+		uco_task *t = loop->task_cache;
+		loop->task_cache = t->next_free;
+		loop->ncached--;
+		free(t);
+		n++;
+	}
+	return n;
 }
 
 int uco_spawn_sized(uco_loop *loop, uco_task **out, uco_fn fn, void *arg,
@@ -49,12 +96,14 @@ int uco_spawn_sized(uco_loop *loop, uco_task **out, uco_fn fn, void *arg,
 		stack_size = (stack_size + page - 1) & ~(page - 1);
 	}
 
-	uco_task *t = malloc(sizeof *t);
+	/* Room in the run queue for every task, so waking one never fails. */
+	int err = uco__ready_reserve(loop, loop->ntasks + 1);
+	if (err)
+		return err;
+	uco_task *t = task_alloc(loop);
 	if (!t)
 		return -ENOMEM;
-	memset(t, 0, sizeof *t);
 
-	int err;
 	if (!stack_size || stack_size == loop->pool.stack_size) {
 		err = uco__stack_pool_get(&loop->pool, &t->stack);
 		t->pooled_stack = true;
@@ -62,7 +111,7 @@ int uco_spawn_sized(uco_loop *loop, uco_task **out, uco_fn fn, void *arg,
 		err = uco__stack_map(stack_size, loop->pool.guard_madvise, &t->stack);
 	}
 	if (err) {
-		free(t);
+		task_free(loop, t);
 		return err;
 	}
 
@@ -132,7 +181,7 @@ void uco__task_unref(uco_task *t)
 		return;
 	if (t->loop)
 		all_tasks_unlink(t->loop, t);
-	free(t);
+	task_free(t->loop, t);
 }
 
 void uco_task_release(uco_task *task)
