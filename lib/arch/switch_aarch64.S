@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Context switch for aarch64 AAPCS64.  See switch.h for the contract. */
 
+#include "gnu_property.h"
+
 #if defined(__aarch64__)
 
 /* bti c, spelled as its hint so that assemblers without +bti accept it; a
@@ -129,16 +131,7 @@ uco__trampoline:
 /* BTI only: this file does not sign return addresses (the pointers it
  * saves and restores are plain x30 values, signed or not by their owners),
  * so it must not claim PAC. */
-	.section .note.gnu.property, "a"
-	.p2align 3
-	.long	4		/* name size */
-	.long	16		/* descriptor size */
-	.long	5		/* NT_GNU_PROPERTY_TYPE_0 */
-	.asciz	"GNU"
-	.long	0xc0000000	/* GNU_PROPERTY_AARCH64_FEATURE_1_AND */
-	.long	4
-	.long	1		/* GNU_PROPERTY_AARCH64_FEATURE_1_BTI */
-	.p2align 3
+	UCO_GNU_PROPERTY(UCO_GNU_PROPERTY_AARCH64_FEATURE_1_AND, 1)
 
 #endif /* __aarch64__ */
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Context switch for x86_64 System V.  See switch.h for the contract. */
 
+#include "gnu_property.h"
+
 #if defined(__x86_64__)
 
 #if defined(__CET__)
@@ -114,16 +116,7 @@ uco__trampoline:
 
 /* IBT only: shadow stacks (SHSTK) would need one shadow stack per
  * coroutine, which uco does not create, so it must not claim SHSTK. */
-	.section .note.gnu.property, "a"
-	.p2align 3
-	.long	4		/* name size */
-	.long	16		/* descriptor size */
-	.long	5		/* NT_GNU_PROPERTY_TYPE_0 */
-	.asciz	"GNU"
-	.long	0xc0000002	/* GNU_PROPERTY_X86_FEATURE_1_AND */
-	.long	4
-	.long	1		/* GNU_PROPERTY_X86_FEATURE_1_IBT */
-	.p2align 3
+	UCO_GNU_PROPERTY(UCO_GNU_PROPERTY_X86_FEATURE_1_AND, 1)
 
 #endif /* __x86_64__ */
 
