@@ -156,9 +156,10 @@ UCO_API unsigned uco_loop_features(const uco_loop *loop);
  * give it back with uco_task_release(); with `out` NULL the task is
  * detached and the loop frees it when it ends.
  *
- * On failure nothing was started, no callback will ever run, and *out is
- * untouched: -EINVAL (fn NULL, or no loop), -ENOMEM (no task or no stack:
- * memory, address space or vm.max_map_count), -ESHUTDOWN (loop closing). */
+ * Only from the loop's own thread.  On failure nothing was started, no
+ * callback will ever run, and *out is untouched: -EINVAL (fn NULL, no loop,
+ * or a stack size below UCO_STACK_SIZE_MIN), -ENOMEM (no task or no stack:
+ * memory, address space or vm.max_map_count), -EPERM (another thread). */
 UCO_API int uco_spawn(uco_loop *loop, uco_task **out, uco_fn fn, void *arg);
 
 /* uco_spawn() with this task's own stack size (rounded up to pages; 0 means
@@ -195,9 +196,10 @@ UCO_API int uco_task_result(const uco_task *task, void **value);
 UCO_API int uco_await(uco_task *task, void **value);
 
 /* Register cb(task, user) to run once after the task has finished.  Callbacks
- * run in registration order, on the loop's own stack, on the turn after the
- * task finished; a callback added to a finished task runs on the next turn
- * (asyncio's rule).  -ENOMEM: not registered; -ESHUTDOWN: loop closed. */
+ * run in registration order, on the loop's own stack, never inside this call:
+ * when the task finishes they are queued behind the tasks already ready, as
+ * asyncio's call_soon does (so also when the task has already finished).
+ * -ENOMEM: not registered; -ESHUTDOWN: the task's loop is closed. */
 UCO_API int uco_task_add_done_callback(uco_task *task, uco_done_cb cb,
                                        void *user);
 

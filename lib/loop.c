@@ -296,6 +296,10 @@ static inline void warm_ahead(const struct uco__taskq *q)
 		touch(ready_peek(q, OBJECT_AHEAD));
 	if (q->len > CONTEXT_AHEAD) {
 		uco_task *t = ready_peek(q, CONTEXT_AHEAD);
+		/* A finished task is only here for its callbacks: its stack
+		 * is gone (maybe unmapped) and its sp is stale. */
+		if (t->run_state == UCO__FINISHED)
+			return;
 		const char *line = t->sp;
 		if (!line) {
 			touch_for_write(uco__stack_top(&t->stack) - 64);

@@ -211,3 +211,45 @@ Test(stack, spawn_without_memory_fails_cleanly_and_the_loop_goes_on, .timeout = 
 	uco_task_release(t);
 	test_close(loop);
 }
+
+static void *returns_at_once(void *arg)
+{
+	return arg;
+}
+
+static int callbacks_run;
+
+static void count_callback(uco_task *task, void *arg)
+{
+	(void)task;
+	(void)arg;
+	callbacks_run++;
+}
+
+static void *yields_a_few_times(void *arg)
+{
+	for (int i = 0; i < 3; i++)
+		uco_yield();
+	return arg;
+}
+
+/* A finished task waits in the run queue for its callbacks after its
+ * stack is gone (unmapped, for a stack of its own size): the scheduler must
+ * not look at that stack while other tasks run ahead of it. */
+Test(stack, finished_tasks_of_their_own_stack_size_wait_for_callbacks_safely)
+{
+	uco_loop *loop = test_loop();
+	for (int round = 0; round < 20; round++) {
+		for (int i = 0; i < 40; i++) {
+			uco_task *t;
+			size_t size = i % 2 ? 32 * 1024 : 0;
+			cr_assert_eq(uco_spawn_sized(loop, &t, i % 3 ? returns_at_once : yields_a_few_times,
+			                             NULL, size), 0);
+			cr_assert_eq(uco_task_add_done_callback(t, count_callback, NULL), 0);
+			uco_task_release(t);
+		}
+		cr_assert_eq(uco_loop_run(loop), 0);
+	}
+	cr_assert_eq(callbacks_run, 20 * 40);
+	test_close(loop);
+}
