@@ -253,3 +253,37 @@ Test(stack, finished_tasks_of_their_own_stack_size_wait_for_callbacks_safely)
 	cr_assert_eq(callbacks_run, 20 * 40);
 	test_close(loop);
 }
+
+static void *sleeps_2500ms(void *arg)
+{
+	(void)arg;
+	uco_sleep(2500 * UCO_NS_PER_MS);
+	return NULL;
+}
+
+/* Without any call from the user: idle warm stacks beyond stack_keep_warm
+ * go back within about two trim periods of a second while the loop waits. */
+Test(stack, idle_stacks_are_trimmed_while_the_loop_waits, .timeout = 30)
+{
+	uco_loop_opts opts;
+	memset(&opts, 0, sizeof opts);
+	opts.stack_keep_warm = 10;
+	uco_loop *loop = test_loop_opts(&opts);
+	for (intptr_t i = 0; i < 1000; i++)
+		cr_assert_eq(uco_spawn(loop, NULL, touches_stack, (void *)i), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	uco_loop_stats s;
+	uco_loop_stats_get(loop, &s);
+	cr_assert_eq(s.stacks_trimmed, 0, "nothing trimmed while the burst ran");
+
+	/* One task sleeps; the loop blocks and trims by itself meanwhile. */
+	cr_assert_eq(uco_spawn(loop, NULL, sleeps_2500ms, NULL), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	uco_loop_stats_get(loop, &s);
+	cr_assert_geq(s.stacks_trimmed, 1000 - 10 - 1, "%lu trimmed", (unsigned long)s.stacks_trimmed);
+	int resident_pages = 0;
+	for (int i = 0; i < 1000; i++)
+		resident_pages += resident(touched_page[i]);
+	cr_assert_leq(resident_pages, 11, "%d stacks still resident", resident_pages);
+	test_close(loop);
+}
