@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct addrinfo;
+
 #include "uco/version.h"
 
 #if defined(_WIN32)
@@ -210,6 +212,94 @@ UCO_API void uco_task_release(uco_task *task);
 
 /* The task running on this thread, or NULL outside any coroutine. */
 UCO_API uco_task *uco_task_current(void);
+
+/* ---------------------------------------------------------------- cancellation */
+
+/* Ask `task` to stop, as asyncio's Task.cancel() does.
+ *   - A task that has not run yet ends cancelled without running.
+ *   - A task blocked in uco_sleep, uco_await, uco_run_in_executor (or any
+ *     blocking call) is woken: that call returns -ECANCELED.  An await
+ *     passes the cancellation on to the awaited task and returns when that
+ *     task has finished.  A job already running in an executor cannot be
+ *     stopped: the call returns -ECANCELED once the job has ended.
+ *   - A task that is running or ready gets -ECANCELED from its next
+ *     blocking call.
+ * The task may clean up and even carry on: it ends UCO_TASK_CANCELLED if
+ * it returns uco_fail(-ECANCELED), or if the cancellation was never
+ * delivered to it; otherwise it ends with what it returns.  Several
+ * requests before delivery are one cancellation.  Returns 0 when the
+ * request was recorded, -EALREADY if the task had already finished
+ * (nothing changes), -EINVAL for NULL, -EPERM from another thread. */
+UCO_API int uco_task_cancel(uco_task *task);
+
+/* ---------------------------------------------------------------- executor */
+
+/* A pool of worker threads for blocking calls (asyncio's executors): a
+ * coroutine hands it a function and is parked until a worker has run it;
+ * the result comes back through the loop's own ring (IORING_OP_MSG_RING
+ * from a worker's small ring, or an eventfd the loop reads, where
+ * MSG_RING is missing).  One executor may serve many loops (threads); each
+ * result goes back to the loop that asked. */
+typedef struct uco_executor uco_executor;
+
+typedef struct uco_executor_opts {
+	/* Worker threads.  Default: min(32, online CPUs + 4), as asyncio. */
+	unsigned threads;
+	/* Jobs that may wait for a worker; 0: no limit.  When full, a
+	 * coroutine waits for room and a call from outside one gets -EAGAIN. */
+	unsigned queue_max;
+	/* How long an idle worker spins for the next job before it sleeps
+	 * (one worker at a time), in microseconds.  Default 50; set
+	 * UCO_EXECUTOR_NO_SPIN in flags for none. */
+	unsigned spin_us;
+	unsigned flags; /* UCO_EXECUTOR_* */
+	unsigned reserved_[4]; /* must be zero */
+} uco_executor_opts;
+
+#define UCO_EXECUTOR_NO_SPIN (1u << 0)
+/* Post completions through the eventfd path even where MSG_RING works. */
+#define UCO_EXECUTOR_NO_MSG_RING (1u << 1)
+
+/* Start an executor.  opts may be NULL.  -EINVAL (bad options), -ENOMEM,
+ * -EAGAIN (no thread could be started), or a ring set-up error. */
+UCO_API int uco_executor_create(uco_executor **out, const uco_executor_opts *opts);
+
+/* Stop an executor and free it, blocking the calling thread until every
+ * running job has ended.  Queued jobs run first, or with
+ * UCO_EXECUTOR_CANCEL_QUEUED are dropped (their callers get -ECANCELED).
+ * Submissions after this call begins get -ESHUTDOWN.  Not from a job. */
+#define UCO_EXECUTOR_CANCEL_QUEUED (1u << 0)
+UCO_API int uco_executor_shutdown(uco_executor *ex, unsigned flags);
+
+/* Inside a coroutine: run fn(arg) on a worker of `ex` (NULL: the loop's
+ * default executor, made on first use) and wait for it; 0 and fn's return
+ * value in *value (value may be NULL).  Only this coroutine waits; the
+ * loop goes on.  -EPERM outside a coroutine, -ECANCELED if the task was
+ * cancelled (the job was dropped if it had not started, or has ended),
+ * -ESHUTDOWN if the executor is shutting down, -ENOMEM. */
+UCO_API int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value);
+
+/* From anywhere on the loop's thread: a task (asyncio's future) that runs
+ * fn(arg) on `ex` (NULL: the loop's default executor) and ends with its
+ * value; await it, gather it, or add callbacks.  Like uco_spawn(), plus
+ * -EAGAIN when ex has a queue_max and its queue is full right now. */
+UCO_API int uco_spawn_in_executor(uco_loop *loop, uco_task **out, uco_executor *ex,
+                                  uco_fn fn, void *arg);
+
+/* Make `ex` the default executor of `loop` (the loop does not own it:
+ * shut it down yourself after closing the loops that use it).  -EBUSY if
+ * the loop already made its own default executor. */
+UCO_API int uco_loop_set_executor(uco_loop *loop, uco_executor *ex);
+
+/* getaddrinfo() on the loop's default executor, from a coroutine.  0, a
+ * negative errno (-EPERM outside a coroutine, -ECANCELED, -ENOMEM ...), or
+ * UCO_EAI_ERROR(code) for a resolver error: uco_gai_strerror() names it.
+ * Free *res with freeaddrinfo(). */
+UCO_API int uco_getaddrinfo(const char *node, const char *service,
+                            const struct addrinfo *hints, struct addrinfo **res);
+#define UCO_EAI_BASE 3000
+#define UCO_EAI_ERROR(eai) (-(UCO_EAI_BASE - (eai))) /* glibc's EAI_* are < 0 */
+UCO_API const char *uco_gai_strerror(int err);
 
 /* ---------------------------------------------------------------- time */
 

@@ -6,12 +6,20 @@
  * one place: ASan must be told which stack is about to run
  * (__sanitizer_start_switch_fiber just before the switch) and that the
  * switch happened (__sanitizer_finish_switch_fiber first thing after it),
- * in that order (Boost #65 had them reversed).
+ * in that order (Boost #65 had them reversed).  TSan must be told which
+ * fiber runs next, immediately before the switch.
  */
 #include "internal.h"
 
 #ifdef UCO__ASAN
 #include <sanitizer/common_interface_defs.h>
+#endif
+
+#ifdef UCO__TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #endif
 
 /* The C entry of every task, called by the arch trampoline on a fresh
@@ -35,6 +43,12 @@ static void enter(uco_loop *loop, uco_task *t)
 	loop->current = t;
 	t->run_state = UCO__RUNNING;
 	loop->stats.switches += 2; /* in, and back out */
+#ifdef UCO__TSAN
+	loop->tsan_sched_fiber = __tsan_get_current_fiber();
+	if (!t->tsan_fiber)
+		t->tsan_fiber = __tsan_create_fiber(0);
+	__tsan_switch_to_fiber(t->tsan_fiber, 0);
+#endif
 #ifdef UCO__ASAN
 	__sanitizer_start_switch_fiber(&loop->asan_fake_stack, t->stack.base,
 	                               t->stack.size);
@@ -59,6 +73,9 @@ void uco__coro_resume(uco_loop *loop, uco_task *t)
 
 void uco__coro_park(uco_loop *loop, uco_task *t)
 {
+#ifdef UCO__TSAN
+	__tsan_switch_to_fiber(loop->tsan_sched_fiber, 0);
+#endif
 #ifdef UCO__ASAN
 	__sanitizer_start_switch_fiber(&t->asan_fake_stack, loop->asan_sched_bottom,
 	                               loop->asan_sched_size);
@@ -73,6 +90,9 @@ void uco__coro_park(uco_loop *loop, uco_task *t)
 void uco__coro_exit(uco_loop *loop, uco_task *t)
 {
 	t->run_state = UCO__FINISHED;
+#ifdef UCO__TSAN
+	__tsan_switch_to_fiber(loop->tsan_sched_fiber, 0);
+#endif
 #ifdef UCO__ASAN
 	/* NULL: this fiber is gone, ASan may drop its fake stack. */
 	__sanitizer_start_switch_fiber(NULL, loop->asan_sched_bottom,
@@ -80,4 +100,17 @@ void uco__coro_exit(uco_loop *loop, uco_task *t)
 #endif
 	uco__switch(&t->sp, loop->sched_sp);
 	__builtin_unreachable();
+}
+
+/* The coroutine has ended and the scheduler runs: forget its fiber state
+ * (TSan's fiber may only be destroyed when it is not the current one). */
+void uco__coro_release(uco_task *t)
+{
+#ifdef UCO__TSAN
+	if (t->tsan_fiber)
+		__tsan_destroy_fiber(t->tsan_fiber);
+	t->tsan_fiber = NULL;
+#else
+	(void)t;
+#endif
 }

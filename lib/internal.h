@@ -18,6 +18,25 @@
 #define UCO__CONTAINER_OF(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
+#if defined(__SANITIZE_THREAD__)
+#define UCO__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UCO__TSAN 1
+#endif
+#endif
+
+/* Happens-before edges TSan cannot see: a post through MSG_RING. */
+#ifdef UCO__TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define UCO__TSAN_ACQUIRE(p) __tsan_acquire(p)
+#define UCO__TSAN_RELEASE(p) __tsan_release(p)
+#else
+#define UCO__TSAN_ACQUIRE(p) ((void)(p))
+#define UCO__TSAN_RELEASE(p) ((void)(p))
+#endif
+
 #if defined(__SANITIZE_ADDRESS__)
 #define UCO__ASAN 1
 #elif defined(__has_feature)
@@ -112,6 +131,9 @@ struct uco__taskq {
 struct uco__completion {
 	void (*complete)(uco_loop *loop, struct uco__completion *c,
 	                 const struct io_uring_cqe *cqe);
+	/* A standing listener (the executor inbox's eventfd read): it does
+	 * not count as work in flight, so it never keeps a loop running. */
+	bool uncounted;
 };
 
 /* ------------------------------------------------------------ timers */
@@ -155,6 +177,13 @@ struct uco_task {
 	int error;                /* the failure code, when FAILED/CANCELLED */
 	int wake_result;          /* what the thing waited for reports */
 	int fail_pending;         /* set by uco_fail(), read at return */
+	/* A cancellation was requested and not yet delivered (no blocking
+	 * call has returned -ECANCELED for it yet). */
+	bool cancelling;
+	/* While parked: how to interrupt this wait (see uco__park()), and
+	 * what the waiting primitive needs for it. */
+	void (*wait_cancel)(uco_task *t);
+	void *wait_data;
 	uint32_t refs;
 	uco_fn fn;
 	void *arg;
@@ -168,9 +197,14 @@ struct uco_task {
 #ifdef UCO__ASAN
 	void *asan_fake_stack;
 #endif
+#ifdef UCO__TSAN
+	void *tsan_fiber;
+#endif
 };
 
 /* ------------------------------------------------------------ the loop */
+
+struct uco__inbox;
 
 struct uco_loop {
 	struct io_uring ring;
@@ -193,11 +227,17 @@ struct uco_loop {
 	bool running, stop_requested;
 	bool reaping;
 	int64_t next_trim;        /* uco_now() of the next pool trim */
+	struct uco__inbox *inbox; /* posts from executor threads */
+	uco_executor *executor;   /* the default executor, if any */
+	bool owns_executor;
 	uco_loop_stats stats;
 #ifdef UCO__ASAN
 	void *asan_fake_stack;
 	const void *asan_sched_bottom;
 	size_t asan_sched_size;
+#endif
+#ifdef UCO__TSAN
+	void *tsan_sched_fiber;
 #endif
 };
 
@@ -220,6 +260,7 @@ void uco__coro_start(uco_loop *loop, uco_task *t);
 void uco__coro_resume(uco_loop *loop, uco_task *t);
 void uco__coro_park(uco_loop *loop, uco_task *t);
 __attribute__((noreturn)) void uco__coro_exit(uco_loop *loop, uco_task *t);
+void uco__coro_release(uco_task *t);
 
 /* task.c */
 void uco__task_finish(uco_loop *loop, uco_task *t);
@@ -227,12 +268,24 @@ void uco__run_callbacks(uco_task *t);
 void uco__task_unref(uco_task *t);
 size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
 
+/* executor.c */
+void uco__inbox_destroy(struct uco__inbox *in);
+void uco__loop_executor_close(uco_loop *loop);
+
 /* loop.c */
 void uco__ready_push(uco_loop *loop, uco_task *t);
 int uco__ready_reserve(uco_loop *loop, size_t n);
 void uco__wake(uco_loop *loop, uco_task *t, int result);
-/* Suspend the current task until uco__wake(); returns the wake result. */
-int uco__park(uco_loop *loop, uco_task *t);
+/*
+ * Suspend the current task until uco__wake(); returns the wake result.
+ * `cancel` says how uco_task_cancel() interrupts this wait: it must make
+ * the task be woken with -ECANCELED, now or (for a wait the kernel or a
+ * worker still holds memory for) once it is safe.  Blocking calls first
+ * ask uco__cancel_due() and return -ECANCELED without waiting if a
+ * cancellation is pending.
+ */
+int uco__park(uco_loop *loop, uco_task *t, void (*cancel)(uco_task *t));
+bool uco__cancel_due(uco_task *t);
 /* The running task of this thread, and its loop. */
 uco_task *uco__self(void);
 

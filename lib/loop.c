@@ -127,11 +127,23 @@ void uco__wake(uco_loop *loop, uco_task *t, int result)
 	uco__ready_push(loop, t);
 }
 
-int uco__park(uco_loop *loop, uco_task *t)
+int uco__park(uco_loop *loop, uco_task *t, void (*cancel)(uco_task *t))
 {
 	t->run_state = UCO__PARKED;
+	t->wait_cancel = cancel;
 	uco__coro_park(loop, t);
+	t->wait_cancel = NULL;
+	if (t->wake_result == -ECANCELED && t->cancelling)
+		t->cancelling = false; /* delivered */
 	return t->wake_result;
+}
+
+bool uco__cancel_due(uco_task *t)
+{
+	if (!t->cancelling)
+		return false;
+	t->cancelling = false;
+	return true;
 }
 
 int uco_yield(void)
@@ -139,6 +151,8 @@ int uco_yield(void)
 	uco_task *self = uco__self();
 	if (!self)
 		return -EPERM;
+	if (uco__cancel_due(self))
+		return -ECANCELED;
 	uco__wake(self->loop, self, 0);
 	uco__coro_park(self->loop, self);
 	return 0;
@@ -320,7 +334,9 @@ static void run_ready(uco_loop *loop)
 			uco__run_callbacks(t);
 			continue;
 		}
-		if (t->run_state == UCO__NEW)
+		if (t->run_state == UCO__NEW && t->cancelling)
+			t->run_state = UCO__FINISHED; /* cancelled before it ran */
+		else if (t->run_state == UCO__NEW)
 			uco__coro_start(loop, t);
 		else
 			uco__coro_resume(loop, t);
@@ -345,20 +361,39 @@ static int64_t maybe_trim(uco_loop *loop)
 	return pool->nfree - pool->ncold > pool->keep_warm ? loop->next_trim - now : -1;
 }
 
-static int turn(uco_loop *loop)
-{
-	run_ready(loop);
-
-	bool wait = loop->ready.len == 0 && !loop->stop_requested;
-	if (wait && loop->inflight == 0 && io_uring_sq_ready(&loop->ring) == 0)
-		return TURN_NOTHING_TO_WAIT_FOR;
-	int64_t timeout = wait ? maybe_trim(loop) : -1;
-	return uco__ring_turn(loop, wait, timeout);
-}
-
 static bool has_work(const uco_loop *loop)
 {
 	return loop->live || loop->ready.len;
+}
+
+/* Has `task` (NULL: the whole loop) nothing left to do? */
+static bool finished(const uco_loop *loop, const uco_task *task)
+{
+	if (task)
+		return task->state != UCO_TASK_PENDING && !task->in_cb_queue;
+	return !has_work(loop);
+}
+
+/*
+ * One turn.  It blocks in io_uring_enter only when nothing is ready, the
+ * caller's goal (`until`) is not reached, and counted work is in flight:
+ * standing listeners such as the executor inbox's read deliver only
+ * counted work, so with none in flight nothing could ever wake a task.
+ * SQEs prepared meanwhile are still submitted.
+ */
+static int turn(uco_loop *loop, const uco_task *until)
+{
+	run_ready(loop);
+
+	bool idle = loop->ready.len == 0 && !loop->stop_requested &&
+	            !finished(loop, until);
+	bool stuck = idle && loop->inflight == 0;
+	bool wait = idle && !stuck;
+	int64_t timeout = wait ? maybe_trim(loop) : -1;
+	int r = uco__ring_turn(loop, wait, timeout);
+	if (r < 0)
+		return r;
+	return stuck && loop->ready.len == 0 ? TURN_NOTHING_TO_WAIT_FOR : TURN_OK;
 }
 
 static int enter_running(uco_loop *loop)
@@ -388,7 +423,7 @@ int uco_loop_run(uco_loop *loop)
 	if (ret)
 		return ret;
 	while (has_work(loop)) {
-		int r = turn(loop);
+		int r = turn(loop, NULL);
 		if (r < 0) {
 			ret = r;
 			break;
@@ -398,7 +433,7 @@ int uco_loop_run(uco_loop *loop)
 			ret = has_work(loop) ? 1 : 0;
 			break;
 		}
-		if (r == TURN_NOTHING_TO_WAIT_FOR && loop->live && !loop->ready.len) {
+		if (r == TURN_NOTHING_TO_WAIT_FOR && has_work(loop)) {
 			/* Tasks are left, all waiting for each other. */
 			ret = -EDEADLK;
 			break;
@@ -419,20 +454,20 @@ int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value)
 		return ret;
 	/* A done-callback may release the caller's last reference. */
 	task->refs++;
-	while (task->state == UCO_TASK_PENDING || task->in_cb_queue) {
-		int r = turn(loop);
+	while (!finished(loop, task)) {
+		int r = turn(loop, task);
 		if (r < 0) {
 			ret = r;
 			break;
 		}
-		if (task->state != UCO_TASK_PENDING && !task->in_cb_queue)
+		if (finished(loop, task))
 			break;
 		if (loop->stop_requested) {
 			loop->stop_requested = false;
 			ret = -EINTR;
 			break;
 		}
-		if (r == TURN_NOTHING_TO_WAIT_FOR && !loop->ready.len) {
+		if (r == TURN_NOTHING_TO_WAIT_FOR) {
 			ret = -EDEADLK;
 			break;
 		}
@@ -466,9 +501,12 @@ int uco_loop_close(uco_loop *loop)
 		t->loop = NULL;
 		t->all_prev = t->all_next = NULL;
 	}
+	/* Its own default executor has no job left (no task is). */
+	uco__loop_executor_close(loop);
 	/* Tear the ring down first: the kernel then holds no SQE that points
 	 * at memory freed below. */
 	uco__ring_exit(loop);
+	uco__inbox_destroy(loop->inbox);
 	uco__timers_destroy(&loop->timers);
 	uco__stack_pool_destroy(&loop->pool);
 	uco__task_cache_trim(loop, 0);

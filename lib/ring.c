@@ -64,9 +64,9 @@ static void dispatch(uco_loop *loop, const struct io_uring_cqe *cqe)
 	 * liburing itself adds to a timed wait on kernels without EXT_ARG. */
 	if (data == 0 || data == LIBURING_UDATA_TIMEOUT)
 		return;
-	if (!(cqe->flags & IORING_CQE_F_MORE))
-		loop->inflight--;
 	struct uco__completion *c = (struct uco__completion *)(uintptr_t)data;
+	if (!(cqe->flags & IORING_CQE_F_MORE) && !c->uncounted)
+		loop->inflight--;
 	c->complete(loop, c, cqe);
 }
 
@@ -128,7 +128,7 @@ struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c)
 			return NULL;
 	}
 	io_uring_sqe_set_data(sqe, c);
-	if (c)
+	if (c && !c->uncounted)
 		loop->inflight++;
 	return sqe;
 }

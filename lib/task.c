@@ -210,7 +210,13 @@ static void queue_callbacks(uco_loop *loop, uco_task *t)
  * last time: nothing runs on its stack any more. */
 void uco__task_finish(uco_loop *loop, uco_task *t)
 {
-	if (t->fail_pending) {
+	/* asyncio's rule: cancelled if the coroutine let the cancellation
+	 * through, or if it was never delivered. */
+	if (t->fail_pending == -ECANCELED || t->cancelling) {
+		t->state = UCO_TASK_CANCELLED;
+		t->error = -ECANCELED;
+		t->value = NULL;
+	} else if (t->fail_pending) {
 		t->state = UCO_TASK_FAILED;
 		t->error = t->fail_pending;
 		t->value = NULL;
@@ -222,6 +228,7 @@ void uco__task_finish(uco_loop *loop, uco_task *t)
 	else
 		uco__stack_unmap(&t->stack);
 	t->stack = (struct uco__stack){ NULL, 0 };
+	uco__coro_release(t);
 	loop->live--;
 
 	uco_task *w;
@@ -275,6 +282,16 @@ static bool awaits_self(const uco_task *self, const uco_task *target)
 	return false;
 }
 
+/* Cancelling a task that awaits another cancels the awaited one (asyncio
+ * cancels the future it waits on; uco_shield() will be the way out) and
+ * goes on waiting: the awaiter learns the outcome from the awaited task,
+ * -ECANCELED if it let the cancellation through. */
+static void cancel_await(uco_task *self)
+{
+	self->cancelling = false; /* passed on, not delivered twice */
+	uco_task_cancel(self->awaiting);
+}
+
 int uco_await(uco_task *task, void **value)
 {
 	if (!task)
@@ -287,16 +304,37 @@ int uco_await(uco_task *task, void **value)
 	if (task->loop != self->loop)
 		return -EXDEV;
 	if (task->state == UCO_TASK_PENDING) {
+		if (uco__cancel_due(self))
+			return -ECANCELED;
 		/* Hold the task: a callback may release its last handle
 		 * before this coroutine runs again. */
 		task->refs++;
 		self->awaiting = task;
 		uco__waitq_push(&task->awaiters, self);
-		uco__park(self->loop, self);
+		uco__park(self->loop, self, cancel_await);
 		self->awaiting = NULL;
 		int ret = uco_task_result(task, value);
 		uco__task_unref(task);
 		return ret;
 	}
 	return uco_task_result(task, value);
+}
+
+int uco_task_cancel(uco_task *task)
+{
+	if (!task)
+		return -EINVAL;
+	if (task->state != UCO_TASK_PENDING || !task->loop)
+		return -EALREADY;
+	if (task->loop->owner != uco__thread_token())
+		return -EPERM;
+	if (task->cancelling)
+		return 0; /* one cancellation, however often requested */
+	task->cancelling = true;
+	if (task->run_state == UCO__PARKED && task->wait_cancel) {
+		void (*interrupt)(uco_task *) = task->wait_cancel;
+		task->wait_cancel = NULL;
+		interrupt(task);
+	}
+	return 0;
 }

@@ -37,6 +37,7 @@ struct uco__timer_bucket {
 	struct uco__timer_bucket *hash_next;
 	int64_t length;                /* rounded sleep length, ns */
 	uint64_t generation;           /* submission it goes to the kernel in */
+	bool closed;                   /* emptied by cancels: joins no one */
 	struct __kernel_timespec ts;   /* read by the kernel at submit */
 	struct uco__waitq sleepers;
 };
@@ -157,14 +158,36 @@ static struct uco__timer_bucket *find_bucket(struct uco__timers *tm, int64_t len
                                              uint64_t generation)
 {
 	struct uco__timer_bucket *b = tm->last;
-	if (b && b->length == length && b->generation == generation)
+	if (b && b->length == length && b->generation == generation && !b->closed)
 		return b;
 	b = tm->heads[hash(tm, length, generation)];
-	while (b && (b->length != length || b->generation != generation))
+	while (b && (b->length != length || b->generation != generation || b->closed))
 		b = b->hash_next;
 	if (b)
 		tm->last = b;
 	return b;
+}
+
+/*
+ * uco_task_cancel() on a sleeper: it leaves its bucket and wakes with
+ * -ECANCELED.  A bucket left empty asks the kernel to drop its timeout, so
+ * that a loop whose only sleeper was cancelled need not wait out the
+ * timer; the timeout's CQE (-ECANCELED) then frees the bucket.
+ */
+static void cancel_sleep(uco_task *t)
+{
+	struct uco__timer_bucket *b =
+		UCO__CONTAINER_OF(t->wait.queue, struct uco__timer_bucket, sleepers);
+	uco_loop *loop = t->loop;
+	uco__waitq_remove(t);
+	if (!b->sleepers.head) {
+		b->closed = true; /* its timeout is being removed */
+		struct io_uring_sqe *sqe = uco__sqe_get(loop, NULL);
+		if (sqe)
+			io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&b->done, 0);
+		/* No SQE: the empty bucket simply expires. */
+	}
+	uco__wake(loop, t, -ECANCELED);
 }
 
 int uco_sleep(int64_t ns)
@@ -176,6 +199,8 @@ int uco_sleep(int64_t ns)
 		return -EINVAL;
 	if (ns == 0)
 		return uco_yield(); /* asyncio.sleep(0): let the others run */
+	if (uco__cancel_due(self))
+		return -ECANCELED;
 
 	uco_loop *loop = self->loop;
 	struct uco__timers *tm = &loop->timers;
@@ -204,7 +229,7 @@ int uco_sleep(int64_t ns)
 		maybe_grow(tm);
 	}
 	uco__waitq_push(&b->sleepers, self);
-	return uco__park(loop, self);
+	return uco__park(loop, self, cancel_sleep);
 }
 
 int uco_sleep_until(int64_t deadline)

@@ -1,0 +1,737 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The executor: worker threads that run blocking calls for coroutines
+ * (asyncio's run_in_executor), with the results coming back through the
+ * owning loop's ring.
+ *
+ * A job lives on the waiting coroutine's stack.  That is safe because the
+ * coroutine never resumes before the job is over: a queued job is unlinked
+ * under the lock when its task is cancelled, and a running one is waited
+ * for (its result dropped).
+ *
+ * The way back: a worker posts the job's completion into the loop's ring
+ * with IORING_OP_MSG_RING from a small ring of its own, without waiting
+ * for that SQE's own completion (IOSQE_CQE_SKIP_SUCCESS): before 6.11 a
+ * message into a DEFER_TASKRUN ring completes only when the loop thread
+ * next runs task work.  Where MSG_RING is missing, disabled, or fails, the
+ * worker puts the completion on the loop's inbox list and writes the
+ * inbox's eventfd, which the loop always keeps a read SQE on.  Either way
+ * the loop blocks in io_uring_enter and reaps completions that arrive
+ * together in one pass.
+ *
+ * Workers sleep on one condition variable and are woken one at a time.
+ * At most one idle worker spins for the next job (spin_us, default 50 us)
+ * before sleeping: a thread wake-up across cores costs ~23 us on the
+ * development VM, most of a round trip.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DEFAULT_SPIN_US 50
+#define MAX_THREADS 1024
+
+/* Something a worker (or shutdown) hands back to a loop. */
+struct uco__post {
+	struct uco__completion done;    /* dispatched on the loop */
+	struct uco__post *next_posted;  /* inbox list link */
+	struct uco__inbox *to;          /* the loop it goes to */
+};
+
+/* A loop's receiving end for posts from other threads. */
+struct uco__inbox {
+	int ring_fd;                  /* target of MSG_RING */
+	int efd;                      /* the eventfd fallback */
+	uint64_t efd_value;           /* read buffer for the eventfd */
+	struct uco__completion read_done;
+	pthread_mutex_t lock;
+	struct uco__post *posted;     /* LIFO, reversed when drained */
+};
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DROPPED };
+
+struct job {
+	struct uco__post post;
+	struct job *prev, *next;      /* executor queue, under ex->lock */
+	uco_executor *ex;
+	uco_task *task;
+	uco_fn fn;
+	void *arg;
+	void *value;
+	enum job_state state;         /* under ex->lock */
+	bool cancelled;               /* loop side only */
+};
+
+/* A coroutine waiting for room in a bounded queue. */
+struct room_wait {
+	struct uco__post post;
+	struct room_wait *next;       /* under ex->lock */
+	uco_executor *ex;
+	uco_task *task;
+	bool listed;                  /* under ex->lock */
+	bool cancelled;               /* loop side only */
+};
+
+struct worker {
+	pthread_t thread;
+	struct io_uring ring;         /* for MSG_RING only */
+	uco_executor *ex;
+};
+
+struct uco_executor {
+	pthread_mutex_t lock;
+	pthread_cond_t work;
+	struct job *head, *tail;
+	size_t queued;
+	unsigned sleeping;            /* workers in pthread_cond_wait */
+	bool spinner;                 /* a worker is spinning */
+	bool stopping;
+	struct room_wait *room_head, *room_tail;
+	unsigned pending_hint;        /* atomic: queued, for the spinner */
+	unsigned queue_max, spin_us;
+	bool use_msg_ring;
+	unsigned nthreads, nrings;
+	struct worker *workers;
+};
+
+/* ------------------------------------------------------------ posting */
+
+static void inbox_push(struct uco__post *p)
+{
+	struct uco__inbox *to = p->to;
+	uint64_t one = 1;
+	/* The write happens under the lock: once the loop can see the post
+	 * it may finish and close the eventfd, which must not then be
+	 * written (or, worse, a descriptor reusing its number).  It can only
+	 * fail if the counter would overflow, after 2^64 unread posts. */
+	pthread_mutex_lock(&to->lock);
+	p->next_posted = to->posted;
+	to->posted = p;
+	while (write(to->efd, &one, sizeof one) < 0 && errno == EINTR)
+		;
+	pthread_mutex_unlock(&to->lock);
+}
+
+/* Posts MSG_RING refused (a full target CQ: -EOVERFLOW, or anything
+ * else) go through the inbox instead: the post was not delivered, so the
+ * waiting coroutine still holds the memory. */
+static void reap_refused_posts(struct worker *w)
+{
+	struct io_uring_cqe *cqe;
+	while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
+		struct uco__post *p = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+		io_uring_cqe_seen(&w->ring, cqe);
+		if (res < 0 && p)
+			inbox_push(p);
+	}
+}
+
+/* Hand `p` to its loop.  The loop may reuse p's memory from then on. */
+static void post(struct worker *w, struct uco__post *p)
+{
+	if (!w->ex->use_msg_ring) {
+		inbox_push(p); /* the inbox lock orders it */
+		return;
+	}
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+	if (!sqe) {
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	if (!sqe) {
+		inbox_push(p);
+		return;
+	}
+	io_uring_prep_msg_ring(sqe, p->to->ring_fd, 0, (uint64_t)(uintptr_t)&p->done, 0);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data(sqe, p);
+	/* After the last read of p: TSan cannot see MSG_RING synchronise. */
+	UCO__TSAN_RELEASE(p);
+	if (io_uring_submit(&w->ring) < 0) {
+		/* Nothing was submitted: take the other way. */
+		inbox_push(p);
+		return;
+	}
+	reap_refused_posts(w);
+}
+
+/* ------------------------------------------------------------ the loop's inbox */
+
+static void inbox_read_done(uco_loop *loop, struct uco__completion *c,
+                            const struct io_uring_cqe *cqe);
+
+static int arm_inbox(uco_loop *loop, struct uco__inbox *in)
+{
+	struct io_uring_sqe *sqe = uco__sqe_get(loop, &in->read_done);
+	if (!sqe)
+		return -EAGAIN;
+	io_uring_prep_read(sqe, in->efd, &in->efd_value, sizeof in->efd_value, 0);
+	return 0;
+}
+
+static void inbox_read_done(uco_loop *loop, struct uco__completion *c,
+                            const struct io_uring_cqe *cqe)
+{
+	struct uco__inbox *in = UCO__CONTAINER_OF(c, struct uco__inbox, read_done);
+	pthread_mutex_lock(&in->lock);
+	struct uco__post *p = in->posted, *fifo = NULL;
+	in->posted = NULL;
+	pthread_mutex_unlock(&in->lock);
+	while (p) { /* back into posting order */
+		struct uco__post *next = p->next_posted;
+		p->next_posted = fifo;
+		fifo = p;
+		p = next;
+	}
+	struct io_uring_cqe done = { 0 };
+	for (p = fifo; p; p = fifo) {
+		fifo = p->next_posted;
+		loop->inflight--; /* as the reaper does for a CQE */
+		p->done.complete(loop, &p->done, &done);
+	}
+	if (cqe->res != -EBADF)
+		arm_inbox(loop, in); /* an SQE is always found: a CQE freed one */
+}
+
+/* The loop's inbox, made and armed on first use. */
+static struct uco__inbox *loop_inbox(uco_loop *loop, int *err)
+{
+	if (loop->inbox)
+		return loop->inbox;
+	struct uco__inbox *in = calloc(1, sizeof *in);
+	if (!in) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	in->ring_fd = loop->ring.ring_fd;
+	in->efd = eventfd(0, EFD_CLOEXEC);
+	if (in->efd < 0) {
+		*err = -errno;
+		free(in);
+		return NULL;
+	}
+	pthread_mutex_init(&in->lock, NULL);
+	in->read_done.complete = inbox_read_done;
+	in->read_done.uncounted = true; /* a listener does not keep the loop alive */
+	*err = arm_inbox(loop, in);
+	if (*err) {
+		close(in->efd);
+		pthread_mutex_destroy(&in->lock);
+		free(in);
+		return NULL;
+	}
+	loop->inbox = in;
+	return in;
+}
+
+void uco__inbox_destroy(struct uco__inbox *in)
+{
+	if (!in)
+		return;
+	close(in->efd);
+	pthread_mutex_destroy(&in->lock);
+	free(in);
+}
+
+/* ------------------------------------------------------------ workers */
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+static int64_t monotonic_us(void)
+{
+	return uco_now() / 1000;
+}
+
+/* Wait (ex->lock held) until there is a job or the executor stops. */
+static void wait_for_job(struct worker *w)
+{
+	uco_executor *ex = w->ex;
+	while (!ex->head && !ex->stopping) {
+		if (ex->spin_us && !ex->spinner) {
+			ex->spinner = true;
+			pthread_mutex_unlock(&ex->lock);
+			int64_t until = monotonic_us() + ex->spin_us;
+			while (!__atomic_load_n(&ex->pending_hint, __ATOMIC_ACQUIRE) &&
+			       monotonic_us() < until)
+				for (int i = 0; i < 64; i++)
+					cpu_relax();
+			pthread_mutex_lock(&ex->lock);
+			ex->spinner = false;
+			if (ex->head || ex->stopping)
+				break;
+		}
+		if (ex->use_msg_ring)
+			reap_refused_posts(w);
+		ex->sleeping++;
+		pthread_cond_wait(&ex->work, &ex->lock);
+		ex->sleeping--;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	uco_executor *ex = w->ex;
+	pthread_mutex_lock(&ex->lock);
+	for (;;) {
+		wait_for_job(w);
+		struct job *job = ex->head;
+		if (!job)
+			break; /* stopping, and the queue is empty */
+		ex->head = job->next;
+		if (ex->head)
+			ex->head->prev = NULL;
+		else
+			ex->tail = NULL;
+		ex->queued--;
+		__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
+		job->state = JOB_RUNNING;
+		/* Room in a bounded queue: let one waiting coroutine retry. */
+		struct room_wait *rw = ex->room_head;
+		if (rw) {
+			ex->room_head = rw->next;
+			if (!ex->room_head)
+				ex->room_tail = NULL;
+			rw->listed = false;
+		}
+		pthread_mutex_unlock(&ex->lock);
+
+		if (rw)
+			post(w, &rw->post);
+		job->value = job->fn(job->arg);
+		/* The job's memory belongs to its coroutine again once posted. */
+		post(w, &job->post);
+
+		pthread_mutex_lock(&ex->lock);
+	}
+	pthread_mutex_unlock(&ex->lock);
+	if (ex->use_msg_ring)
+		reap_refused_posts(w);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ create / shutdown */
+
+static unsigned default_threads(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cpus < 1)
+		cpus = 1;
+	return cpus + 4 < 32 ? (unsigned)cpus + 4 : 32;
+}
+
+static bool msg_ring_supported(void)
+{
+	struct io_uring_probe *probe = io_uring_get_probe();
+	if (!probe)
+		return false;
+	bool ok = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+	io_uring_free_probe(probe);
+	return ok;
+}
+
+static void stop_workers(uco_executor *ex, unsigned started)
+{
+	pthread_mutex_lock(&ex->lock);
+	ex->stopping = true;
+	pthread_cond_broadcast(&ex->work);
+	pthread_mutex_unlock(&ex->lock);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(ex->workers[i].thread, NULL);
+	for (unsigned i = 0; i < ex->nrings; i++)
+		io_uring_queue_exit(&ex->workers[i].ring);
+}
+
+static void executor_free(uco_executor *ex)
+{
+	pthread_cond_destroy(&ex->work);
+	pthread_mutex_destroy(&ex->lock);
+	free(ex->workers);
+	free(ex);
+}
+
+int uco_executor_create(uco_executor **out, const uco_executor_opts *opts)
+{
+	static const uco_executor_opts defaults;
+	if (!out)
+		return -EINVAL;
+	if (!opts)
+		opts = &defaults;
+	for (size_t i = 0; i < sizeof opts->reserved_ / sizeof opts->reserved_[0]; i++)
+		if (opts->reserved_[i])
+			return -EINVAL;
+	if (opts->flags & ~(UCO_EXECUTOR_NO_SPIN | UCO_EXECUTOR_NO_MSG_RING) ||
+	    opts->threads > MAX_THREADS)
+		return -EINVAL;
+
+	uco_executor *ex = calloc(1, sizeof *ex);
+	if (!ex)
+		return -ENOMEM;
+	ex->nthreads = opts->threads ? opts->threads : default_threads();
+	ex->queue_max = opts->queue_max;
+	ex->spin_us = (opts->flags & UCO_EXECUTOR_NO_SPIN) ? 0
+	              : opts->spin_us ? opts->spin_us : DEFAULT_SPIN_US;
+	ex->use_msg_ring = !(opts->flags & UCO_EXECUTOR_NO_MSG_RING) && msg_ring_supported();
+	ex->workers = calloc(ex->nthreads, sizeof *ex->workers);
+	if (!ex->workers) {
+		free(ex);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&ex->lock, NULL);
+	pthread_cond_init(&ex->work, NULL);
+
+	int err = 0;
+	unsigned started = 0;
+	for (unsigned i = 0; ex->use_msg_ring && i < ex->nthreads && !err; i++) {
+		err = io_uring_queue_init(8, &ex->workers[i].ring, 0);
+		if (!err)
+			ex->nrings++;
+	}
+	for (; !err && started < ex->nthreads; started++) {
+		ex->workers[started].ex = ex;
+		err = -pthread_create(&ex->workers[started].thread, NULL, worker_main,
+		                      &ex->workers[started]);
+	}
+	if (err) {
+		if (started)
+			started--; /* the last pthread_create failed */
+		stop_workers(ex, started);
+		executor_free(ex);
+		return err;
+	}
+	*out = ex;
+	return 0;
+}
+
+int uco_executor_shutdown(uco_executor *ex, unsigned flags)
+{
+	if (!ex || (flags & ~UCO_EXECUTOR_CANCEL_QUEUED))
+		return -EINVAL;
+	pthread_mutex_lock(&ex->lock);
+	ex->stopping = true;
+	struct job *dropped = NULL;
+	if (flags & UCO_EXECUTOR_CANCEL_QUEUED) {
+		dropped = ex->head;
+		ex->head = ex->tail = NULL;
+		ex->queued = 0;
+		for (struct job *j = dropped; j; j = j->next)
+			j->state = JOB_DROPPED;
+	}
+	/* Coroutines waiting for room retry and learn of the shutdown. */
+	struct room_wait *rooms = ex->room_head;
+	ex->room_head = ex->room_tail = NULL;
+	for (struct room_wait *r = rooms; r; r = r->next)
+		r->listed = false;
+	pthread_cond_broadcast(&ex->work);
+	pthread_mutex_unlock(&ex->lock);
+
+	/* Through the inboxes: this thread has no ring of its own. */
+	while (dropped) {
+		struct job *next = dropped->next;
+		inbox_push(&dropped->post);
+		dropped = next;
+	}
+	while (rooms) {
+		struct room_wait *next = rooms->next;
+		inbox_push(&rooms->post);
+		rooms = next;
+	}
+	stop_workers(ex, ex->nthreads);
+	executor_free(ex);
+	return 0;
+}
+
+/* ------------------------------------------------------------ submitting */
+
+static void job_done(uco_loop *loop, struct uco__completion *c,
+                     const struct io_uring_cqe *cqe)
+{
+	(void)cqe;
+	struct job *job = UCO__CONTAINER_OF(c, struct job, post.done);
+	UCO__TSAN_ACQUIRE(&job->post);
+	/* JOB_DROPPED: shutdown cancelled it; job->cancelled: its task was
+	 * cancelled while it ran.  Either way the result is not delivered. */
+	bool cancelled = job->cancelled || job->state == JOB_DROPPED;
+	uco__wake(loop, job->task, cancelled ? -ECANCELED : 0);
+}
+
+static void room_posted(uco_loop *loop, struct uco__completion *c,
+                        const struct io_uring_cqe *cqe)
+{
+	(void)cqe;
+	struct room_wait *rw = UCO__CONTAINER_OF(c, struct room_wait, post.done);
+	UCO__TSAN_ACQUIRE(&rw->post);
+	uco__wake(loop, rw->task, rw->cancelled ? -ECANCELED : 0);
+}
+
+/* uco_task_cancel() on a task waiting for its job. */
+static void cancel_job(uco_task *t)
+{
+	struct job *job = t->wait_data;
+	uco_executor *ex = job->ex;
+	pthread_mutex_lock(&ex->lock);
+	bool queued = job->state == JOB_QUEUED;
+	if (queued) {
+		if (job->prev)
+			job->prev->next = job->next;
+		else
+			ex->head = job->next;
+		if (job->next)
+			job->next->prev = job->prev;
+		else
+			ex->tail = job->prev;
+		ex->queued--;
+		__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&ex->lock);
+	if (queued) {
+		/* It never runs and nothing will be posted for it. */
+		t->loop->inflight--;
+		uco__wake(t->loop, t, -ECANCELED);
+	} else {
+		/* Running (or dropped and already posted): the coroutine
+		 * resumes when the post arrives, never earlier. */
+		job->cancelled = true;
+	}
+}
+
+static void cancel_room_wait(uco_task *t)
+{
+	struct room_wait *rw = t->wait_data;
+	uco_executor *ex = rw->ex;
+	pthread_mutex_lock(&ex->lock);
+	bool listed = rw->listed;
+	if (listed) {
+		struct room_wait **p = &ex->room_head, *prev = NULL;
+		while (*p != rw) {
+			prev = *p;
+			p = &(*p)->next;
+		}
+		*p = rw->next;
+		if (ex->room_tail == rw)
+			ex->room_tail = prev;
+		rw->listed = false;
+	}
+	pthread_mutex_unlock(&ex->lock);
+	if (listed) {
+		t->loop->inflight--;
+		uco__wake(t->loop, t, -ECANCELED);
+	} else {
+		rw->cancelled = true;
+	}
+}
+
+/* Wait for room in a bounded queue; called and returns with ex->lock
+ * held.  0 to try again, or -ECANCELED. */
+static int wait_for_room(uco_executor *ex, uco_task *self, struct uco__inbox *to)
+{
+	struct room_wait rw = {
+		.post.done.complete = room_posted, .post.to = to,
+		.ex = ex, .task = self, .listed = true,
+	};
+	if (ex->room_tail)
+		ex->room_tail->next = &rw;
+	else
+		ex->room_head = &rw;
+	ex->room_tail = &rw;
+	pthread_mutex_unlock(&ex->lock);
+	self->loop->inflight++;
+	self->wait_data = &rw;
+	int r = uco__park(self->loop, self, cancel_room_wait);
+	pthread_mutex_lock(&ex->lock);
+	return r;
+}
+
+static int default_executor(uco_loop *loop, uco_executor **ex)
+{
+	if (!loop->executor) {
+		int err = uco_executor_create(&loop->executor, NULL);
+		if (err)
+			return err;
+		loop->owns_executor = true;
+	}
+	*ex = loop->executor;
+	return 0;
+}
+
+int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
+{
+	uco_task *self = uco__self();
+	if (!self)
+		return -EPERM;
+	if (!fn)
+		return -EINVAL;
+	uco_loop *loop = self->loop;
+	int err = ex ? 0 : default_executor(loop, &ex);
+	if (err)
+		return err;
+	struct uco__inbox *to = loop_inbox(loop, &err);
+	if (!to)
+		return err;
+	if (uco__cancel_due(self))
+		return -ECANCELED;
+
+	struct job job = {
+		.post.done.complete = job_done, .post.to = to,
+		.ex = ex, .task = self, .fn = fn, .arg = arg,
+	};
+	pthread_mutex_lock(&ex->lock);
+	while (!ex->stopping && ex->queue_max && ex->queued >= ex->queue_max) {
+		err = wait_for_room(ex, self, to);
+		if (err) {
+			pthread_mutex_unlock(&ex->lock);
+			return err;
+		}
+	}
+	if (ex->stopping) {
+		pthread_mutex_unlock(&ex->lock);
+		return -ESHUTDOWN;
+	}
+	job.prev = ex->tail;
+	if (ex->tail)
+		ex->tail->next = &job;
+	else
+		ex->head = &job;
+	ex->tail = &job;
+	ex->queued++;
+	__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
+	/* A spinning worker takes the first job itself; wake a sleeper for
+	 * any more. */
+	if (ex->sleeping && (!ex->spinner || ex->queued > 1))
+		pthread_cond_signal(&ex->work);
+	pthread_mutex_unlock(&ex->lock);
+
+	loop->inflight++; /* the post that will come back */
+	self->wait_data = &job;
+	int r = uco__park(loop, self, cancel_job);
+	if (r)
+		return r;
+	if (value)
+		*value = job.value;
+	return 0;
+}
+
+struct executor_call {
+	uco_executor *ex;
+	uco_fn fn;
+	void *arg;
+};
+
+static void *run_call(void *arg)
+{
+	struct executor_call call = *(struct executor_call *)arg;
+	free(arg);
+	void *value = NULL;
+	int err = uco_run_in_executor(call.ex, call.fn, call.arg, &value);
+	return err ? uco_fail(err) : value;
+}
+
+int uco_spawn_in_executor(uco_loop *loop, uco_task **out, uco_executor *ex,
+                          uco_fn fn, void *arg)
+{
+	if (!loop)
+		loop = uco_loop_current();
+	if (!loop || !fn)
+		return -EINVAL;
+	if (loop->owner != uco__thread_token())
+		return -EPERM;
+	int err = ex ? 0 : default_executor(loop, &ex);
+	if (err)
+		return err;
+	pthread_mutex_lock(&ex->lock);
+	err = ex->stopping ? -ESHUTDOWN
+	      : ex->queue_max && ex->queued >= ex->queue_max ? -EAGAIN : 0;
+	pthread_mutex_unlock(&ex->lock);
+	if (err)
+		return err;
+	struct executor_call *call = malloc(sizeof *call);
+	if (!call)
+		return -ENOMEM;
+	*call = (struct executor_call){ ex, fn, arg };
+	err = uco_spawn(loop, out, run_call, call);
+	if (err)
+		free(call);
+	return err;
+}
+
+int uco_loop_set_executor(uco_loop *loop, uco_executor *ex)
+{
+	if (!loop || !ex)
+		return -EINVAL;
+	if (loop->owns_executor)
+		return -EBUSY;
+	loop->executor = ex;
+	return 0;
+}
+
+void uco__loop_executor_close(uco_loop *loop)
+{
+	if (loop->owns_executor)
+		uco_executor_shutdown(loop->executor, 0);
+	loop->executor = NULL;
+	loop->owns_executor = false;
+}
+
+/* ------------------------------------------------------------ getaddrinfo */
+
+struct gai_call {
+	const char *node, *service;
+	const struct addrinfo *hints;
+	struct addrinfo *res;
+	int err, sys_errno;
+};
+
+static void *run_getaddrinfo(void *arg)
+{
+	struct gai_call *c = arg;
+	c->err = getaddrinfo(c->node, c->service, c->hints, &c->res);
+	c->sys_errno = errno;
+	return NULL;
+}
+
+int uco_getaddrinfo(const char *node, const char *service,
+                    const struct addrinfo *hints, struct addrinfo **res)
+{
+	if (!res || (!node && !service))
+		return -EINVAL;
+	struct gai_call c = { node, service, hints, NULL, 0, 0 };
+	int err = uco_run_in_executor(NULL, run_getaddrinfo, &c, NULL);
+	if (err) {
+		/* Cancelled: the job never ran, or has ended and its
+		 * answer is ours to free. */
+		if (c.res)
+			freeaddrinfo(c.res);
+		return err;
+	}
+	if (c.err == EAI_SYSTEM)
+		return c.sys_errno ? -c.sys_errno : -EIO;
+	if (c.err == EAI_MEMORY)
+		return -ENOMEM;
+	if (c.err)
+		return UCO_EAI_ERROR(c.err);
+	*res = c.res;
+	return 0;
+}
+
+const char *uco_gai_strerror(int err)
+{
+	int eai = err + UCO_EAI_BASE;
+	if (err < 0 && eai < 0 && eai > -200)
+		return gai_strerror(eai);
+	return strerror(err < 0 ? -err : err);
+}

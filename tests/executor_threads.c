@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The executor's threaded paths without Criterion, so that they can run
+ * under ThreadSanitizer (Criterion's runner cannot start under TSan: its
+ * inheritable arena collides with TSan's shadow memory).  CI builds it with
+ * -Db_sanitize=thread.  Prints "N passed, M failed".
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <uco.h>
+
+static int failures, checks;
+
+#define CHECK(cond, ...)                                                   \
+	do {                                                               \
+		checks++;                                                  \
+		if (!(cond)) {                                             \
+			failures++;                                        \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+			fprintf(stderr, __VA_ARGS__);                      \
+			fputc('\n', stderr);                               \
+		}                                                          \
+	} while (0)
+
+static void sleep_us(long us)
+{
+	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+	while (nanosleep(&ts, &ts))
+		;
+}
+
+/* ---- many loops on many threads, one executor, results go home */
+
+struct shared_state {
+	uco_executor *ex;
+	intptr_t tag;
+	atomic_int *mismatches;
+};
+
+static void *echo_job(void *arg)
+{
+	sleep_us((intptr_t)arg % 3); /* vary the order results come back in */
+	return arg;
+}
+
+static void *submitter(void *arg)
+{
+	struct shared_state *s = arg;
+	for (intptr_t i = 0; i < 300; i++) {
+		void *v;
+		intptr_t want = s->tag * 1000000 + i;
+		int err = uco_run_in_executor(s->ex, echo_job, (void *)want, &v);
+		if (err || (intptr_t)v != want)
+			atomic_fetch_add(s->mismatches, 1);
+	}
+	return NULL;
+}
+
+struct loop_thread {
+	struct shared_state s;
+	int err;
+};
+
+static void *loop_thread(void *arg)
+{
+	struct loop_thread *lt = arg;
+	uco_loop *loop;
+	if ((lt->err = uco_loop_create(&loop, NULL)))
+		return NULL;
+	for (int i = 0; i < 6; i++)
+		uco_spawn(loop, NULL, submitter, &lt->s);
+	lt->err = uco_loop_run(loop);
+	if (!lt->err)
+		lt->err = uco_loop_close(loop);
+	return NULL;
+}
+
+static void shared_by_loops(unsigned flags)
+{
+	uco_executor_opts opts = { .threads = 3, .flags = flags };
+	uco_executor *ex;
+	CHECK(uco_executor_create(&ex, &opts) == 0, "create");
+	atomic_int mismatches = 0;
+	struct loop_thread lt[3];
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++) {
+		lt[i] = (struct loop_thread){ { ex, i + 1, &mismatches }, 0 };
+		pthread_create(&th[i], NULL, loop_thread, &lt[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		CHECK(lt[i].err == 0, "loop %d: %d", i, lt[i].err);
+	}
+	CHECK(atomic_load(&mismatches) == 0, "%d results went astray", atomic_load(&mismatches));
+	CHECK(uco_executor_shutdown(ex, 0) == 0, "shutdown");
+	printf("ok: 3 loops x 1800 jobs share one executor%s\n",
+	       (flags & UCO_EXECUTOR_NO_MSG_RING) ? " (eventfd inbox)" : " (MSG_RING)");
+}
+
+/* ---- cancellation while workers run, and shutdown that drops the queue */
+
+static atomic_int slow_ran;
+
+static void *slow_job(void *arg)
+{
+	sleep_us(2000);
+	atomic_fetch_add(&slow_ran, 1);
+	return arg;
+}
+
+static void *cancels_half(void *arg)
+{
+	uco_task **tasks = arg;
+	uco_sleep(3 * UCO_NS_PER_MS);
+	for (int i = 0; i < 40; i += 2)
+		uco_task_cancel(tasks[i]);
+	return NULL;
+}
+
+static void cancel_while_running(void)
+{
+	uco_executor_opts opts = { .threads = 2 };
+	uco_executor *ex;
+	uco_loop *loop;
+	CHECK(uco_executor_create(&ex, &opts) == 0, "create");
+	CHECK(uco_loop_create(&loop, NULL) == 0, "loop");
+	uco_task *tasks[40];
+	for (intptr_t i = 0; i < 40; i++)
+		uco_spawn_in_executor(loop, &tasks[i], ex, slow_job, (void *)i);
+	uco_spawn(loop, NULL, cancels_half, tasks);
+	CHECK(uco_loop_run(loop) == 0, "run");
+	int cancelled = 0, done = 0;
+	for (int i = 0; i < 40; i++) {
+		void *v;
+		int r = uco_task_result(tasks[i], &v);
+		if (r == -ECANCELED)
+			cancelled++;
+		else if (r == 0 && (intptr_t)v == i)
+			done++;
+		uco_task_release(tasks[i]);
+	}
+	CHECK(cancelled + done == 40, "%d cancelled + %d done", cancelled, done);
+	CHECK(cancelled > 0 && cancelled <= 20, "%d cancelled", cancelled);
+	CHECK(uco_loop_close(loop) == 0, "close");
+	CHECK(uco_executor_shutdown(ex, 0) == 0, "shutdown");
+	printf("ok: %d of 40 jobs cancelled while 2 workers ran (%d ran)\n", cancelled,
+	       atomic_load(&slow_ran));
+}
+
+static void *shuts_down(void *arg)
+{
+	uco_sleep(3 * UCO_NS_PER_MS);
+	return (void *)(intptr_t)uco_executor_shutdown(arg, UCO_EXECUTOR_CANCEL_QUEUED);
+}
+
+static void shutdown_drops_queue(void)
+{
+	uco_executor_opts opts = { .threads = 2 };
+	uco_executor *ex;
+	uco_loop *loop;
+	CHECK(uco_executor_create(&ex, &opts) == 0, "create");
+	CHECK(uco_loop_create(&loop, NULL) == 0, "loop");
+	uco_task *tasks[30], *s;
+	for (intptr_t i = 0; i < 30; i++)
+		uco_spawn_in_executor(loop, &tasks[i], ex, slow_job, (void *)i);
+	uco_spawn(loop, &s, shuts_down, ex);
+	CHECK(uco_loop_run(loop) == 0, "run");
+	int dropped = 0;
+	for (int i = 0; i < 30; i++) {
+		dropped += uco_task_result(tasks[i], NULL) == -ECANCELED;
+		uco_task_release(tasks[i]);
+	}
+	void *r;
+	CHECK(uco_task_result(s, &r) == 0 && r == NULL, "shutdown result");
+	CHECK(dropped > 0 && dropped < 30, "%d dropped", dropped);
+	uco_task_release(s);
+	CHECK(uco_loop_close(loop) == 0, "close");
+	printf("ok: shutdown dropped %d queued jobs, the running ones finished\n", dropped);
+}
+
+int main(void)
+{
+	uco_loop *probe;
+	int err = uco_loop_create(&probe, NULL);
+	if (err) {
+		printf("skipped: %s\n", uco_loop_strerror(err));
+		return 77;
+	}
+	uco_loop_close(probe);
+	shared_by_loops(0);
+	shared_by_loops(UCO_EXECUTOR_NO_MSG_RING);
+	cancel_while_running();
+	shutdown_drops_queue();
+	printf("%d passed, %d failed\n", checks - failures, failures);
+	return failures ? 1 : 0;
+}
