@@ -99,6 +99,12 @@ struct uco_executor {
 	bool use_msg_ring;
 	unsigned nthreads, nrings;
 	struct worker *workers;
+	/* Jobs and room waits submitted and not yet received back by their
+	 * loop (under lock).  A loop may still call in (a cancel) until then,
+	 * so shutdown frees the executor only when none is left; otherwise
+	 * the last loop to receive one frees it. */
+	size_t outstanding;
+	bool shut_down;
 };
 
 /* ------------------------------------------------------------ posting */
@@ -452,8 +458,23 @@ int uco_executor_shutdown(uco_executor *ex, unsigned flags)
 		rooms = next;
 	}
 	stop_workers(ex, ex->nthreads);
-	executor_free(ex);
+	pthread_mutex_lock(&ex->lock);
+	ex->shut_down = true;
+	bool free_now = ex->outstanding == 0;
+	pthread_mutex_unlock(&ex->lock);
+	if (free_now)
+		executor_free(ex);
 	return 0;
+}
+
+/* A loop has received (or dropped) one of its jobs or room waits. */
+static void received(uco_executor *ex)
+{
+	pthread_mutex_lock(&ex->lock);
+	bool free_now = --ex->outstanding == 0 && ex->shut_down;
+	pthread_mutex_unlock(&ex->lock);
+	if (free_now)
+		executor_free(ex);
 }
 
 /* ------------------------------------------------------------ submitting */
@@ -467,6 +488,7 @@ static void job_done(uco_loop *loop, struct uco__completion *c,
 	/* JOB_DROPPED: shutdown cancelled it; job->cancelled: its task was
 	 * cancelled while it ran.  Either way the result is not delivered. */
 	bool cancelled = job->cancelled || job->state == JOB_DROPPED;
+	received(job->ex);
 	uco__wake(loop, job->task, cancelled ? -ECANCELED : 0);
 }
 
@@ -476,6 +498,7 @@ static void room_posted(uco_loop *loop, struct uco__completion *c,
 	(void)cqe;
 	struct room_wait *rw = UCO__CONTAINER_OF(c, struct room_wait, post.done);
 	UCO__TSAN_ACQUIRE(&rw->post);
+	received(rw->ex);
 	uco__wake(loop, rw->task, rw->cancelled ? -ECANCELED : 0);
 }
 
@@ -496,6 +519,7 @@ static void cancel_job(uco_task *t)
 		else
 			ex->tail = job->prev;
 		ex->queued--;
+		ex->outstanding--; /* nothing will be posted for it */
 		__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&ex->lock);
@@ -526,6 +550,7 @@ static void cancel_room_wait(uco_task *t)
 		if (ex->room_tail == rw)
 			ex->room_tail = prev;
 		rw->listed = false;
+		ex->outstanding--;
 	}
 	pthread_mutex_unlock(&ex->lock);
 	if (listed) {
@@ -549,6 +574,7 @@ static int wait_for_room(uco_executor *ex, uco_task *self, struct uco__inbox *to
 	else
 		ex->room_head = &rw;
 	ex->room_tail = &rw;
+	ex->outstanding++;
 	pthread_mutex_unlock(&ex->lock);
 	self->loop->inflight++;
 	self->wait_data = &rw;
@@ -609,6 +635,7 @@ int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
 		ex->head = &job;
 	ex->tail = &job;
 	ex->queued++;
+	ex->outstanding++;
 	__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
 	/* A spinning worker takes the first job itself; wake a sleeper for
 	 * any more. */
