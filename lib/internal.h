@@ -26,17 +26,6 @@
 #endif
 #endif
 
-/* Happens-before edges TSan cannot see: a post through MSG_RING. */
-#ifdef UCO__TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#define UCO__TSAN_ACQUIRE(p) __tsan_acquire(p)
-#define UCO__TSAN_RELEASE(p) __tsan_release(p)
-#else
-#define UCO__TSAN_ACQUIRE(p) ((void)(p))
-#define UCO__TSAN_RELEASE(p) ((void)(p))
-#endif
-
 #if defined(__SANITIZE_ADDRESS__)
 #define UCO__ASAN 1
 #elif defined(__has_feature)
