@@ -274,7 +274,8 @@ UCO_API int uco_executor_shutdown(uco_executor *ex, unsigned flags);
 /* Inside a coroutine: run fn(arg) on a worker of `ex` (NULL: the loop's
  * default executor, made on first use) and wait for it; 0 and fn's return
  * value in *value (value may be NULL).  Only this coroutine waits; the
- * loop goes on.  -EPERM outside a coroutine, -ECANCELED if the task was
+ * loop goes on.  Like SQEs, the jobs of one loop turn are handed to the
+ * executor together when the turn ends (at once, for a bounded queue).  -EPERM outside a coroutine, -ECANCELED if the task was
  * cancelled (the job was dropped if it had not started, or has ended),
  * -ESHUTDOWN if the executor is shutting down, -ENOMEM. */
 UCO_API int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value);

@@ -57,7 +57,7 @@ struct uco__inbox {
 	struct uco__post *posted;     /* LIFO, reversed when drained */
 };
 
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DROPPED };
+enum job_state { JOB_PENDING, JOB_QUEUED, JOB_RUNNING, JOB_DROPPED };
 
 struct job {
 	struct uco__post post;
@@ -67,7 +67,7 @@ struct job {
 	uco_fn fn;
 	void *arg;
 	void *value;
-	enum job_state state;         /* under ex->lock */
+	enum job_state state;         /* under ex->lock once queued */
 	bool cancelled;               /* loop side only */
 };
 
@@ -92,8 +92,8 @@ struct uco_executor {
 	pthread_cond_t work;
 	struct job *head, *tail;
 	size_t queued;
-	unsigned running;             /* workers running a job */
 	unsigned sleeping;            /* workers in pthread_cond_wait */
+	unsigned waking;              /* of those, signalled and not yet up */
 	bool spinner;                 /* a worker is spinning */
 	bool stopping;
 	struct room_wait *room_head, *room_tail;
@@ -294,19 +294,13 @@ static int64_t monotonic_us(void)
 	return uco_now() / 1000;
 }
 
-/*
- * Wait (ex->lock held) until there is a job or the executor stops.  A
- * worker spins first only when the executor has just gone idle (no other
- * worker running): that is when a loop waiting on a result is about to
- * submit the next job.  While others still run, a spinner only takes a
- * core from them and from the loops (4 workers on 2 cores: 2.3 M jobs/s
- * spinning always, 4.1 M never).
- */
+/* Wait (ex->lock held) until there is a job or the executor stops,
+ * spinning first if no other worker spins. */
 static void wait_for_job(struct worker *w)
 {
 	uco_executor *ex = w->ex;
 	while (!ex->head && !ex->stopping) {
-		if (ex->spin_us && !ex->spinner && ex->running == 0) {
+		if (ex->spin_us && !ex->spinner) {
 			ex->spinner = true;
 			pthread_mutex_unlock(&ex->lock);
 			int64_t until = monotonic_us() + ex->spin_us;
@@ -324,6 +318,8 @@ static void wait_for_job(struct worker *w)
 		ex->sleeping++;
 		pthread_cond_wait(&ex->work, &ex->lock);
 		ex->sleeping--;
+		if (ex->waking)
+			ex->waking--;
 	}
 }
 
@@ -343,7 +339,6 @@ static void *worker_main(void *arg)
 		else
 			ex->tail = NULL;
 		ex->queued--;
-		ex->running++;
 		__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
 		job->state = JOB_RUNNING;
 		/* Room in a bounded queue: let one waiting coroutine retry. */
@@ -363,7 +358,6 @@ static void *worker_main(void *arg)
 		post(w, &job->post);
 
 		pthread_mutex_lock(&ex->lock);
-		ex->running--;
 	}
 	pthread_mutex_unlock(&ex->lock);
 	if (ex->use_msg_ring)
@@ -468,6 +462,11 @@ int uco_executor_shutdown(uco_executor *ex, unsigned flags)
 {
 	if (!ex || (flags & ~UCO_EXECUTOR_CANCEL_QUEUED))
 		return -EINVAL;
+	/* Jobs this thread's loop batched for ex this turn go in first, so
+	 * that they are run or dropped like the others. */
+	uco_loop *loop = uco_loop_current();
+	if (loop && loop->batch_head && loop->batch_ex == ex)
+		uco__executor_flush(loop);
 	pthread_mutex_lock(&ex->lock);
 	ex->stopping = true;
 	struct job *dropped = NULL;
@@ -545,6 +544,21 @@ static void cancel_job(uco_task *t)
 {
 	struct job *job = t->wait_data;
 	uco_executor *ex = job->ex;
+	uco_loop *loop = t->loop;
+	if (job->state == JOB_PENDING) {
+		/* Still in this loop's batch: no other thread has seen it. */
+		if (job->prev)
+			job->prev->next = job->next;
+		else
+			loop->batch_head = job->next;
+		if (job->next)
+			job->next->prev = job->prev;
+		else
+			loop->batch_tail = job->prev;
+		loop->inflight--;
+		uco__wake(loop, t, -ECANCELED);
+		return;
+	}
 	pthread_mutex_lock(&ex->lock);
 	bool queued = job->state == JOB_QUEUED;
 	if (queued) {
@@ -596,6 +610,56 @@ static void cancel_room_wait(uco_task *t)
 		uco__wake(t->loop, t, -ECANCELED);
 	} else {
 		rw->cancelled = true;
+	}
+}
+
+/* Append the n jobs first..last (linked by next) to the queue and wake
+ * the workers they need; under ex->lock. */
+static void enqueue(uco_executor *ex, struct job *first, struct job *last, size_t n)
+{
+	for (struct job *j = first;; j = j->next) {
+		j->state = JOB_QUEUED;
+		if (j == last)
+			break;
+	}
+	first->prev = ex->tail;
+	last->next = NULL;
+	if (ex->tail)
+		ex->tail->next = first;
+	else
+		ex->head = first;
+	ex->tail = last;
+	ex->queued += n;
+	ex->outstanding += n;
+	__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
+	/* A spinning worker takes one job itself; wake sleepers for the rest,
+	 * but none already being woken (each signal is a futex system call). */
+	size_t want = ex->spinner ? n - 1 : n;
+	while (want-- && ex->sleeping > ex->waking) {
+		ex->waking++;
+		pthread_cond_signal(&ex->work);
+	}
+}
+
+void uco__executor_flush(uco_loop *loop)
+{
+	struct job *first = loop->batch_head, *last = loop->batch_tail;
+	uco_executor *ex = loop->batch_ex;
+	loop->batch_head = loop->batch_tail = NULL;
+	size_t n = 0;
+	for (struct job *j = first; j; j = j->next)
+		n++;
+	pthread_mutex_lock(&ex->lock);
+	bool stopping = ex->stopping;
+	if (!stopping)
+		enqueue(ex, first, last, n);
+	pthread_mutex_unlock(&ex->lock);
+	if (stopping) {
+		for (struct job *j = first, *next; j; j = next) {
+			next = j->next;
+			loop->inflight--;
+			uco__wake(loop, j->task, -ESHUTDOWN);
+		}
 	}
 }
 
@@ -654,33 +718,33 @@ int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
 		.post.done.complete = job_done, .post.to = to,
 		.ex = ex, .task = self, .fn = fn, .arg = arg,
 	};
-	pthread_mutex_lock(&ex->lock);
-	while (!ex->stopping && ex->queue_max && ex->queued >= ex->queue_max) {
-		err = wait_for_room(ex, self, to);
-		if (err) {
-			pthread_mutex_unlock(&ex->lock);
-			return err;
+	if (!ex->queue_max && (!loop->batch_head || loop->batch_ex == ex)) {
+		/* Into this turn's batch, handed to the executor in one go when
+		 * the turn ends (uco__executor_flush). */
+		job.state = JOB_PENDING;
+		job.prev = loop->batch_tail;
+		if (loop->batch_tail)
+			((struct job *)loop->batch_tail)->next = &job;
+		else
+			loop->batch_head = &job;
+		loop->batch_tail = &job;
+		loop->batch_ex = ex;
+	} else {
+		pthread_mutex_lock(&ex->lock);
+		while (!ex->stopping && ex->queue_max && ex->queued >= ex->queue_max) {
+			err = wait_for_room(ex, self, to);
+			if (err) {
+				pthread_mutex_unlock(&ex->lock);
+				return err;
+			}
 		}
-	}
-	if (ex->stopping) {
+		if (ex->stopping) {
+			pthread_mutex_unlock(&ex->lock);
+			return -ESHUTDOWN;
+		}
+		enqueue(ex, &job, &job, 1);
 		pthread_mutex_unlock(&ex->lock);
-		return -ESHUTDOWN;
 	}
-	job.prev = ex->tail;
-	if (ex->tail)
-		ex->tail->next = &job;
-	else
-		ex->head = &job;
-	ex->tail = &job;
-	ex->queued++;
-	ex->outstanding++;
-	__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
-	/* A spinning worker takes the first job itself; wake a sleeper for
-	 * any more. */
-	if (ex->sleeping && (!ex->spinner || ex->queued > 1))
-		pthread_cond_signal(&ex->work);
-	pthread_mutex_unlock(&ex->lock);
-
 	loop->inflight++; /* the post that will come back */
 	self->wait_data = &job;
 	int r = uco__park(loop, self, cancel_job);

@@ -218,6 +218,10 @@ struct uco_loop {
 	int64_t next_trim;        /* uco_now() of the next pool trim */
 	struct uco__inbox *inbox; /* posts from executor threads */
 	uco_executor *executor;   /* the default executor, if any */
+	/* Executor jobs submitted this turn, for batch_ex, handed over in
+	 * one go at the end of the turn (struct job, executor.c). */
+	void *batch_head, *batch_tail;
+	uco_executor *batch_ex;
 	bool owns_executor;
 	uco_loop_stats stats;
 #ifdef UCO__ASAN
@@ -259,6 +263,7 @@ size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
 
 /* executor.c */
 void uco__inbox_destroy(struct uco__inbox *in);
+void uco__executor_flush(uco_loop *loop);
 void uco__loop_executor_close(uco_loop *loop);
 
 /* loop.c */

@@ -384,6 +384,8 @@ static bool finished(const uco_loop *loop, const uco_task *task)
 static int turn(uco_loop *loop, const uco_task *until)
 {
 	run_ready(loop);
+	if (loop->batch_head)
+		uco__executor_flush(loop);
 
 	bool idle = loop->ready.len == 0 && !loop->stop_requested &&
 	            !finished(loop, until);

@@ -322,6 +322,7 @@ static void *opens_gate_from_a_thread(void *arg)
 static void *shuts_down_when_queued(void *arg)
 {
 	struct shutdown_case *c = arg;
+	uco_yield();     /* jobs go to the executor at the end of a turn */
 	wait_started(1); /* one job runs, the others are queued */
 	uco_yield();     /* let every future submit its job */
 	/* The queued jobs must still be queued when shutdown begins: the
@@ -388,6 +389,7 @@ struct cancel_case {
 static void *cancels_jobs(void *arg)
 {
 	struct cancel_case *c = arg;
+	uco_yield(); /* jobs go to the executor at the end of a turn */
 	wait_started(1);
 	uco_yield();
 	cr_assert_eq(uco_task_cancel(c->queued), 0);
