@@ -112,6 +112,7 @@ int bench_switch_run(const struct bench_opts *opts);
 int bench_spawn_run(const struct bench_opts *opts);
 int bench_sleep_run(const struct bench_opts *opts);
 int bench_million_run(const struct bench_opts *opts);
+int bench_executor_run(const struct bench_opts *opts);
 
 /* One round of the sleep work on uco: spawn n detached tasks on `loop`
  * that each uco_sleep(sleep_ns), run the loop until none is left; the time
@@ -124,6 +125,7 @@ int bench_uco_sleep_round(struct uco_loop *loop, uint64_t n, int64_t sleep_ns,
 /* What the fresh child processes run (uco-bench --internal-child ...). */
 int bench_sleep_child(const char *impl, const struct bench_opts *opts);
 int bench_million_child(const char *impl, const struct bench_opts *opts);
+int bench_executor_child(const char *impl, const struct bench_opts *opts);
 
 /* The work of the sleep benchmark, the same for every implementation. */
 #define BENCH_SLEEP_TASKS 100000

@@ -38,6 +38,7 @@ static const char *const switch_impls[] = {"uco", "boost-fcontext", "ucontext", 
 static const char *const spawn_impls[] = {"uco", NULL};
 static const char *const sleep_impls[] = {"uco", "libuv", "asyncio", NULL};
 static const char *const million_impls[] = {"uco", NULL};
+static const char *const executor_impls[] = {"uco", "libuv", "asyncio", NULL};
 
 static const struct bench_def benches[] = {
 	{"switch", switch_impls, bench_switch_run, NULL, false,
@@ -48,6 +49,8 @@ static const struct bench_def benches[] = {
 	 "100,000 concurrent 10 ms sleeps"},
 	{"million", million_impls, bench_million_run, bench_million_child, true,
 	 "1,000,000 concurrent coroutines sleeping 1 s, default stack size"},
+	{"executor", executor_impls, bench_executor_run, bench_executor_child,
+	 false, "trivial job on 4 worker threads: round trip, 1,000 in flight"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 
