@@ -57,7 +57,7 @@ struct uco__inbox {
 	struct uco__post *posted;     /* LIFO, reversed when drained */
 };
 
-enum job_state { JOB_PENDING, JOB_QUEUED, JOB_RUNNING, JOB_DROPPED };
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DROPPED };
 
 struct job {
 	struct uco__post post;
@@ -67,7 +67,8 @@ struct job {
 	uco_fn fn;
 	void *arg;
 	void *value;
-	enum job_state state;         /* under ex->lock once queued */
+	enum job_state state;         /* under ex->lock */
+	bool batched;                 /* loop side only: in the loop's batch */
 	bool cancelled;               /* loop side only */
 };
 
@@ -103,12 +104,14 @@ struct uco_executor {
 	unsigned nthreads, nrings;
 	struct worker *workers;
 	/* Jobs and room waits submitted and not yet received back by their
-	 * loop (under lock).  A loop may still call in (a cancel) until then,
-	 * so shutdown frees the executor only when none is left; otherwise
-	 * the last loop to receive one frees it. */
-	size_t outstanding;
-	bool shut_down;
+	 * loop, plus OUTSTANDING_SHUT once shutdown has finished (atomic, so
+	 * that receiving a result takes no lock).  A loop may still call in
+	 * (a cancel) until it has received its results, so whoever brings
+	 * this to exactly OUTSTANDING_SHUT frees the executor, once. */
+	uint64_t outstanding;
 };
+
+#define OUTSTANDING_SHUT (UINT64_C(1) << 62)
 
 /* ------------------------------------------------------------ posting */
 
@@ -497,22 +500,20 @@ int uco_executor_shutdown(uco_executor *ex, unsigned flags)
 		rooms = next;
 	}
 	stop_workers(ex, ex->nthreads);
-	pthread_mutex_lock(&ex->lock);
-	ex->shut_down = true;
-	bool free_now = ex->outstanding == 0;
-	pthread_mutex_unlock(&ex->lock);
-	if (free_now)
+	if (__atomic_fetch_add(&ex->outstanding, OUTSTANDING_SHUT, __ATOMIC_ACQ_REL) == 0)
 		executor_free(ex);
 	return 0;
+}
+
+static void outstanding_add(uco_executor *ex, uint64_t n)
+{
+	__atomic_fetch_add(&ex->outstanding, n, __ATOMIC_RELAXED);
 }
 
 /* A loop has received (or dropped) one of its jobs or room waits. */
 static void received(uco_executor *ex)
 {
-	pthread_mutex_lock(&ex->lock);
-	bool free_now = --ex->outstanding == 0 && ex->shut_down;
-	pthread_mutex_unlock(&ex->lock);
-	if (free_now)
+	if (__atomic_fetch_sub(&ex->outstanding, 1, __ATOMIC_ACQ_REL) == OUTSTANDING_SHUT + 1)
 		executor_free(ex);
 }
 
@@ -545,7 +546,7 @@ static void cancel_job(uco_task *t)
 	struct job *job = t->wait_data;
 	uco_executor *ex = job->ex;
 	uco_loop *loop = t->loop;
-	if (job->state == JOB_PENDING) {
+	if (job->batched) {
 		/* Still in this loop's batch: no other thread has seen it. */
 		if (job->prev)
 			job->prev->next = job->next;
@@ -571,12 +572,12 @@ static void cancel_job(uco_task *t)
 		else
 			ex->tail = job->prev;
 		ex->queued--;
-		ex->outstanding--; /* nothing will be posted for it */
 		__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&ex->lock);
 	if (queued) {
 		/* It never runs and nothing will be posted for it. */
+		received(ex);
 		t->loop->inflight--;
 		uco__wake(t->loop, t, -ECANCELED);
 	} else {
@@ -602,10 +603,10 @@ static void cancel_room_wait(uco_task *t)
 		if (ex->room_tail == rw)
 			ex->room_tail = prev;
 		rw->listed = false;
-		ex->outstanding--;
 	}
 	pthread_mutex_unlock(&ex->lock);
 	if (listed) {
+		received(ex);
 		t->loop->inflight--;
 		uco__wake(t->loop, t, -ECANCELED);
 	} else {
@@ -630,7 +631,7 @@ static void enqueue(uco_executor *ex, struct job *first, struct job *last, size_
 		ex->head = first;
 	ex->tail = last;
 	ex->queued += n;
-	ex->outstanding += n;
+	outstanding_add(ex, n);
 	__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
 	/* A spinning worker takes one job itself; wake sleepers for the rest,
 	 * but none already being woken (each signal is a futex system call). */
@@ -647,8 +648,10 @@ void uco__executor_flush(uco_loop *loop)
 	uco_executor *ex = loop->batch_ex;
 	loop->batch_head = loop->batch_tail = NULL;
 	size_t n = 0;
-	for (struct job *j = first; j; j = j->next)
+	for (struct job *j = first; j; j = j->next) {
+		j->batched = false;
 		n++;
+	}
 	pthread_mutex_lock(&ex->lock);
 	bool stopping = ex->stopping;
 	if (!stopping)
@@ -676,7 +679,7 @@ static int wait_for_room(uco_executor *ex, uco_task *self, struct uco__inbox *to
 	else
 		ex->room_head = &rw;
 	ex->room_tail = &rw;
-	ex->outstanding++;
+	outstanding_add(ex, 1);
 	pthread_mutex_unlock(&ex->lock);
 	self->loop->inflight++;
 	self->wait_data = &rw;
@@ -721,7 +724,7 @@ int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
 	if (!ex->queue_max && (!loop->batch_head || loop->batch_ex == ex)) {
 		/* Into this turn's batch, handed to the executor in one go when
 		 * the turn ends (uco__executor_flush). */
-		job.state = JOB_PENDING;
+		job.batched = true;
 		job.prev = loop->batch_tail;
 		if (loop->batch_tail)
 			((struct job *)loop->batch_tail)->next = &job;
