@@ -59,9 +59,9 @@ struct uco__inbox {
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DROPPED };
 
-struct job {
+struct uco__job {
 	struct uco__post post;
-	struct job *prev, *next;      /* executor queue, under ex->lock */
+	struct uco__job *prev, *next;      /* executor queue, under ex->lock */
 	uco_executor *ex;
 	uco_task *task;
 	uco_fn fn;
@@ -91,7 +91,7 @@ struct worker {
 struct uco_executor {
 	pthread_mutex_t lock;
 	pthread_cond_t work;
-	struct job *head, *tail;
+	struct uco__job *head, *tail;
 	size_t queued;
 	unsigned sleeping;            /* workers in pthread_cond_wait */
 	unsigned waking;              /* of those, signalled and not yet up */
@@ -333,7 +333,7 @@ static void *worker_main(void *arg)
 	pthread_mutex_lock(&ex->lock);
 	for (;;) {
 		wait_for_job(w);
-		struct job *job = ex->head;
+		struct uco__job *job = ex->head;
 		if (!job)
 			break; /* stopping, and the queue is empty */
 		ex->head = job->next;
@@ -415,10 +415,8 @@ int uco_executor_create(uco_executor **out, const uco_executor_opts *opts)
 		return -EINVAL;
 	if (!opts)
 		opts = &defaults;
-	for (size_t i = 0; i < sizeof opts->reserved_ / sizeof opts->reserved_[0]; i++)
-		if (opts->reserved_[i])
-			return -EINVAL;
-	if (opts->flags & ~(UCO_EXECUTOR_NO_SPIN | UCO_EXECUTOR_NO_MSG_RING) ||
+	if (!uco__all_zero(opts->reserved_, sizeof opts->reserved_ / sizeof opts->reserved_[0]) ||
+	    opts->flags & ~(UCO_EXECUTOR_NO_SPIN | UCO_EXECUTOR_NO_MSG_RING) ||
 	    opts->threads > MAX_THREADS)
 		return -EINVAL;
 
@@ -472,12 +470,12 @@ int uco_executor_shutdown(uco_executor *ex, unsigned flags)
 		uco__executor_flush(loop);
 	pthread_mutex_lock(&ex->lock);
 	ex->stopping = true;
-	struct job *dropped = NULL;
+	struct uco__job *dropped = NULL;
 	if (flags & UCO_EXECUTOR_CANCEL_QUEUED) {
 		dropped = ex->head;
 		ex->head = ex->tail = NULL;
 		ex->queued = 0;
-		for (struct job *j = dropped; j; j = j->next)
+		for (struct uco__job *j = dropped; j; j = j->next)
 			j->state = JOB_DROPPED;
 	}
 	/* Coroutines waiting for room retry and learn of the shutdown. */
@@ -490,7 +488,7 @@ int uco_executor_shutdown(uco_executor *ex, unsigned flags)
 
 	/* Through the eventfds: this thread has no ring of its own. */
 	while (dropped) {
-		struct job *next = dropped->next;
+		struct uco__job *next = dropped->next;
 		post(NULL, &dropped->post);
 		dropped = next;
 	}
@@ -523,7 +521,7 @@ static void job_done(uco_loop *loop, struct uco__completion *c,
                      const struct io_uring_cqe *cqe)
 {
 	(void)cqe;
-	struct job *job = UCO__CONTAINER_OF(c, struct job, post.done);
+	struct uco__job *job = UCO__CONTAINER_OF(c, struct uco__job, post.done);
 	/* JOB_DROPPED: shutdown cancelled it; job->cancelled: its task was
 	 * cancelled while it ran.  Either way the result is not delivered. */
 	bool cancelled = job->cancelled || job->state == JOB_DROPPED;
@@ -540,22 +538,28 @@ static void room_posted(uco_loop *loop, struct uco__completion *c,
 	uco__wake(loop, rw->task, rw->cancelled ? -ECANCELED : 0);
 }
 
+/* Take a job out of a list: a loop's batch or an executor's queue. */
+static void job_unlink(struct uco__job **head, struct uco__job **tail, struct uco__job *job)
+{
+	if (job->prev)
+		job->prev->next = job->next;
+	else
+		*head = job->next;
+	if (job->next)
+		job->next->prev = job->prev;
+	else
+		*tail = job->prev;
+}
+
 /* uco_task_cancel() on a task waiting for its job. */
 static void cancel_job(uco_task *t)
 {
-	struct job *job = t->wait_data;
+	struct uco__job *job = t->wait_data;
 	uco_executor *ex = job->ex;
 	uco_loop *loop = t->loop;
 	if (job->batched) {
 		/* Still in this loop's batch: no other thread has seen it. */
-		if (job->prev)
-			job->prev->next = job->next;
-		else
-			loop->batch_head = job->next;
-		if (job->next)
-			job->next->prev = job->prev;
-		else
-			loop->batch_tail = job->prev;
+		job_unlink(&loop->batch_head, &loop->batch_tail, job);
 		loop->inflight--;
 		uco__wake(loop, t, -ECANCELED);
 		return;
@@ -563,14 +567,7 @@ static void cancel_job(uco_task *t)
 	pthread_mutex_lock(&ex->lock);
 	bool queued = job->state == JOB_QUEUED;
 	if (queued) {
-		if (job->prev)
-			job->prev->next = job->next;
-		else
-			ex->head = job->next;
-		if (job->next)
-			job->next->prev = job->prev;
-		else
-			ex->tail = job->prev;
+		job_unlink(&ex->head, &ex->tail, job);
 		ex->queued--;
 		__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
 	}
@@ -616,9 +613,9 @@ static void cancel_room_wait(uco_task *t)
 
 /* Append the n jobs first..last (linked by next) to the queue and wake
  * the workers they need; under ex->lock. */
-static void enqueue(uco_executor *ex, struct job *first, struct job *last, size_t n)
+static void enqueue(uco_executor *ex, struct uco__job *first, struct uco__job *last, size_t n)
 {
-	for (struct job *j = first;; j = j->next) {
+	for (struct uco__job *j = first;; j = j->next) {
 		j->state = JOB_QUEUED;
 		if (j == last)
 			break;
@@ -644,11 +641,11 @@ static void enqueue(uco_executor *ex, struct job *first, struct job *last, size_
 
 void uco__executor_flush(uco_loop *loop)
 {
-	struct job *first = loop->batch_head, *last = loop->batch_tail;
+	struct uco__job *first = loop->batch_head, *last = loop->batch_tail;
 	uco_executor *ex = loop->batch_ex;
 	loop->batch_head = loop->batch_tail = NULL;
 	size_t n = 0;
-	for (struct job *j = first; j; j = j->next) {
+	for (struct uco__job *j = first; j; j = j->next) {
 		j->batched = false;
 		n++;
 	}
@@ -658,7 +655,7 @@ void uco__executor_flush(uco_loop *loop)
 		enqueue(ex, first, last, n);
 	pthread_mutex_unlock(&ex->lock);
 	if (stopping) {
-		for (struct job *j = first, *next; j; j = next) {
+		for (struct uco__job *j = first, *next; j; j = next) {
 			next = j->next;
 			loop->inflight--;
 			uco__wake(loop, j->task, -ESHUTDOWN);
@@ -717,7 +714,7 @@ int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
 	if (uco__cancel_due(self))
 		return -ECANCELED;
 
-	struct job job = {
+	struct uco__job job = {
 		.post.done.complete = job_done, .post.to = to,
 		.ex = ex, .task = self, .fn = fn, .arg = arg,
 	};
@@ -727,7 +724,7 @@ int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
 		job.batched = true;
 		job.prev = loop->batch_tail;
 		if (loop->batch_tail)
-			((struct job *)loop->batch_tail)->next = &job;
+			loop->batch_tail->next = &job;
 		else
 			loop->batch_head = &job;
 		loop->batch_tail = &job;
@@ -776,13 +773,12 @@ static void *run_call(void *arg)
 int uco_spawn_in_executor(uco_loop *loop, uco_task **out, uco_executor *ex,
                           uco_fn fn, void *arg)
 {
-	if (!loop)
-		loop = uco_loop_current();
-	if (!loop || !fn)
+	if (!fn)
 		return -EINVAL;
-	if (loop->owner != uco__thread_token())
-		return -EPERM;
-	int err = ex ? 0 : default_executor(loop, &ex);
+	int err = uco__spawn_loop(&loop);
+	if (err)
+		return err;
+	err = ex ? 0 : default_executor(loop, &ex);
 	if (err)
 		return err;
 	pthread_mutex_lock(&ex->lock);

@@ -34,6 +34,16 @@
 #endif
 #endif
 
+/* Options structs end in reserved words that must be zero, so that later
+ * versions can give them a meaning. */
+static inline bool uco__all_zero(const unsigned *words, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (words[i])
+			return false;
+	return true;
+}
+
 /* ------------------------------------------------------------ stacks */
 
 /* A coroutine stack: [base, base + size) is usable, a guard page sits just
@@ -194,6 +204,7 @@ struct uco_task {
 /* ------------------------------------------------------------ the loop */
 
 struct uco__inbox;
+struct uco__job;
 
 struct uco_loop {
 	struct io_uring ring;
@@ -220,7 +231,7 @@ struct uco_loop {
 	uco_executor *executor;   /* the default executor, if any */
 	/* Executor jobs submitted this turn, for batch_ex, handed over in
 	 * one go at the end of the turn (struct job, executor.c). */
-	void *batch_head, *batch_tail;
+	struct uco__job *batch_head, *batch_tail;
 	uco_executor *batch_ex;
 	bool owns_executor;
 	uco_loop_stats stats;
@@ -282,5 +293,8 @@ int uco__park(uco_loop *loop, uco_task *t, void (*cancel)(uco_task *t));
 bool uco__cancel_due(uco_task *t);
 /* The running task of this thread, and its loop. */
 uco_task *uco__self(void);
+/* The loop a spawn-like call works on: *loop, or (NULL) the loop running
+ * on this thread.  0, -EINVAL (no loop) or -EPERM (another thread's). */
+int uco__spawn_loop(uco_loop **loop);
 
 #endif

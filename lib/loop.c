@@ -34,6 +34,15 @@ uco_loop *uco_loop_current(void)
 	return tls_running;
 }
 
+int uco__spawn_loop(uco_loop **loop)
+{
+	if (!*loop)
+		*loop = tls_running;
+	if (!*loop)
+		return -EINVAL;
+	return (*loop)->owner == &tls_token ? 0 : -EPERM;
+}
+
 uco_task *uco__self(void)
 {
 	return tls_running ? tls_running->current : NULL;
@@ -167,10 +176,8 @@ int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
 		return -EINVAL;
 	if (!opts)
 		opts = &defaults;
-	for (size_t i = 0; i < sizeof opts->reserved_ / sizeof opts->reserved_[0]; i++)
-		if (opts->reserved_[i])
-			return -EINVAL;
-	if (opts->flags & ~UCO_LOOP_PLAIN_RING)
+	if (!uco__all_zero(opts->reserved_, sizeof opts->reserved_ / sizeof opts->reserved_[0]) ||
+	    opts->flags & ~UCO_LOOP_PLAIN_RING)
 		return -EINVAL;
 
 	size_t page = uco__page_size();

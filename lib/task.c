@@ -83,12 +83,11 @@ size_t uco__task_cache_trim(uco_loop *loop, size_t keep)
 int uco_spawn_sized(uco_loop *loop, uco_task **out, uco_fn fn, void *arg,
                     size_t stack_size)
 {
-	if (!loop)
-		loop = uco_loop_current();
-	if (!loop || !fn)
+	if (!fn)
 		return -EINVAL;
-	if (loop->owner != uco__thread_token())
-		return -EPERM;
+	int err = uco__spawn_loop(&loop);
+	if (err)
+		return err;
 	size_t page = uco__page_size();
 	if (stack_size) {
 		if (stack_size < UCO_STACK_SIZE_MIN || stack_size > ((size_t)1 << 40))
@@ -97,7 +96,7 @@ int uco_spawn_sized(uco_loop *loop, uco_task **out, uco_fn fn, void *arg,
 	}
 
 	/* Room in the run queue for every task, so waking one never fails. */
-	int err = uco__ready_reserve(loop, loop->ntasks + 1);
+	err = uco__ready_reserve(loop, loop->ntasks + 1);
 	if (err)
 		return err;
 	uco_task *t = task_alloc(loop);
