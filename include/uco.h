@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 struct addrinfo;
 
@@ -301,6 +303,55 @@ UCO_API int uco_getaddrinfo(const char *node, const char *service,
 #define UCO_EAI_BASE 3000
 #define UCO_EAI_ERROR(eai) (-(UCO_EAI_BASE - (eai))) /* glibc's EAI_* are < 0 */
 UCO_API const char *uco_gai_strerror(int err);
+
+/* ---------------------------------------------------------------- IO */
+
+/*
+ * Every call below is one io_uring operation; only the calling coroutine
+ * waits, and the loop submits the SQEs of a turn together.  Results are the
+ * CQE's: >= 0 (bytes, a descriptor, revents) or -errno.  -EPERM outside a
+ * coroutine.
+ *
+ * Deadlines (the _dl forms) are absolute uco_now() times; UCO_FOREVER
+ * waits forever and 0 tries once.  On expiry the call returns -ETIMEDOUT,
+ * unless the kernel completed the operation first: then its result wins
+ * and no data is lost.
+ *
+ * Buffers belong to the kernel until the call returns, and a cancelled or
+ * timed-out call returns only once the kernel is done with them (the
+ * operation's own completion has arrived), so stack buffers are safe.
+ */
+#define UCO_FOREVER INT64_C(-1)
+
+/* pread/pwrite at `offset`, or at the file position for offset -1. */
+UCO_API ssize_t uco_read(int fd, void *buf, size_t len, int64_t offset);
+UCO_API ssize_t uco_read_dl(int fd, void *buf, size_t len, int64_t offset, int64_t deadline);
+UCO_API ssize_t uco_write(int fd, const void *buf, size_t len, int64_t offset);
+UCO_API ssize_t uco_write_dl(int fd, const void *buf, size_t len, int64_t offset,
+                             int64_t deadline);
+
+UCO_API ssize_t uco_recv(int fd, void *buf, size_t len, int flags);
+UCO_API ssize_t uco_recv_dl(int fd, void *buf, size_t len, int flags, int64_t deadline);
+UCO_API ssize_t uco_send(int fd, const void *buf, size_t len, int flags);
+UCO_API ssize_t uco_send_dl(int fd, const void *buf, size_t len, int flags, int64_t deadline);
+
+/* A connected descriptor (with SOCK_CLOEXEC | SOCK_NONBLOCK from flags). */
+UCO_API int uco_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+UCO_API int uco_accept_dl(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
+                          int64_t deadline);
+UCO_API int uco_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+UCO_API int uco_connect_dl(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                           int64_t deadline);
+
+/* Wait until fd is ready for `events` (POLLIN, POLLOUT ...): the revents.
+ * For descriptors uco does not own. */
+UCO_API int uco_poll(int fd, unsigned events);
+UCO_API int uco_poll_dl(int fd, unsigned events, int64_t deadline);
+
+UCO_API int uco_openat(int dirfd, const char *path, int flags, mode_t mode);
+UCO_API int uco_close(int fd);
+/* fsync, or fdatasync with datasync != 0. */
+UCO_API int uco_fsync(int fd, int datasync);
 
 /* ---------------------------------------------------------------- time */
 

@@ -255,6 +255,9 @@ void uco__ring_exit(uco_loop *loop);
  * SQ is full the pending SQEs are submitted first, so an operation is never
  * dropped.  NULL only if the kernel keeps refusing (-EBUSY/-ENOMEM). */
 struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c);
+/* Make room for n SQEs in a row (a linked chain must not be split by a
+ * submit in its middle).  0, or -EAGAIN/-EBUSY if the kernel refuses. */
+int uco__sqe_reserve(uco_loop *loop, unsigned n);
 /* Submit what is pending; wait for at least one CQE if `wait` (up to
  * timeout_ns when >= 0), then hand every available CQE to its completion. */
 int uco__ring_turn(uco_loop *loop, bool wait, int64_t timeout_ns);

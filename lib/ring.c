@@ -133,6 +133,16 @@ struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c)
 	return sqe;
 }
 
+int uco__sqe_reserve(uco_loop *loop, unsigned n)
+{
+	if (io_uring_sq_space_left(&loop->ring) >= n)
+		return 0;
+	int err = submit_pending(loop);
+	if (err < 0)
+		return err;
+	return io_uring_sq_space_left(&loop->ring) >= n ? 0 : -EAGAIN;
+}
+
 int uco__ring_turn(uco_loop *loop, bool wait, int64_t timeout_ns)
 {
 	struct io_uring *ring = &loop->ring;
