@@ -22,6 +22,8 @@
 #include <sys/types.h>
 
 struct addrinfo;
+struct iovec;
+struct statx;
 
 #include "uco/version.h"
 
@@ -348,10 +350,59 @@ UCO_API int uco_connect_dl(int fd, const struct sockaddr *addr, socklen_t addrle
 UCO_API int uco_poll(int fd, unsigned events);
 UCO_API int uco_poll_dl(int fd, unsigned events, int64_t deadline);
 
+UCO_API ssize_t uco_readv(int fd, const struct iovec *iov, int iovcnt, int64_t offset);
+UCO_API ssize_t uco_readv_dl(int fd, const struct iovec *iov, int iovcnt, int64_t offset,
+                             int64_t deadline);
+UCO_API ssize_t uco_writev(int fd, const struct iovec *iov, int iovcnt, int64_t offset);
+UCO_API ssize_t uco_writev_dl(int fd, const struct iovec *iov, int iovcnt, int64_t offset,
+                              int64_t deadline);
+
+/* UDP and ancillary data. */
+UCO_API ssize_t uco_recvmsg(int fd, struct msghdr *msg, int flags);
+UCO_API ssize_t uco_recvmsg_dl(int fd, struct msghdr *msg, int flags, int64_t deadline);
+UCO_API ssize_t uco_sendmsg(int fd, const struct msghdr *msg, int flags);
+UCO_API ssize_t uco_sendmsg_dl(int fd, const struct msghdr *msg, int flags, int64_t deadline);
+
+/* Exactly len bytes, through short reads and writes: len on success; for
+ * a read, the bytes read before end-of-file when it comes first (< len);
+ * -errno on error (the bytes moved before it are not reported). */
+UCO_API ssize_t uco_read_full(int fd, void *buf, size_t len, int64_t deadline);
+UCO_API ssize_t uco_write_all(int fd, const void *buf, size_t len, int64_t deadline);
+
+UCO_API int uco_socket(int domain, int type, int protocol);
+UCO_API int uco_shutdown(int fd, int how);
 UCO_API int uco_openat(int dirfd, const char *path, int flags, mode_t mode);
 UCO_API int uco_close(int fd);
 /* fsync, or fdatasync with datasync != 0. */
 UCO_API int uco_fsync(int fd, int datasync);
+UCO_API int uco_fallocate(int fd, int mode, int64_t offset, int64_t len);
+UCO_API int uco_statx(int dirfd, const char *path, int flags, unsigned mask,
+                      struct statx *out);
+/* Move up to len bytes between two descriptors, one of them a pipe
+ * (offsets -1: the current position, or none for a pipe or socket). */
+UCO_API ssize_t uco_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
+                           size_t len, unsigned flags);
+
+/* A multishot acceptor on a listening socket: the kernel accepts
+ * connections as they arrive (IORING_ACCEPT_MULTISHOT, 5.19+; one accept at
+ * a time on older kernels) and uco_acceptor_next() hands them out in
+ * arrival order.  An open acceptor keeps its loop running, as a listening
+ * server should.  Open it on the loop's thread; flags are accept4()'s. */
+typedef struct uco_acceptor uco_acceptor;
+UCO_API int uco_acceptor_open(uco_loop *loop, uco_acceptor **out, int listen_fd, int flags);
+/* From a coroutine: the next accepted descriptor (yours to close), or
+ * -errno: an accept error (-EMFILE ...; the acceptor goes on), -ECANCELED,
+ * -ESHUTDOWN once the acceptor is closed.  No deadline form yet: use
+ * uco_accept_dl() for a one-off accept with a deadline. */
+UCO_API int uco_acceptor_next(uco_acceptor *a);
+/* Stop accepting: waiting coroutines get -ESHUTDOWN, connections accepted
+ * but not handed out are closed, and the acceptor is freed once the kernel
+ * has let go of it.  The listening socket stays open (it is yours). */
+UCO_API int uco_acceptor_close(uco_acceptor *a);
+
+/* Kernels differ: each operation's opcode is probed once per loop.  Where
+ * one is missing, socket, shutdown and close fall back to the plain system
+ * call (none of them blocks); every other call returns -EOPNOTSUPP. */
 
 /* ---------------------------------------------------------------- time */
 

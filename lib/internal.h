@@ -224,6 +224,7 @@ struct uco_loop {
 	uint64_t inflight;        /* SQEs whose final CQE is still due */
 	uint64_t submit_generation; /* io_uring_enter calls so far */
 	unsigned features;        /* UCO_RING_* */
+	uint64_t opcodes[4];      /* IORING_OP_* this kernel has, probed once */
 	bool running, stop_requested;
 	bool reaping;
 	int64_t next_trim;        /* uco_now() of the next pool trim */
@@ -247,6 +248,14 @@ struct uco_loop {
 
 /* The token of the calling thread (the address of a thread-local). */
 const void *uco__thread_token(void);
+
+static inline bool uco__has_op(const uco_loop *loop, unsigned op)
+{
+	return op < 256 && (loop->opcodes[op / 64] >> (op % 64) & 1);
+}
+
+/* For tests: behave as if the kernel lacked `op`. */
+void uco__forget_opcode(uco_loop *loop, unsigned op);
 
 /* ring.c */
 int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags);

@@ -13,6 +13,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -45,14 +48,22 @@ static void cancel_op(uco_task *t)
 }
 
 /*
- * Start an operation: returns its SQE (user_data set), or NULL with *err.
- * With a deadline, room for the linked timeout is reserved too.
+ * Start an operation of `opcode`: returns its SQE (user_data set), or NULL
+ * with *err (-EOPNOTSUPP where the kernel lacks the opcode, or the linked
+ * timeout a deadline needs).  With a deadline, room for the linked timeout
+ * is reserved too.
  */
-static struct io_uring_sqe *op_start(struct op *op, int64_t deadline, int *err)
+static struct io_uring_sqe *op_start(struct op *op, unsigned opcode, int64_t deadline,
+                                     int *err)
 {
 	uco_task *self = uco__self();
 	if (!self) {
 		*err = -EPERM;
+		return NULL;
+	}
+	if (!uco__has_op(self->loop, opcode) ||
+	    (deadline >= 0 && !uco__has_op(self->loop, IORING_OP_LINK_TIMEOUT))) {
+		*err = -EOPNOTSUPP;
 		return NULL;
 	}
 	if (uco__cancel_due(self)) {
@@ -90,16 +101,16 @@ static int op_wait(struct op *op, struct io_uring_sqe *sqe, int64_t deadline)
 	return op->res;
 }
 
-#define OP_BEGIN(deadline)                                     \
-	struct op op;                                          \
-	int err;                                               \
-	struct io_uring_sqe *sqe = op_start(&op, (deadline), &err); \
-	if (!sqe)                                              \
+#define OP_BEGIN(opcode, deadline)                                       \
+	struct op op;                                                    \
+	int err;                                                         \
+	struct io_uring_sqe *sqe = op_start(&op, (opcode), (deadline), &err); \
+	if (!sqe)                                                        \
 		return err
 
 ssize_t uco_read_dl(int fd, void *buf, size_t len, int64_t offset, int64_t deadline)
 {
-	OP_BEGIN(deadline);
+	OP_BEGIN(IORING_OP_READ, deadline);
 	io_uring_prep_read(sqe, fd, buf, (unsigned)(len > 0x7ffff000 ? 0x7ffff000 : len),
 	                   (uint64_t)offset);
 	return op_wait(&op, sqe, deadline);
@@ -107,7 +118,7 @@ ssize_t uco_read_dl(int fd, void *buf, size_t len, int64_t offset, int64_t deadl
 
 ssize_t uco_write_dl(int fd, const void *buf, size_t len, int64_t offset, int64_t deadline)
 {
-	OP_BEGIN(deadline);
+	OP_BEGIN(IORING_OP_WRITE, deadline);
 	io_uring_prep_write(sqe, fd, buf, (unsigned)(len > 0x7ffff000 ? 0x7ffff000 : len),
 	                    (uint64_t)offset);
 	return op_wait(&op, sqe, deadline);
@@ -115,14 +126,14 @@ ssize_t uco_write_dl(int fd, const void *buf, size_t len, int64_t offset, int64_
 
 ssize_t uco_recv_dl(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
-	OP_BEGIN(deadline);
+	OP_BEGIN(IORING_OP_RECV, deadline);
 	io_uring_prep_recv(sqe, fd, buf, len, flags);
 	return op_wait(&op, sqe, deadline);
 }
 
 ssize_t uco_send_dl(int fd, const void *buf, size_t len, int flags, int64_t deadline)
 {
-	OP_BEGIN(deadline);
+	OP_BEGIN(IORING_OP_SEND, deadline);
 	io_uring_prep_send(sqe, fd, buf, len, flags);
 	return op_wait(&op, sqe, deadline);
 }
@@ -130,21 +141,21 @@ ssize_t uco_send_dl(int fd, const void *buf, size_t len, int flags, int64_t dead
 int uco_accept_dl(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
                   int64_t deadline)
 {
-	OP_BEGIN(deadline);
+	OP_BEGIN(IORING_OP_ACCEPT, deadline);
 	io_uring_prep_accept(sqe, fd, addr, addrlen, flags);
 	return op_wait(&op, sqe, deadline);
 }
 
 int uco_connect_dl(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline)
 {
-	OP_BEGIN(deadline);
+	OP_BEGIN(IORING_OP_CONNECT, deadline);
 	io_uring_prep_connect(sqe, fd, addr, addrlen);
 	return op_wait(&op, sqe, deadline);
 }
 
 int uco_poll_dl(int fd, unsigned events, int64_t deadline)
 {
-	OP_BEGIN(deadline);
+	OP_BEGIN(IORING_OP_POLL_ADD, deadline);
 	io_uring_prep_poll_add(sqe, fd, events);
 	return op_wait(&op, sqe, deadline);
 }
@@ -186,21 +197,147 @@ int uco_poll(int fd, unsigned events)
 
 int uco_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
-	OP_BEGIN(UCO_FOREVER);
+	OP_BEGIN(IORING_OP_OPENAT, UCO_FOREVER);
 	io_uring_prep_openat(sqe, dirfd, path, flags, mode);
 	return op_wait(&op, sqe, UCO_FOREVER);
 }
 
 int uco_close(int fd)
 {
-	OP_BEGIN(UCO_FOREVER);
+	uco_task *self = uco__self();
+	if (self && !uco__has_op(self->loop, IORING_OP_CLOSE))
+		return close(fd) ? -errno : 0; /* never blocks long */
+	OP_BEGIN(IORING_OP_CLOSE, UCO_FOREVER);
 	io_uring_prep_close(sqe, fd);
 	return op_wait(&op, sqe, UCO_FOREVER);
 }
 
 int uco_fsync(int fd, int datasync)
 {
-	OP_BEGIN(UCO_FOREVER);
+	OP_BEGIN(IORING_OP_FSYNC, UCO_FOREVER);
 	io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+	return op_wait(&op, sqe, UCO_FOREVER);
+}
+
+ssize_t uco_readv_dl(int fd, const struct iovec *iov, int iovcnt, int64_t offset,
+                     int64_t deadline)
+{
+	OP_BEGIN(IORING_OP_READV, deadline);
+	io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, (uint64_t)offset);
+	return op_wait(&op, sqe, deadline);
+}
+
+ssize_t uco_writev_dl(int fd, const struct iovec *iov, int iovcnt, int64_t offset,
+                      int64_t deadline)
+{
+	OP_BEGIN(IORING_OP_WRITEV, deadline);
+	io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, (uint64_t)offset);
+	return op_wait(&op, sqe, deadline);
+}
+
+ssize_t uco_readv(int fd, const struct iovec *iov, int iovcnt, int64_t offset)
+{
+	return uco_readv_dl(fd, iov, iovcnt, offset, UCO_FOREVER);
+}
+
+ssize_t uco_writev(int fd, const struct iovec *iov, int iovcnt, int64_t offset)
+{
+	return uco_writev_dl(fd, iov, iovcnt, offset, UCO_FOREVER);
+}
+
+ssize_t uco_recvmsg_dl(int fd, struct msghdr *msg, int flags, int64_t deadline)
+{
+	OP_BEGIN(IORING_OP_RECVMSG, deadline);
+	io_uring_prep_recvmsg(sqe, fd, msg, (unsigned)flags);
+	return op_wait(&op, sqe, deadline);
+}
+
+ssize_t uco_sendmsg_dl(int fd, const struct msghdr *msg, int flags, int64_t deadline)
+{
+	OP_BEGIN(IORING_OP_SENDMSG, deadline);
+	io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);
+	return op_wait(&op, sqe, deadline);
+}
+
+ssize_t uco_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	return uco_recvmsg_dl(fd, msg, flags, UCO_FOREVER);
+}
+
+ssize_t uco_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	return uco_sendmsg_dl(fd, msg, flags, UCO_FOREVER);
+}
+
+ssize_t uco_read_full(int fd, void *buf, size_t len, int64_t deadline)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = uco_read_dl(fd, (char *)buf + done, len - done, -1, deadline);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			break; /* end of file */
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t uco_write_all(int fd, const void *buf, size_t len, int64_t deadline)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = uco_write_dl(fd, (const char *)buf + done, len - done, -1, deadline);
+		if (n < 0)
+			return n;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+int uco_socket(int domain, int type, int protocol)
+{
+	uco_task *self = uco__self();
+	if (!self)
+		return -EPERM;
+	if (!uco__has_op(self->loop, IORING_OP_SOCKET)) {
+		int fd = socket(domain, type, protocol); /* never blocks */
+		return fd < 0 ? -errno : fd;
+	}
+	OP_BEGIN(IORING_OP_SOCKET, UCO_FOREVER);
+	io_uring_prep_socket(sqe, domain, type, protocol, 0);
+	return op_wait(&op, sqe, UCO_FOREVER);
+}
+
+int uco_shutdown(int fd, int how)
+{
+	uco_task *self = uco__self();
+	if (self && !uco__has_op(self->loop, IORING_OP_SHUTDOWN))
+		return shutdown(fd, how) ? -errno : 0; /* never blocks */
+	OP_BEGIN(IORING_OP_SHUTDOWN, UCO_FOREVER);
+	io_uring_prep_shutdown(sqe, fd, how);
+	return op_wait(&op, sqe, UCO_FOREVER);
+}
+
+int uco_fallocate(int fd, int mode, int64_t offset, int64_t len)
+{
+	OP_BEGIN(IORING_OP_FALLOCATE, UCO_FOREVER);
+	io_uring_prep_fallocate(sqe, fd, mode, (uint64_t)offset, (uint64_t)len);
+	return op_wait(&op, sqe, UCO_FOREVER);
+}
+
+int uco_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out)
+{
+	OP_BEGIN(IORING_OP_STATX, UCO_FOREVER);
+	io_uring_prep_statx(sqe, dirfd, path, flags, mask, out);
+	return op_wait(&op, sqe, UCO_FOREVER);
+}
+
+ssize_t uco_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_t len,
+                   unsigned flags)
+{
+	OP_BEGIN(IORING_OP_SPLICE, UCO_FOREVER);
+	io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out,
+	                     (unsigned)(len > 0x7ffff000 ? 0x7ffff000 : len), flags);
 	return op_wait(&op, sqe, UCO_FOREVER);
 }

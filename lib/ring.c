@@ -20,6 +20,28 @@ static const struct ring_variant {
 	{ 0, 0 },
 };
 
+/* Which opcodes the kernel has.  Without IORING_REGISTER_PROBE (before
+ * 5.6) assume what 5.5 had: NOP through CONNECT. */
+static void probe_opcodes(uco_loop *loop)
+{
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&loop->ring);
+	memset(loop->opcodes, 0, sizeof loop->opcodes);
+	if (!probe) {
+		for (unsigned op = 0; op <= IORING_OP_CONNECT; op++)
+			loop->opcodes[op / 64] |= UINT64_C(1) << (op % 64);
+		return;
+	}
+	for (unsigned op = 0; op <= probe->last_op && op < 256; op++)
+		if (io_uring_opcode_supported(probe, (int)op))
+			loop->opcodes[op / 64] |= UINT64_C(1) << (op % 64);
+	io_uring_free_probe(probe);
+}
+
+void uco__forget_opcode(uco_loop *loop, unsigned op)
+{
+	loop->opcodes[op / 64] &= ~(UINT64_C(1) << (op % 64));
+}
+
 int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags)
 {
 	int err = -EINVAL;
@@ -46,6 +68,7 @@ int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags)
 		loop->features |= variants[i].features;
 		/* Saves an fd lookup per io_uring_enter; 5.18+, optional. */
 		io_uring_register_ring_fd(&loop->ring);
+		probe_opcodes(loop);
 		return 0;
 	}
 	return err;

@@ -8,7 +8,11 @@
 #include <poll.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include "helpers.h"
 
@@ -351,5 +355,344 @@ Test(io, many_concurrent_reads_cost_few_system_calls)
 	cr_assert_geq(s.sqes_submitted, N);
 	cr_assert_leq(s.submit_calls, 5, "%lu system calls for %d reads",
 	              (unsigned long)s.submit_calls, N);
+	test_close(loop);
+}
+
+/* ---- vectored IO, fallocate, statx, splice */
+
+static void *file_ops(void *arg)
+{
+	const char *path = arg;
+	int fd = uco_openat(AT_FDCWD, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	struct iovec out[2] = { { "head-", 5 }, { "tail", 4 } };
+	cr_assert_eq(uco_writev(fd, out, 2, 0), 9);
+	char a[5], b[4];
+	struct iovec in[2] = { { a, 5 }, { b, 4 } };
+	cr_assert_eq(uco_readv(fd, in, 2, 0), 9);
+	cr_assert_arr_eq(a, "head-", 5);
+	cr_assert_arr_eq(b, "tail", 4);
+	cr_assert_eq(uco_fallocate(fd, 0, 0, 65536), 0);
+	struct statx st;
+	cr_assert_eq(uco_statx(AT_FDCWD, path, 0, STATX_SIZE, &st), 0);
+	cr_assert_eq(st.stx_size, 65536);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(uco_splice(fd, 0, p[1], -1, 9, 0), 9, "file to pipe");
+	char back[9];
+	cr_assert_eq(uco_read(p[0], back, 9, -1), 9);
+	cr_assert_arr_eq(back, "head-tail", 9);
+	close(p[0]);
+	close(p[1]);
+	cr_assert_eq(uco_close(fd), 0);
+	return NULL;
+}
+
+Test(io, vectored_io_fallocate_statx_splice)
+{
+	uco_loop *loop = test_loop();
+	char path[] = "/tmp/uco-test-XXXXXX";
+	int tmp = mkstemp(path);
+	cr_assert_geq(tmp, 0);
+	close(tmp);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, file_ops, path), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
+	unlink(path);
+	uco_task_release(t);
+	test_close(loop);
+}
+
+/* ---- UDP */
+
+static void *udp_exchange(void *arg)
+{
+	(void)arg;
+	int a = uco_socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int b = uco_socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(a, 0);
+	cr_assert_geq(b, 0);
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof addr;
+	cr_assert_eq(bind(b, (struct sockaddr *)&addr, sizeof addr), 0);
+	cr_assert_eq(getsockname(b, (struct sockaddr *)&addr, &len), 0);
+
+	struct iovec iov = { "datagram", 8 };
+	struct msghdr out = { .msg_name = &addr, .msg_namelen = sizeof addr, .msg_iov = &iov,
+	                      .msg_iovlen = 1 };
+	cr_assert_eq(uco_sendmsg(a, &out, 0), 8);
+	char buf[32];
+	struct sockaddr_in from;
+	struct iovec in_iov = { buf, sizeof buf };
+	struct msghdr in = { .msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &in_iov,
+	                     .msg_iovlen = 1 };
+	cr_assert_eq(uco_recvmsg(b, &in, 0), 8);
+	cr_assert_arr_eq(buf, "datagram", 8);
+	cr_assert_eq(in.msg_namelen, sizeof from);
+	cr_assert_eq(uco_recvmsg_dl(b, &in, 0, uco_now() + 5 * UCO_NS_PER_MS), -ETIMEDOUT);
+	uco_close(a);
+	uco_close(b);
+	return NULL;
+}
+
+Test(io, udp_sendmsg_recvmsg_on_loopback)
+{
+	uco_loop *loop = test_loop();
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, udp_exchange, NULL), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
+	uco_task_release(t);
+	test_close(loop);
+}
+
+/* ---- a few megabytes echoed, byte for byte */
+
+enum { ECHO_BYTES = 4 << 20 };
+
+static void *echo_back(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char buf[4096]; /* its own: a thousand of these run at once */
+	for (;;) {
+		ssize_t n = uco_recv(fd, buf, sizeof buf, 0);
+		if (n <= 0)
+			break;
+		cr_assert_eq(uco_write_all(fd, buf, (size_t)n, UCO_FOREVER), n);
+	}
+	uco_close(fd);
+	return NULL;
+}
+
+static void *sends_and_checks(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char *out = malloc(ECHO_BYTES), *in = malloc(ECHO_BYTES);
+	for (size_t i = 0; i < ECHO_BYTES; i++)
+		out[i] = (char)(i * 2654435761u >> 24);
+	size_t sent = 0, got = 0;
+	while (got < ECHO_BYTES) {
+		if (sent < ECHO_BYTES) {
+			size_t chunk = ECHO_BYTES - sent < 100000 ? ECHO_BYTES - sent : 100000;
+			cr_assert_eq(uco_write_all(fd, out + sent, chunk, UCO_FOREVER), (ssize_t)chunk);
+			sent += chunk;
+		}
+		size_t want = sent - got;
+		cr_assert_eq(uco_read_full(fd, in + got, want, UCO_FOREVER), (ssize_t)want);
+		got += want;
+	}
+	cr_assert_eq(memcmp(out, in, ECHO_BYTES), 0, "every byte came back");
+	uco_shutdown(fd, SHUT_WR);
+	char c;
+	cr_assert_eq(uco_read_full(fd, &c, 1, UCO_FOREVER), 0, "end of file is reported as 0");
+	uco_close(fd);
+	free(out);
+	free(in);
+	return NULL;
+}
+
+Test(io, megabytes_echoed_between_two_coroutines)
+{
+	uco_loop *loop = test_loop();
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, NULL, echo_back, (void *)(intptr_t)sv[0]), 0);
+	cr_assert_eq(uco_spawn(loop, &t, sends_and_checks, (void *)(intptr_t)sv[1]), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(uco_task_state_get(t), UCO_TASK_DONE);
+	uco_task_release(t);
+	test_close(loop);
+}
+
+/* ---- a thousand connections through the multishot acceptor */
+
+enum { CONNS = 1000 };
+
+struct server {
+	uco_acceptor *acceptor;
+	int served;
+};
+
+static void *serves(void *arg)
+{
+	struct server *s = arg;
+	while (s->served < CONNS) {
+		int fd = uco_acceptor_next(s->acceptor);
+		if (fd < 0)
+			return uco_fail(fd);
+		s->served++;
+		cr_assert_eq(uco_spawn(NULL, NULL, echo_back, (void *)(intptr_t)fd), 0);
+	}
+	cr_assert_eq(uco_acceptor_close(s->acceptor), 0);
+	return NULL;
+}
+
+static struct sockaddr_in server_addr;
+static int clients_ok;
+
+static void *client(void *arg)
+{
+	intptr_t id = (intptr_t)arg;
+	int fd = uco_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	int r = uco_connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr);
+	if (r)
+		return uco_fail(r);
+	char msg[16], back[16];
+	snprintf(msg, sizeof msg, "client %5ld", (long)id);
+	cr_assert_eq(uco_write_all(fd, msg, sizeof msg, UCO_FOREVER), (ssize_t)sizeof msg);
+	cr_assert_eq(uco_read_full(fd, back, sizeof back, UCO_FOREVER), (ssize_t)sizeof back);
+	if (memcmp(msg, back, sizeof msg) == 0)
+		clients_ok++;
+	uco_close(fd);
+	return NULL;
+}
+
+Test(io, a_thousand_concurrent_connections_on_one_loop, .timeout = 60)
+{
+	uco_loop *loop = test_loop();
+	int l = listen_loopback(&server_addr);
+	cr_assert_eq(listen(l, 1024), 0);
+	struct server s = { NULL, 0 };
+	cr_assert_eq(uco_acceptor_open(loop, &s.acceptor, l, SOCK_CLOEXEC), 0);
+	uco_task *server;
+	cr_assert_eq(uco_spawn(loop, &server, serves, &s), 0);
+	for (intptr_t i = 0; i < CONNS; i++)
+		cr_assert_eq(uco_spawn(loop, NULL, client, (void *)i), 0);
+	cr_assert_eq(uco_loop_run(loop), 0, "closing the acceptor lets the loop end");
+	cr_assert_eq(uco_task_result(server, NULL), 0);
+	cr_assert_eq(s.served, CONNS);
+	cr_assert_eq(clients_ok, CONNS);
+	uco_task_release(server);
+	close(l);
+	test_close(loop);
+}
+
+/* ---- more completions than the CQ holds; bad buffers; resets; fallbacks */
+
+Test(io, more_operations_in_flight_than_the_cq_holds)
+{
+	uco_loop_opts opts;
+	memset(&opts, 0, sizeof opts);
+	opts.ring_entries = 4; /* CQ of 32 */
+	uco_loop *loop = test_loop_opts(&opts);
+	enum { N = 300 };
+	static int fds[N][2];
+	uco_task *t[N];
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(pipe(fds[i]), 0);
+		cr_assert_eq(uco_spawn(loop, &t[i], reads_one, (void *)(intptr_t)fds[i][0]), 0);
+	}
+	uco_loop_stop(loop);
+	uco_loop_run(loop); /* all N reads in flight */
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(write(fds[i][1], "z", 1), 1); /* N completions at once */
+	cr_assert_eq(uco_loop_run(loop), 0);
+	for (int i = 0; i < N; i++) {
+		void *v;
+		cr_assert_eq(uco_task_result(t[i], &v), 0);
+		cr_assert_eq((intptr_t)v, 1, "read %d lost or duplicated", i);
+		uco_task_release(t[i]);
+		close(fds[i][0]);
+		close(fds[i][1]);
+	}
+	uco_loop_stats s;
+	uco_loop_stats_get(loop, &s);
+	cr_assert_eq(s.cqes_reaped, N, "every completion once");
+	test_close(loop);
+}
+
+static void *misuses(void *arg)
+{
+	(void)arg;
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(write(p[1], "data", 4), 4);
+	cr_assert_eq(uco_read(p[0], NULL, 4, -1), -EFAULT, "NULL buffer, non-zero length");
+	cr_assert_eq(uco_write(p[1], NULL, 4, -1), -EFAULT);
+	close(p[0]);
+	close(p[1]);
+
+	/* A peer that resets the connection. */
+	struct sockaddr_in addr;
+	int l = listen_loopback(&addr);
+	int c = uco_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(uco_connect(c, (struct sockaddr *)&addr, sizeof addr), 0);
+	int s = uco_accept(l, NULL, NULL, SOCK_CLOEXEC);
+	cr_assert_geq(s, 0);
+	struct linger lg = { 1, 0 };
+	cr_assert_eq(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	cr_assert_eq(close(s), 0); /* RST */
+	char buf[8];
+	cr_assert_eq(uco_recv(c, buf, sizeof buf, 0), -ECONNRESET);
+	uco_close(c);
+	close(l);
+	return "healthy";
+}
+
+Test(io, bad_buffers_and_resets_are_errors_not_crashes)
+{
+	uco_loop *loop = test_loop();
+	uco_task *t;
+	void *v;
+	cr_assert_eq(uco_spawn(loop, &t, misuses, NULL), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, &v), 0);
+	cr_assert_str_eq(v, "healthy");
+	uco_task_release(t);
+	test_close(loop);
+}
+
+static void *deadline_not_reached(void *arg)
+{
+	int *fds = arg;
+	char buf[4];
+	return (void *)(intptr_t)uco_read_dl(fds[0], buf, sizeof buf, -1, uco_now() + UCO_NS_PER_S);
+}
+
+Test(io, a_deadline_that_does_not_expire_changes_nothing)
+{
+	uco_loop *loop = test_loop();
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	uco_task *t;
+	void *v;
+	cr_assert_eq(uco_spawn(loop, &t, deadline_not_reached, fds), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, writes_later, fds), 0);
+	int64_t t0 = uco_now();
+	cr_assert_eq(uco_loop_run_until(loop, t, &v), 0);
+	cr_assert_eq((intptr_t)v, 1);
+	cr_assert_lt(uco_now() - t0, UCO_NS_PER_S, "returned with the data, not at the deadline");
+	cr_assert_eq(uco_loop_run(loop), 0, "the cancelled link timeout keeps nothing alive");
+	uco_task_release(t);
+	close(fds[0]);
+	close(fds[1]);
+	test_close(loop);
+}
+
+void uco__forget_opcode(uco_loop *loop, unsigned op);
+
+static void *without_opcodes(void *arg)
+{
+	(void)arg;
+	int fd = uco_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0, "socket falls back to the system call");
+	cr_assert_eq(uco_shutdown(fd, SHUT_RDWR), -ENOTCONN, "so does shutdown");
+	cr_assert_eq(uco_close(fd), 0, "and close");
+	char buf[4];
+	cr_assert_eq(uco_read(0, buf, sizeof buf, -1), -EOPNOTSUPP);
+	return NULL;
+}
+
+Test(io, missing_opcodes_fall_back_or_say_so)
+{
+	uco_loop *loop = test_loop();
+	uco__forget_opcode(loop, IORING_OP_SOCKET);
+	uco__forget_opcode(loop, IORING_OP_SHUTDOWN);
+	uco__forget_opcode(loop, IORING_OP_CLOSE);
+	uco__forget_opcode(loop, IORING_OP_READ);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, without_opcodes, NULL), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
+	uco_task_release(t);
 	test_close(loop);
 }

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The multishot acceptor: one IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT
+ * posts a CQE per connection (IORING_CQE_F_MORE while it stays armed); the
+ * descriptors queue here until coroutines take them.  When the kernel ends
+ * the multishot (an error, or a kernel before 5.19 that refuses the flag
+ * with -EINVAL), the acceptor arms again, one-shot accepts from then on if
+ * multishot was refused.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef IORING_ACCEPT_MULTISHOT
+#define IORING_ACCEPT_MULTISHOT (1U << 0) /* 5.19 */
+#endif
+
+struct uco_acceptor {
+	struct uco__completion done;
+	uco_loop *loop;
+	int listen_fd, flags;
+	bool multishot;          /* the kernel takes IORING_ACCEPT_MULTISHOT */
+	bool armed, closing;
+	/* Accepted descriptors (>= 0) and errors (< 0), in arrival order. */
+	int *queue;
+	size_t head, len, cap;
+	struct uco__waitq waiters;
+};
+
+static int arm(uco_acceptor *a)
+{
+	struct io_uring_sqe *sqe = uco__sqe_get(a->loop, &a->done);
+	if (!sqe)
+		return -EAGAIN;
+	io_uring_prep_accept(sqe, a->listen_fd, NULL, NULL, a->flags);
+	if (a->multishot)
+		sqe->ioprio |= IORING_ACCEPT_MULTISHOT;
+	a->armed = true;
+	return 0;
+}
+
+static void free_acceptor(uco_acceptor *a)
+{
+	for (size_t i = 0; i < a->len; i++) {
+		int fd = a->queue[(a->head + i) % a->cap];
+		if (fd >= 0)
+			close(fd);
+	}
+	free(a->queue);
+	free(a);
+}
+
+static int push(uco_acceptor *a, int res)
+{
+	if (a->len == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		int *q = malloc(cap * sizeof *q);
+		if (!q)
+			return -ENOMEM;
+		for (size_t i = 0; i < a->len; i++)
+			q[i] = a->queue[(a->head + i) % a->cap];
+		free(a->queue);
+		a->queue = q;
+		a->head = 0;
+		a->cap = cap;
+	}
+	a->queue[(a->head + a->len++) % a->cap] = res;
+	return 0;
+}
+
+static void accepted(uco_loop *loop, struct uco__completion *c, const struct io_uring_cqe *cqe)
+{
+	uco_acceptor *a = UCO__CONTAINER_OF(c, uco_acceptor, done);
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	if (!more)
+		a->armed = false;
+	if (a->closing) {
+		if (cqe->res >= 0)
+			close(cqe->res);
+		if (!more)
+			free_acceptor(a);
+		return;
+	}
+	if (!more && a->multishot && cqe->res == -EINVAL) {
+		a->multishot = false; /* before 5.19: one accept at a time */
+		arm(a);
+		return;
+	}
+	if (cqe->res != -ECANCELED && push(a, cqe->res) < 0 && cqe->res >= 0)
+		close(cqe->res); /* no memory to queue it: refuse the connection */
+	uco_task *t = uco__waitq_pop(&a->waiters);
+	if (t)
+		uco__wake(loop, t, 0);
+	if (!more)
+		arm(a);
+}
+
+int uco_acceptor_open(uco_loop *loop, uco_acceptor **out, int listen_fd, int flags)
+{
+	if (!out || listen_fd < 0)
+		return -EINVAL;
+	int err = uco__spawn_loop(&loop);
+	if (err)
+		return err;
+	if (!uco__has_op(loop, IORING_OP_ACCEPT))
+		return -EOPNOTSUPP;
+	uco_acceptor *a = calloc(1, sizeof *a);
+	if (!a)
+		return -ENOMEM;
+	a->done.complete = accepted;
+	a->loop = loop;
+	a->listen_fd = listen_fd;
+	a->flags = flags;
+	a->multishot = true;
+	err = arm(a);
+	if (err) {
+		free(a);
+		return err;
+	}
+	*out = a;
+	return 0;
+}
+
+static void cancel_next(uco_task *t)
+{
+	uco__waitq_remove(t);
+	uco__wake(t->loop, t, -ECANCELED);
+}
+
+int uco_acceptor_next(uco_acceptor *a)
+{
+	uco_task *self = uco__self();
+	if (!self)
+		return -EPERM;
+	if (!a)
+		return -EINVAL;
+	for (;;) {
+		if (a->closing)
+			return -ESHUTDOWN;
+		if (a->len) {
+			int res = a->queue[a->head];
+			a->head = (a->head + 1) % a->cap;
+			a->len--;
+			return res;
+		}
+		if (uco__cancel_due(self))
+			return -ECANCELED;
+		uco__waitq_push(&a->waiters, self);
+		int r = uco__park(self->loop, self, cancel_next);
+		if (r < 0)
+			return r;
+	}
+}
+
+int uco_acceptor_close(uco_acceptor *a)
+{
+	if (!a)
+		return -EINVAL;
+	if (a->closing)
+		return -EALREADY;
+	a->closing = true;
+	uco_task *t;
+	while ((t = uco__waitq_pop(&a->waiters)))
+		uco__wake(a->loop, t, -ESHUTDOWN);
+	if (!a->armed) {
+		free_acceptor(a);
+		return 0;
+	}
+	struct io_uring_sqe *sqe = uco__sqe_get(a->loop, NULL);
+	if (sqe)
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&a->done, 0);
+	return 0;
+}
