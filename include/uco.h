@@ -337,6 +337,13 @@ UCO_API ssize_t uco_recv_dl(int fd, void *buf, size_t len, int flags, int64_t de
 UCO_API ssize_t uco_send(int fd, const void *buf, size_t len, int flags);
 UCO_API ssize_t uco_send_dl(int fd, const void *buf, size_t len, int flags, int64_t deadline);
 
+/* Zero-copy send (IORING_OP_SEND_ZC, 6.0+; -EOPNOTSUPP before): for large
+ * buffers, where copying costs more than pinning pages.  Returns once the
+ * kernel no longer needs buf (its notification has arrived). */
+UCO_API ssize_t uco_send_zc(int fd, const void *buf, size_t len, int flags);
+UCO_API ssize_t uco_send_zc_dl(int fd, const void *buf, size_t len, int flags,
+                               int64_t deadline);
+
 /* A connected descriptor (with SOCK_CLOEXEC | SOCK_NONBLOCK from flags). */
 UCO_API int uco_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 UCO_API int uco_accept_dl(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
@@ -386,8 +393,9 @@ UCO_API ssize_t uco_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_ou
 /* A multishot acceptor on a listening socket: the kernel accepts
  * connections as they arrive (IORING_ACCEPT_MULTISHOT, 5.19+; one accept at
  * a time on older kernels) and uco_acceptor_next() hands them out in
- * arrival order.  An open acceptor keeps its loop running, as a listening
- * server should.  Open it on the loop's thread; flags are accept4()'s. */
+ * arrival order.  Open it on the loop's thread; flags are accept4()'s.  A
+ * loop runs while tasks are alive (a server's acceptor task, say); one left
+ * open is freed by uco_loop_close(). */
 typedef struct uco_acceptor uco_acceptor;
 UCO_API int uco_acceptor_open(uco_loop *loop, uco_acceptor **out, int listen_fd, int flags);
 /* From a coroutine: the next accepted descriptor (yours to close), or
@@ -399,6 +407,25 @@ UCO_API int uco_acceptor_next(uco_acceptor *a);
  * but not handed out are closed, and the acceptor is freed once the kernel
  * has let go of it.  The listening socket stays open (it is yours). */
 UCO_API int uco_acceptor_close(uco_acceptor *a);
+
+/* Provided buffers for servers with many connections: a ring of `count`
+ * buffers (a power of two, at most 32768) of `size` bytes, lent to the
+ * kernel (IORING_REGISTER_PBUF_RING, 5.19+; -EOPNOTSUPP before), which picks
+ * one only when data arrives, so idle connections hold no buffer.  Destroy
+ * it after its streams (-EBUSY before); uco_loop_close() frees one left. */
+typedef struct uco_bufring uco_bufring;
+UCO_API int uco_bufring_create(uco_loop *loop, uco_bufring **out, unsigned count, unsigned size);
+UCO_API int uco_bufring_destroy(uco_bufring *br);
+
+/* A multishot receive on a connected socket into br's buffers. */
+typedef struct uco_recv_stream uco_recv_stream;
+UCO_API int uco_recv_stream_open(uco_recv_stream **out, int fd, uco_bufring *br);
+/* From a coroutine: the next chunk, its bytes at *data, valid until the
+ * next call or the close (the buffer then goes back to the ring); 0 at the
+ * end of the stream; -errno (-ECONNRESET ...), -ECANCELED, -ESHUTDOWN. */
+UCO_API ssize_t uco_recv_stream_next(uco_recv_stream *s, const void **data);
+/* Stop receiving; the socket stays open (it is yours). */
+UCO_API int uco_recv_stream_close(uco_recv_stream *s);
 
 /* Kernels differ: each operation's opcode is probed once per loop.  Where
  * one is missing, socket, shutdown and close fall back to the plain system

@@ -19,6 +19,7 @@
 
 struct uco_acceptor {
 	struct uco__completion done;
+	struct uco__resource resource;
 	uco_loop *loop;
 	int listen_fd, flags;
 	bool multishot;          /* the kernel takes IORING_ACCEPT_MULTISHOT */
@@ -43,6 +44,7 @@ static int arm(uco_acceptor *a)
 
 static void free_acceptor(uco_acceptor *a)
 {
+	uco__resource_remove(a->loop, &a->resource);
 	for (size_t i = 0; i < a->len; i++) {
 		int fd = a->queue[(a->head + i) % a->cap];
 		if (fd >= 0)
@@ -50,6 +52,12 @@ static void free_acceptor(uco_acceptor *a)
 	}
 	free(a->queue);
 	free(a);
+}
+
+/* At loop close: the ring is gone, nothing more will complete. */
+static void destroy_acceptor(struct uco__resource *r)
+{
+	free_acceptor(UCO__CONTAINER_OF(r, uco_acceptor, resource));
 }
 
 static int push(uco_acceptor *a, int res)
@@ -119,6 +127,8 @@ int uco_acceptor_open(uco_loop *loop, uco_acceptor **out, int listen_fd, int fla
 		free(a);
 		return err;
 	}
+	a->resource.destroy = destroy_acceptor;
+	uco__resource_add(loop, &a->resource);
 	*out = a;
 	return 0;
 }

@@ -135,6 +135,19 @@ struct uco__completion {
 	bool uncounted;
 };
 
+/* ------------------------------------------------------------ resources */
+
+/* Things a loop frees at close if the user did not (acceptors, receive
+ * streams, buffer rings), after the ring is gone so the kernel has let go
+ * of them. */
+struct uco__resource {
+	struct uco__resource *prev, *next;
+	void (*destroy)(struct uco__resource *r);
+};
+
+void uco__resource_add(uco_loop *loop, struct uco__resource *r);
+void uco__resource_remove(uco_loop *loop, struct uco__resource *r);
+
 /* ------------------------------------------------------------ timers */
 
 struct uco__timer_bucket;
@@ -229,6 +242,8 @@ struct uco_loop {
 	bool reaping;
 	int64_t next_trim;        /* uco_now() of the next pool trim */
 	struct uco__inbox *inbox; /* posts from executor threads */
+	struct uco__resource *resources;
+	uint16_t next_bgid;       /* provided-buffer group ids handed out */
 	uco_executor *executor;   /* the default executor, if any */
 	/* Executor jobs submitted this turn, for batch_ex, handed over in
 	 * one go at the end of the turn (struct job, executor.c). */

@@ -31,8 +31,14 @@ static void op_done(uco_loop *loop, struct uco__completion *c,
                     const struct io_uring_cqe *cqe)
 {
 	struct op *op = UCO__CONTAINER_OF(c, struct op, done);
-	op->res = cqe->res;
-	uco__wake(loop, op->task, cqe->res == -ECANCELED && op->cancel_sent ? -ECANCELED : 0);
+	/* A zero-copy send posts its result with F_MORE, then a notification
+	 * (F_NOTIF) once the kernel is done with the buffer: resume only
+	 * then, with the result. */
+	if (!(cqe->flags & IORING_CQE_F_NOTIF))
+		op->res = cqe->res;
+	if (cqe->flags & IORING_CQE_F_MORE)
+		return;
+	uco__wake(loop, op->task, op->res == -ECANCELED && op->cancel_sent ? -ECANCELED : 0);
 }
 
 /* uco_task_cancel() on a task in an operation: ask the kernel to cancel
@@ -340,4 +346,16 @@ ssize_t uco_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_
 	io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out,
 	                     (unsigned)(len > 0x7ffff000 ? 0x7ffff000 : len), flags);
 	return op_wait(&op, sqe, UCO_FOREVER);
+}
+
+ssize_t uco_send_zc_dl(int fd, const void *buf, size_t len, int flags, int64_t deadline)
+{
+	OP_BEGIN(IORING_OP_SEND_ZC, deadline);
+	io_uring_prep_send_zc(sqe, fd, buf, len, flags, 0);
+	return op_wait(&op, sqe, deadline);
+}
+
+ssize_t uco_send_zc(int fd, const void *buf, size_t len, int flags)
+{
+	return uco_send_zc_dl(fd, buf, len, flags, UCO_FOREVER);
 }

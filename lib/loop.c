@@ -127,6 +127,25 @@ uco_task *uco__waitq_pop(struct uco__waitq *q)
 	return t;
 }
 
+void uco__resource_add(uco_loop *loop, struct uco__resource *r)
+{
+	r->prev = NULL;
+	r->next = loop->resources;
+	if (r->next)
+		r->next->prev = r;
+	loop->resources = r;
+}
+
+void uco__resource_remove(uco_loop *loop, struct uco__resource *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		loop->resources = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+}
+
 /* ------------------------------------------------------------ park / wake */
 
 void uco__wake(uco_loop *loop, uco_task *t, int result)
@@ -516,6 +535,11 @@ int uco_loop_close(uco_loop *loop)
 	 * at memory freed below. */
 	uco__ring_exit(loop);
 	uco__inbox_destroy(loop->inbox);
+	while (loop->resources) {
+		struct uco__resource *r = loop->resources;
+		loop->resources = r->next;
+		r->destroy(r);
+	}
 	uco__timers_destroy(&loop->timers);
 	uco__stack_pool_destroy(&loop->pool);
 	uco__task_cache_trim(loop, 0);

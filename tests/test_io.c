@@ -696,3 +696,243 @@ Test(io, missing_opcodes_fall_back_or_say_so)
 	uco_task_release(t);
 	test_close(loop);
 }
+
+/* ---- zero-copy send, provided buffers and multishot receive */
+
+struct zc_case {
+	int fd;
+	char *buf;
+	size_t len;
+};
+
+static void *zc_sender(void *arg)
+{
+	struct zc_case *c = arg;
+	ssize_t n = uco_send_zc(c->fd, c->buf, c->len, 0);
+	if (n == -EOPNOTSUPP || n == -EINVAL)
+		return (void *)"unsupported";
+	cr_assert_geq(n, 1, "send_zc: %zd", n);
+	/* The notification came: the buffer is ours again. */
+	memset(c->buf, 0, (size_t)n);
+	uco_shutdown(c->fd, SHUT_WR);
+	return (void *)(intptr_t)n;
+}
+
+static void *zc_receiver(void *arg)
+{
+	struct zc_case *c = arg;
+	char *got = malloc(c->len);
+	ssize_t n = uco_read_full(c->fd, got, c->len, UCO_FOREVER);
+	for (ssize_t i = 0; i < n; i++)
+		cr_assert_eq(got[i], (char)(i * 7), "byte %zd", i);
+	free(got);
+	return (void *)(intptr_t)n;
+}
+
+Test(io, zero_copy_send_returns_when_the_buffer_is_free_again)
+{
+	uco_loop *loop = test_loop();
+	struct sockaddr_in addr;
+	int l = listen_loopback(&addr);
+	int a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(connect(a, (struct sockaddr *)&addr, sizeof addr), 0);
+	int b = accept(l, NULL, NULL);
+	enum { LEN = 1 << 20 };
+	struct zc_case snd = { a, malloc(LEN), LEN }, rcv = { b, NULL, LEN };
+	for (size_t i = 0; i < LEN; i++)
+		snd.buf[i] = (char)(i * 7);
+	uco_task *s, *r;
+	cr_assert_eq(uco_spawn(loop, &s, zc_sender, &snd), 0);
+	cr_assert_eq(uco_spawn(loop, &r, zc_receiver, &rcv), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	void *sent, *got;
+	cr_assert_eq(uco_task_result(s, &sent), 0);
+	if ((char *)sent != (char *)"unsupported") {
+		cr_assert_eq(uco_task_result(r, &got), 0);
+		cr_assert_eq((intptr_t)got, (intptr_t)sent, "what was sent arrived, unchanged");
+	}
+	uco_task_release(s);
+	uco_task_release(r);
+	free(snd.buf);
+	close(a);
+	close(b);
+	close(l);
+	test_close(loop);
+}
+
+struct stream_case {
+	uco_bufring *br;
+	int fd;
+	size_t expect, got;
+	bool intact;
+};
+
+static void *consumes_stream(void *arg)
+{
+	struct stream_case *c = arg;
+	uco_recv_stream *s;
+	int err = uco_recv_stream_open(&s, c->fd, c->br);
+	if (err)
+		return uco_fail(err);
+	c->intact = true;
+	for (;;) {
+		const void *data;
+		ssize_t n = uco_recv_stream_next(s, &data);
+		if (n < 0)
+			return uco_fail((int)n);
+		if (n == 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			if (((const unsigned char *)data)[i] != (unsigned char)((c->got + (size_t)i) * 13))
+				c->intact = false;
+		c->got += (size_t)n;
+		uco_sleep(0); /* let buffers pile up: the ring runs dry now and then */
+	}
+	cr_assert_eq(uco_recv_stream_close(s), 0);
+	return NULL;
+}
+
+static void *produces(void *arg)
+{
+	struct stream_case *c = arg;
+	unsigned char chunk[1000];
+	for (size_t sent = 0; sent < c->expect;) {
+		size_t n = c->expect - sent < sizeof chunk ? c->expect - sent : sizeof chunk;
+		for (size_t i = 0; i < n; i++)
+			chunk[i] = (unsigned char)((sent + i) * 13);
+		cr_assert_eq(uco_write_all(c->fd, chunk, n, UCO_FOREVER), (ssize_t)n);
+		sent += n;
+	}
+	uco_shutdown(c->fd, SHUT_WR);
+	return NULL;
+}
+
+Test(io, a_multishot_stream_through_few_provided_buffers)
+{
+	uco_loop *loop = test_loop();
+	uco_bufring *br;
+	int err = uco_bufring_create(loop, &br, 8, 2048);
+	if (err == -EOPNOTSUPP)
+		cr_skip_test("no provided buffer rings (Linux < 5.19)");
+	cr_assert_eq(err, 0);
+	struct sockaddr_in addr;
+	int l = listen_loopback(&addr);
+	int a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(connect(a, (struct sockaddr *)&addr, sizeof addr), 0);
+	int b = accept(l, NULL, NULL);
+	struct stream_case cons = { br, b, 200000, 0, false }, prod = { br, a, 200000, 0, false };
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, consumes_stream, &cons), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, produces, &prod), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(uco_task_result(t, NULL), 0);
+	cr_assert_eq(cons.got, 200000, "every byte, through 8 buffers of 2 KiB");
+	cr_assert(cons.intact, "in order and unchanged");
+	cr_assert_eq(uco_bufring_destroy(br), 0);
+	uco_task_release(t);
+	close(a);
+	close(b);
+	close(l);
+	test_close(loop);
+}
+
+enum { IDLE = 200 };
+
+struct idle_conn {
+	uco_bufring *br;
+	int fd;
+	char got[8];
+	ssize_t n;
+};
+
+static void *idle_reader(void *arg)
+{
+	struct idle_conn *c = arg;
+	uco_recv_stream *s;
+	cr_assert_eq(uco_recv_stream_open(&s, c->fd, c->br), 0);
+	const void *data;
+	c->n = uco_recv_stream_next(s, &data);
+	if (c->n > 0)
+		memcpy(c->got, data, (size_t)c->n < sizeof c->got ? (size_t)c->n : sizeof c->got);
+	uco_recv_stream_close(s);
+	return NULL;
+}
+
+Test(io, idle_connections_hold_no_buffer)
+{
+	uco_loop *loop = test_loop();
+	uco_bufring *br;
+	int err = uco_bufring_create(loop, &br, 8, 512);
+	if (err == -EOPNOTSUPP)
+		cr_skip_test("no provided buffer rings (Linux < 5.19)");
+	cr_assert_eq(err, 0);
+	static struct idle_conn conns[IDLE];
+	static int peers[IDLE];
+	struct sockaddr_in addr;
+	int l = listen_loopback(&addr);
+	cr_assert_eq(listen(l, IDLE), 0);
+	for (int i = 0; i < IDLE; i++) {
+		peers[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_eq(connect(peers[i], (struct sockaddr *)&addr, sizeof addr), 0);
+		conns[i] = (struct idle_conn){ br, accept(l, NULL, NULL), { 0 }, -1 };
+		cr_assert_eq(uco_spawn(loop, NULL, idle_reader, &conns[i]), 0);
+	}
+	/* 200 streams armed on 8 buffers, all idle; then each gets a message,
+	 * one at a time.  A stream holding a buffer while idle would starve
+	 * the others. */
+	uco_loop_stop(loop);
+	uco_loop_run(loop);
+	for (int i = 0; i < IDLE; i++) {
+		char msg[8];
+		snprintf(msg, sizeof msg, "m%05d", i);
+		cr_assert_eq(write(peers[i], msg, sizeof msg), (ssize_t)sizeof msg);
+		uco_loop_stop(loop);
+		uco_loop_run(loop);
+	}
+	cr_assert_eq(uco_loop_run(loop), 0);
+	for (int i = 0; i < IDLE; i++) {
+		char msg[8];
+		snprintf(msg, sizeof msg, "m%05d", i);
+		cr_assert_eq(conns[i].n, 8, "connection %d: %zd", i, conns[i].n);
+		cr_assert_str_eq(conns[i].got, msg);
+		close(conns[i].fd);
+		close(peers[i]);
+	}
+	close(l);
+	test_close(loop); /* the buffer ring is freed with the loop */
+}
+
+static void *waits_on_stream(void *arg)
+{
+	const void *data;
+	return (void *)(intptr_t)uco_recv_stream_next(arg, &data);
+}
+
+Test(io, closing_a_loop_frees_what_was_left_open)
+{
+	uco_loop *loop = test_loop();
+	uco_bufring *br;
+	if (uco_bufring_create(loop, &br, 4, 256) == -EOPNOTSUPP)
+		cr_skip_test("no provided buffer rings (Linux < 5.19)");
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	uco_recv_stream *s;
+	cr_assert_eq(uco_recv_stream_open(&s, sv[0], br), 0);
+	struct sockaddr_in addr;
+	int l = listen_loopback(&addr);
+	uco_acceptor *a;
+	cr_assert_eq(uco_acceptor_open(loop, &a, l, 0), 0);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, waits_on_stream, s), 0);
+	cr_assert_eq(write(sv[1], "x", 1), 1);
+	void *v;
+	cr_assert_eq(uco_loop_run_until(loop, t, &v), 0);
+	cr_assert_eq((intptr_t)v, 1);
+	uco_task_release(t);
+	/* Stream, acceptor and buffer ring still open: the loop frees them
+	 * (ASan would report the leak otherwise). */
+	test_close(loop);
+	close(sv[0]);
+	close(sv[1]);
+	close(l);
+}

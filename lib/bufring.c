@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Provided buffer rings and multishot receive streams.
+ *
+ * A buffer ring lends `count` buffers to the kernel (IORING_REGISTER_PBUF_RING,
+ * 5.19+); a receive stream keeps one multishot IORING_OP_RECV armed on a
+ * socket, and the kernel picks a buffer only when data arrives: thousands
+ * of idle connections hold no buffer each.  The consumer gets one buffer at
+ * a time from uco_recv_stream_next() and gives it back on its next call.
+ *
+ * liburing 2.3 has no io_uring_setup_buf_ring() (2.4+): the ring memory is
+ * mapped and registered here.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+struct uco_bufring {
+	struct uco__resource resource;
+	uco_loop *loop;
+	struct io_uring_buf_ring *ring;
+	size_t ring_bytes;
+	char *buffers;
+	unsigned count, size, mask;
+	uint16_t bgid;
+	unsigned streams;        /* open streams using it */
+};
+
+static void give_back(uco_bufring *br, unsigned bid)
+{
+	io_uring_buf_ring_add(br->ring, br->buffers + (size_t)bid * br->size, br->size,
+	                      (unsigned short)bid, (int)br->mask, 0);
+	io_uring_buf_ring_advance(br->ring, 1);
+}
+
+static void free_bufring(uco_bufring *br, bool registered)
+{
+	if (registered)
+		io_uring_unregister_buf_ring(&br->loop->ring, br->bgid);
+	munmap(br->ring, br->ring_bytes);
+	munmap(br->buffers, (size_t)br->count * br->size);
+	free(br);
+}
+
+static void destroy_bufring(struct uco__resource *r)
+{
+	free_bufring(UCO__CONTAINER_OF(r, uco_bufring, resource), false); /* ring gone */
+}
+
+int uco_bufring_create(uco_loop *loop, uco_bufring **out, unsigned count, unsigned size)
+{
+	if (!out || !count || count > 32768 || (count & (count - 1)) || !size)
+		return -EINVAL;
+	int err = uco__spawn_loop(&loop);
+	if (err)
+		return err;
+	uco_bufring *br = calloc(1, sizeof *br);
+	if (!br)
+		return -ENOMEM;
+	br->loop = loop;
+	br->count = count;
+	br->size = size;
+	br->mask = (unsigned)io_uring_buf_ring_mask(count);
+	br->ring_bytes = count * sizeof(struct io_uring_buf);
+	br->ring = mmap(NULL, br->ring_bytes, PROT_READ | PROT_WRITE,
+	                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	br->buffers = mmap(NULL, (size_t)count * size, PROT_READ | PROT_WRITE,
+	                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (br->ring == MAP_FAILED || br->buffers == MAP_FAILED) {
+		if (br->ring != MAP_FAILED)
+			munmap(br->ring, br->ring_bytes);
+		if (br->buffers != MAP_FAILED)
+			munmap(br->buffers, (size_t)count * size);
+		free(br);
+		return -ENOMEM;
+	}
+	io_uring_buf_ring_init(br->ring);
+	br->bgid = loop->next_bgid++;
+	struct io_uring_buf_reg reg = {
+		.ring_addr = (uint64_t)(uintptr_t)br->ring,
+		.ring_entries = count,
+		.bgid = br->bgid,
+	};
+	err = io_uring_register_buf_ring(&loop->ring, &reg, 0);
+	if (err) {
+		free_bufring(br, false);
+		/* -EINVAL: no provided buffer rings before 5.19. */
+		return err == -EINVAL ? -EOPNOTSUPP : err;
+	}
+	for (unsigned bid = 0; bid < count; bid++)
+		io_uring_buf_ring_add(br->ring, br->buffers + (size_t)bid * size, size,
+		                      (unsigned short)bid, (int)br->mask, (int)bid);
+	io_uring_buf_ring_advance(br->ring, (int)count);
+	br->resource.destroy = destroy_bufring;
+	uco__resource_add(loop, &br->resource);
+	*out = br;
+	return 0;
+}
+
+int uco_bufring_destroy(uco_bufring *br)
+{
+	if (!br)
+		return -EINVAL;
+	if (br->streams)
+		return -EBUSY;
+	uco__resource_remove(br->loop, &br->resource);
+	free_bufring(br, true);
+	return 0;
+}
+
+/* ------------------------------------------------------------ streams */
+
+struct chunk {
+	int res;        /* bytes (> 0), 0 for end of stream, or -errno */
+	unsigned bid;
+};
+
+struct uco_recv_stream {
+	struct uco__completion done;
+	struct uco__resource resource;
+	uco_bufring *br;
+	int fd;
+	bool armed, closing, ended, starved;
+	int held;               /* buffer handed out, or -1 */
+	struct chunk *queue;
+	size_t head, len, cap;
+	struct uco__waitq waiters;
+};
+
+static int arm_stream(uco_recv_stream *s)
+{
+	struct io_uring_sqe *sqe = uco__sqe_get(s->br->loop, &s->done);
+	if (!sqe)
+		return -EAGAIN;
+	io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = s->br->bgid;
+	s->armed = true;
+	s->starved = false;
+	return 0;
+}
+
+static void free_stream(uco_recv_stream *s, bool give_buffers)
+{
+	if (give_buffers) {
+		if (s->held >= 0)
+			give_back(s->br, (unsigned)s->held);
+		for (size_t i = 0; i < s->len; i++) {
+			struct chunk *c = &s->queue[(s->head + i) % s->cap];
+			if (c->res > 0)
+				give_back(s->br, c->bid);
+		}
+	}
+	s->br->streams--;
+	uco__resource_remove(s->br->loop, &s->resource);
+	free(s->queue);
+	free(s);
+}
+
+static void destroy_stream(struct uco__resource *r)
+{
+	free_stream(UCO__CONTAINER_OF(r, uco_recv_stream, resource), false);
+}
+
+static int push_chunk(uco_recv_stream *s, struct chunk c)
+{
+	if (s->len == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 8;
+		struct chunk *q = malloc(cap * sizeof *q);
+		if (!q)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->len; i++)
+			q[i] = s->queue[(s->head + i) % s->cap];
+		free(s->queue);
+		s->queue = q;
+		s->head = 0;
+		s->cap = cap;
+	}
+	s->queue[(s->head + s->len++) % s->cap] = c;
+	return 0;
+}
+
+static void received(uco_loop *loop, struct uco__completion *c, const struct io_uring_cqe *cqe)
+{
+	uco_recv_stream *s = UCO__CONTAINER_OF(c, uco_recv_stream, done);
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	bool has_buffer = cqe->flags & IORING_CQE_F_BUFFER;
+	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	if (!more)
+		s->armed = false;
+	if (s->closing) {
+		if (has_buffer)
+			give_back(s->br, bid);
+		if (!more)
+			free_stream(s, true);
+		return;
+	}
+	if (cqe->res == -ENOBUFS) {
+		/* Every buffer is out: arm again when one comes back. */
+		s->starved = true;
+		return;
+	}
+	struct chunk ch = { cqe->res, bid };
+	if (push_chunk(s, ch) < 0 && has_buffer)
+		give_back(s->br, bid); /* no memory to queue it: data lost, say so below */
+	if (cqe->res <= 0)
+		s->ended = true;
+	uco_task *t = uco__waitq_pop(&s->waiters);
+	if (t)
+		uco__wake(loop, t, 0);
+	if (!more && !s->ended)
+		arm_stream(s);
+}
+
+int uco_recv_stream_open(uco_recv_stream **out, int fd, uco_bufring *br)
+{
+	if (!out || !br || fd < 0)
+		return -EINVAL;
+	uco_loop *loop = br->loop;
+	int err = uco__spawn_loop(&loop);
+	if (err)
+		return err;
+	uco_recv_stream *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->done.complete = received;
+	s->br = br;
+	s->fd = fd;
+	s->held = -1;
+	err = arm_stream(s);
+	if (err) {
+		free(s);
+		return err;
+	}
+	br->streams++;
+	s->resource.destroy = destroy_stream;
+	uco__resource_add(loop, &s->resource);
+	*out = s;
+	return 0;
+}
+
+static void cancel_next(uco_task *t)
+{
+	uco__waitq_remove(t);
+	uco__wake(t->loop, t, -ECANCELED);
+}
+
+ssize_t uco_recv_stream_next(uco_recv_stream *s, const void **data)
+{
+	uco_task *self = uco__self();
+	if (!self)
+		return -EPERM;
+	if (!s || !data)
+		return -EINVAL;
+	if (s->held >= 0) {
+		give_back(s->br, (unsigned)s->held);
+		s->held = -1;
+	}
+	if (s->starved && !s->armed && !s->ended)
+		arm_stream(s); /* a buffer just came back */
+	for (;;) {
+		if (s->len) {
+			struct chunk c = s->queue[s->head];
+			s->head = (s->head + 1) % s->cap;
+			s->len--;
+			if (c.res > 0) {
+				s->held = (int)c.bid;
+				*data = s->br->buffers + (size_t)c.bid * s->br->size;
+			}
+			return c.res;
+		}
+		if (s->ended)
+			return 0;
+		if (uco__cancel_due(self))
+			return -ECANCELED;
+		uco__waitq_push(&s->waiters, self);
+		int r = uco__park(self->loop, self, cancel_next);
+		if (r < 0)
+			return r;
+	}
+}
+
+int uco_recv_stream_close(uco_recv_stream *s)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->closing)
+		return -EALREADY;
+	s->closing = true;
+	uco_task *t;
+	while ((t = uco__waitq_pop(&s->waiters)))
+		uco__wake(s->br->loop, t, -ESHUTDOWN);
+	if (!s->armed) {
+		free_stream(s, true);
+		return 0;
+	}
+	struct io_uring_sqe *sqe = uco__sqe_get(s->br->loop, NULL);
+	if (sqe)
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&s->done, 0);
+	return 0;
+}
