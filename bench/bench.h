@@ -113,6 +113,12 @@ int bench_spawn_run(const struct bench_opts *opts);
 int bench_sleep_run(const struct bench_opts *opts);
 int bench_million_run(const struct bench_opts *opts);
 int bench_executor_run(const struct bench_opts *opts);
+int bench_echo_run(const struct bench_opts *opts);
+int bench_fileread_run(const struct bench_opts *opts);
+
+/* peers/echo_liburing.c: the plain-liburing echo server of `echo`, on the
+ * listening socket lfd; runs until killed (returns only on an error). */
+int bench_echo_liburing_serve(int lfd);
 
 /* One round of the sleep work on uco: spawn n detached tasks on `loop`
  * that each uco_sleep(sleep_ns), run the loop until none is left; the time

@@ -39,6 +39,8 @@ static const char *const spawn_impls[] = {"uco", NULL};
 static const char *const sleep_impls[] = {"uco", "libuv", "asyncio", NULL};
 static const char *const million_impls[] = {"uco", NULL};
 static const char *const executor_impls[] = {"uco", "libuv", "asyncio", NULL};
+static const char *const echo_impls[] = {"uco", "epoll", "liburing", "libuv", NULL};
+static const char *const fileread_impls[] = {"uco", "pread", "libuv", NULL};
 
 static const struct bench_def benches[] = {
 	{"switch", switch_impls, bench_switch_run, NULL, false,
@@ -51,6 +53,10 @@ static const struct bench_def benches[] = {
 	 "1,000,000 concurrent coroutines sleeping 1 s, default stack size"},
 	{"executor", executor_impls, bench_executor_run, bench_executor_child,
 	 false, "trivial job on 4 worker threads: round trip, 1,000 in flight"},
+	{"echo", echo_impls, bench_echo_run, NULL, false,
+	 "64-byte TCP ping-pong on 127.0.0.1, 64 and 1 connection(s)"},
+	{"fileread", fileread_impls, bench_fileread_run, NULL, false,
+	 "page-cached file: QD32 sequential 128 KiB, 64 random 4 KiB reads"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fileread: reads of a page-cached file.
+ *
+ * Figures (BENCH.md), in MB/s (10^6 bytes per second of wall time):
+ *   mb_per_s_128k  sequential 128 KiB reads, queue depth 32;
+ *   mb_per_s_4k    random 4 KiB-aligned 4 KiB reads, 64 at a time;
+ *   cpu_per_wall_128k, cpu_per_wall_4k (extra, not in BENCH.md's table)
+ *                  CPU seconds of the whole process (every thread: libuv's
+ *                  pool, io_uring's io-wq workers) per wall second of the
+ *                  run: 1 means one core, 2 both cores of a 2-core machine.
+ *
+ *   uco    one loop (default options), 32 (128k) or 64 (4k) tasks doing
+ *          uco_read(fd, buf, size, offset) in a loop; for 128k each task
+ *          reads its own slice of the file (size / 32) in order, wrapping
+ *          around; for 4k each task draws its offsets with its own
+ *          xorshift generator (this file);
+ *   pread  one thread, a plain loop of pread(2) of the same sizes: over
+ *          the whole file in order for 128k, at random offsets for 4k;
+ *   libuv  a uv loop with 32 or 64 uv_fs_read requests in flight (the
+ *          callback of each issues the next), same offsets as uco; libuv
+ *          1.44 runs file reads on its thread pool (UV_THREADPOOL_SIZE as
+ *          in the environment, default 4 threads).
+ * Every run lasts a fixed time (each reader stops at the deadline); the
+ * bytes read over the time from the start to the last reader's end.  Every
+ * read is checked for its full length and its first word (the file's
+ * content is a function of the offset).
+ *
+ * The file (256 MiB; 64 MiB with --quick) is made in $TMPDIR or /var/tmp
+ * (not /tmp, which may be a tmpfs), unlinked at once (so it goes away
+ * however uco-bench ends) and read once in full before any timing, so that
+ * every read is served from the page cache.  The runs are interleaved
+ * (uco, pread, libuv for 128k, then for 4k, then the next round).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "uco.h"
+
+#if defined(UCO_BENCH_HAVE_LIBUV)
+#include <uv.h>
+#endif
+
+#define FR_BIG (128 * 1024)
+#define FR_SMALL 4096
+#define FR_QD_BIG 32
+#define FR_QD_SMALL 64
+
+/* The word at byte offset `off` (a multiple of 8) of the file. */
+static inline uint64_t fr_word(uint64_t off)
+{
+	return off * UINT64_C(0x9E3779B97F4A7C15) ^ UINT64_C(0x5555);
+}
+
+static inline uint64_t xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+struct fr_params {
+	int fd;
+	uint64_t file_size;
+	size_t bs;        /* FR_BIG or FR_SMALL */
+	unsigned qd;      /* readers */
+	bool random;
+	int64_t run_ns;
+};
+
+struct fr_reader {
+	const struct fr_params *p;
+	uint64_t off, start, end; /* sequential: next offset, slice */
+	uint64_t rng;
+	uint64_t bytes;
+	int64_t deadline;
+	int err;
+	unsigned char *buf;
+};
+
+static uint64_t fr_next(struct fr_reader *r)
+{
+	const struct fr_params *p = r->p;
+
+	if (p->random)
+		return (xorshift(&r->rng) % (p->file_size / p->bs)) * p->bs;
+	uint64_t off = r->off;
+	r->off += p->bs;
+	if (r->off + p->bs > r->end)
+		r->off = r->start;
+	return off;
+}
+
+static int fr_check(const struct fr_reader *r, ssize_t n, uint64_t off)
+{
+	uint64_t w;
+
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n != r->p->bs)
+		return -EIO;
+	memcpy(&w, r->buf, 8);
+	return w == fr_word(off) ? 0 : -EILSEQ;
+}
+
+static void fr_readers_init(struct fr_reader *rs, const struct fr_params *p,
+                            unsigned char *bufs, int64_t deadline)
+{
+	uint64_t slice = p->file_size / p->qd / p->bs * p->bs;
+
+	for (unsigned i = 0; i < p->qd; i++) {
+		struct fr_reader *r = &rs[i];
+		memset(r, 0, sizeof *r);
+		r->p = p;
+		r->start = r->off = (uint64_t)i * slice;
+		r->end = r->start + slice;
+		r->rng = UINT64_C(0x2545F4914F6CDD1D) * (i + 1);
+		r->deadline = deadline;
+		r->buf = bufs + (size_t)i * p->bs;
+	}
+}
+
+/* ------------------------------------------------------------ uco */
+
+static void *fr_uco_reader(void *arg)
+{
+	struct fr_reader *r = arg;
+
+	do {
+		uint64_t off = fr_next(r);
+		ssize_t n = uco_read(r->p->fd, r->buf, r->p->bs, (int64_t)off);
+		int e = fr_check(r, n, off);
+		if (e < 0) {
+			r->err = e;
+			break;
+		}
+		r->bytes += (uint64_t)n;
+	} while (bench_now_ns() < r->deadline);
+	return NULL;
+}
+
+static int fr_uco(uco_loop *loop, const struct fr_params *p,
+                  struct fr_reader *rs, unsigned char *bufs, double *mbps)
+{
+	int64_t t0 = bench_now_ns();
+	int ret;
+
+	fr_readers_init(rs, p, bufs, t0 + p->run_ns);
+	for (unsigned i = 0; i < p->qd; i++) {
+		ret = uco_spawn(loop, NULL, fr_uco_reader, &rs[i]);
+		if (ret < 0) {
+			bench_fail("fileread", "uco", "uco_spawn: %s", strerror(-ret));
+			uco_loop_run(loop);
+			return ret;
+		}
+	}
+	ret = uco_loop_run(loop);
+	int64_t t1 = bench_now_ns();
+	if (ret != 0) {
+		bench_fail("fileread", "uco", "uco_loop_run returned %d", ret);
+		return ret < 0 ? ret : -EINTR;
+	}
+	uint64_t bytes = 0;
+	for (unsigned i = 0; i < p->qd; i++) {
+		if (rs[i].err) {
+			bench_fail("fileread", "uco", "uco_read: %s",
+			           strerror(-rs[i].err));
+			return rs[i].err;
+		}
+		bytes += rs[i].bytes;
+	}
+	*mbps = (double)bytes / ((double)(t1 - t0) / 1e9) / 1e6;
+	return 0;
+}
+
+/* ------------------------------------------------------------ pread */
+
+static int fr_pread(const struct fr_params *p, unsigned char *buf,
+                    double *mbps)
+{
+	int64_t t0 = bench_now_ns();
+	struct fr_reader r;
+	struct fr_params p1 = *p;
+
+	/* One reader over the whole file (sequential) or drawing offsets. */
+	p1.qd = 1;
+	fr_readers_init(&r, &p1, buf, t0 + p->run_ns);
+	do {
+		uint64_t off = fr_next(&r);
+		ssize_t n = pread(p->fd, r.buf, p->bs, (off_t)off);
+		int e = fr_check(&r, n < 0 ? -errno : n, off);
+		if (e < 0) {
+			bench_fail("fileread", "pread", "pread: %s", strerror(-e));
+			return e;
+		}
+		r.bytes += (uint64_t)n;
+	} while (bench_now_ns() < r.deadline);
+	int64_t t1 = bench_now_ns();
+	*mbps = (double)r.bytes / ((double)(t1 - t0) / 1e9) / 1e6;
+	return 0;
+}
+
+/* ------------------------------------------------------------ libuv */
+
+#if defined(UCO_BENCH_HAVE_LIBUV)
+struct fr_uvreq {
+	uv_fs_t req;
+	struct fr_reader *r;
+	uint64_t off;
+};
+
+static void fr_uv_cb(uv_fs_t *req);
+
+static int fr_uv_submit(uv_loop_t *loop, struct fr_uvreq *q)
+{
+	q->off = fr_next(q->r);
+	uv_buf_t b = uv_buf_init((char *)q->r->buf, (unsigned)q->r->p->bs);
+	return uv_fs_read(loop, &q->req, q->r->p->fd, &b, 1, (int64_t)q->off,
+	                  fr_uv_cb);
+}
+
+static void fr_uv_cb(uv_fs_t *req)
+{
+	struct fr_uvreq *q = (struct fr_uvreq *)req;
+	struct fr_reader *r = q->r;
+	ssize_t n = req->result;
+	uv_loop_t *loop = req->loop;
+
+	uv_fs_req_cleanup(req);
+	int e = fr_check(r, n, q->off);
+	if (e < 0) {
+		r->err = e;
+		return;
+	}
+	r->bytes += (uint64_t)n;
+	if (bench_now_ns() < r->deadline) {
+		e = fr_uv_submit(loop, q);
+		if (e < 0)
+			r->err = e;
+	}
+}
+
+static int fr_libuv(const struct fr_params *p, struct fr_reader *rs,
+                    unsigned char *bufs, double *mbps)
+{
+	uv_loop_t loop;
+	struct fr_uvreq *qs = calloc(p->qd, sizeof *qs);
+	int ret;
+
+	if (!qs)
+		return -ENOMEM;
+	ret = uv_loop_init(&loop);
+	if (ret < 0) {
+		free(qs);
+		bench_fail("fileread", "libuv", "uv_loop_init: %s", uv_strerror(ret));
+		return -EIO;
+	}
+	int64_t t0 = bench_now_ns();
+	fr_readers_init(rs, p, bufs, t0 + p->run_ns);
+	for (unsigned i = 0; i < p->qd; i++) {
+		qs[i].r = &rs[i];
+		ret = fr_uv_submit(&loop, &qs[i]);
+		if (ret < 0)
+			rs[i].err = ret;
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	int64_t t1 = bench_now_ns();
+	uv_loop_close(&loop);
+	free(qs);
+	uint64_t bytes = 0;
+	for (unsigned i = 0; i < p->qd; i++) {
+		if (rs[i].err) {
+			bench_fail("fileread", "libuv", "uv_fs_read: %s",
+			           strerror(-rs[i].err));
+			return -EIO;
+		}
+		bytes += rs[i].bytes;
+	}
+	*mbps = (double)bytes / ((double)(t1 - t0) / 1e9) / 1e6;
+	return 0;
+}
+#endif
+
+/* ------------------------------------------------------------ the file */
+
+static int fr_make_file(uint64_t size, char *path, size_t path_size)
+{
+	const char *dir = getenv("TMPDIR");
+	size_t chunk = 1 << 20;
+	unsigned char *buf = malloc(chunk);
+	int fd;
+
+	if (!dir || !*dir)
+		dir = "/var/tmp";
+	snprintf(path, path_size, "%s/uco-bench-fileread-XXXXXX", dir);
+	if (!buf)
+		return -ENOMEM;
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0) {
+		int e = -errno;
+		free(buf);
+		return e;
+	}
+	unlink(path);
+	for (uint64_t off = 0; off < size; off += chunk) {
+		for (size_t i = 0; i < chunk; i += 8) {
+			uint64_t w = fr_word(off + i);
+			memcpy(buf + i, &w, 8);
+		}
+		if (pwrite(fd, buf, chunk, (off_t)off) != (ssize_t)chunk) {
+			int e = errno ? -errno : -EIO;
+			close(fd);
+			free(buf);
+			return e;
+		}
+	}
+	/* Read it once in full so that the timed reads hit the page cache. */
+	for (uint64_t off = 0; off < size; off += chunk)
+		if (pread(fd, buf, chunk, (off_t)off) != (ssize_t)chunk) {
+			close(fd);
+			free(buf);
+			return -EIO;
+		}
+	free(buf);
+	return fd;
+}
+
+/* ------------------------------------------------------------ the run */
+
+static double fr_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static void fr_emit(const char *impl, bool big, double mbps, double cpu0,
+                    int64_t t0)
+{
+	double cpu = fr_cpu_s() - cpu0;
+	double wall = (double)(bench_now_ns() - t0) / 1e9;
+
+	bench_emit("fileread", impl, big ? "mb_per_s_128k" : "mb_per_s_4k",
+	           mbps, "MB/s");
+	bench_emit("fileread", impl, big ? "cpu_per_wall_128k" : "cpu_per_wall_4k",
+	           cpu / wall, "cpu_s/s");
+}
+
+int bench_fileread_run(const struct bench_opts *opts)
+{
+	const int rounds = BENCH_PICK(opts, 1, 3, 5);
+	const int64_t run_ns = BENCH_PICK(opts, 200, 1000, 2000) * INT64_C(1000000);
+	const uint64_t file_size = BENCH_PICK(opts, 64, 256, 256) * (UINT64_C(1) << 20);
+	char path[4096];
+	uco_loop *loop = NULL;
+	struct fr_reader *rs = calloc(FR_QD_SMALL, sizeof *rs);
+	unsigned char *bufs = aligned_alloc(4096, (size_t)FR_QD_BIG * FR_BIG);
+	int ret = 0;
+
+#if !defined(UCO_BENCH_HAVE_LIBUV)
+	bench_skip("fileread", "libuv", "libuv (libuv1-dev) was not found at "
+	           "build time");
+#endif
+	if (!rs || !bufs) {
+		free(rs);
+		free(bufs);
+		return -ENOMEM;
+	}
+	bench_progress("fileread", "", "making the file");
+	int fd = fr_make_file(file_size, path, sizeof path);
+	if (fd < 0) {
+		bench_fail("fileread", "uco", "cannot make the %" PRIu64 " MiB file "
+		           "%s: %s", file_size >> 20, path, strerror(-fd));
+		free(rs);
+		free(bufs);
+		return fd;
+	}
+	ret = uco_loop_create(&loop, NULL);
+	if (ret < 0) {
+		bench_fail("fileread", "uco", "uco_loop_create: %s",
+		           uco_loop_strerror(ret));
+		loop = NULL;
+	}
+
+	for (int round = 0; round < rounds; round++) {
+		for (int big = 1; big >= 0; big--) {
+			struct fr_params p = {
+				.fd = fd, .file_size = file_size,
+				.bs = big ? FR_BIG : FR_SMALL,
+				.qd = big ? FR_QD_BIG : FR_QD_SMALL,
+				.random = !big, .run_ns = run_ns,
+			};
+			char what[48];
+			double v = 0, cpu0;
+			int64_t t0;
+
+			snprintf(what, sizeof what, "%s, round %d/%d",
+			         big ? "128k" : "4k", round + 1, rounds);
+			if (loop) {
+				bench_progress("fileread", "uco", what);
+				cpu0 = fr_cpu_s();
+				t0 = bench_now_ns();
+				int st = fr_uco(loop, &p, rs, bufs, &v);
+				if (st == 0)
+					fr_emit("uco", big, v, cpu0, t0);
+				else
+					ret = st;
+			}
+			bench_progress("fileread", "pread", what);
+			cpu0 = fr_cpu_s();
+			t0 = bench_now_ns();
+			if (fr_pread(&p, bufs, &v) == 0)
+				fr_emit("pread", big, v, cpu0, t0);
+#if defined(UCO_BENCH_HAVE_LIBUV)
+			bench_progress("fileread", "libuv", what);
+			cpu0 = fr_cpu_s();
+			t0 = bench_now_ns();
+			if (fr_libuv(&p, rs, bufs, &v) == 0)
+				fr_emit("libuv", big, v, cpu0, t0);
+#endif
+		}
+	}
+	if (loop && uco_loop_close(loop) < 0)
+		bench_note("fileread/uco: uco_loop_close failed");
+	close(fd);
+	free(rs);
+	free(bufs);
+	return ret < 0 ? ret : 0;
+}
