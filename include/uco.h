@@ -379,16 +379,24 @@ UCO_API ssize_t uco_write_all(int fd, const void *buf, size_t len, int64_t deadl
 UCO_API int uco_socket(int domain, int type, int protocol);
 UCO_API int uco_shutdown(int fd, int how);
 UCO_API int uco_openat(int dirfd, const char *path, int flags, mode_t mode);
+UCO_API int uco_openat_dl(int dirfd, const char *path, int flags, mode_t mode,
+                          int64_t deadline);
 UCO_API int uco_close(int fd);
 /* fsync, or fdatasync with datasync != 0. */
 UCO_API int uco_fsync(int fd, int datasync);
+UCO_API int uco_fsync_dl(int fd, int datasync, int64_t deadline);
 UCO_API int uco_fallocate(int fd, int mode, int64_t offset, int64_t len);
+UCO_API int uco_fallocate_dl(int fd, int mode, int64_t offset, int64_t len, int64_t deadline);
 UCO_API int uco_statx(int dirfd, const char *path, int flags, unsigned mask,
                       struct statx *out);
+UCO_API int uco_statx_dl(int dirfd, const char *path, int flags, unsigned mask,
+                         struct statx *out, int64_t deadline);
 /* Move up to len bytes between two descriptors, one of them a pipe
  * (offsets -1: the current position, or none for a pipe or socket). */
 UCO_API ssize_t uco_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
                            size_t len, unsigned flags);
+UCO_API ssize_t uco_splice_dl(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
+                              size_t len, unsigned flags, int64_t deadline);
 
 /* A multishot acceptor on a listening socket: the kernel accepts
  * connections as they arrive (IORING_ACCEPT_MULTISHOT, 5.19+; one accept at
@@ -399,10 +407,10 @@ UCO_API ssize_t uco_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_ou
 typedef struct uco_acceptor uco_acceptor;
 UCO_API int uco_acceptor_open(uco_loop *loop, uco_acceptor **out, int listen_fd, int flags);
 /* From a coroutine: the next accepted descriptor (yours to close), or
- * -errno: an accept error (-EMFILE ...; the acceptor goes on), -ECANCELED,
- * -ESHUTDOWN once the acceptor is closed.  No deadline form yet: use
- * uco_accept_dl() for a one-off accept with a deadline. */
+ * -errno: an accept error (-EMFILE ...; the acceptor goes on), -ETIMEDOUT,
+ * -ECANCELED, -ESHUTDOWN once the acceptor is closed. */
 UCO_API int uco_acceptor_next(uco_acceptor *a);
+UCO_API int uco_acceptor_next_dl(uco_acceptor *a, int64_t deadline);
 /* Stop accepting: waiting coroutines get -ESHUTDOWN, connections accepted
  * but not handed out are closed, and the acceptor is freed once the kernel
  * has let go of it.  The listening socket stays open (it is yours). */
@@ -424,6 +432,8 @@ UCO_API int uco_recv_stream_open(uco_recv_stream **out, int fd, uco_bufring *br)
  * next call or the close (the buffer then goes back to the ring); 0 at the
  * end of the stream; -errno (-ECONNRESET ...), -ECANCELED, -ESHUTDOWN. */
 UCO_API ssize_t uco_recv_stream_next(uco_recv_stream *s, const void **data);
+UCO_API ssize_t uco_recv_stream_next_dl(uco_recv_stream *s, const void **data,
+                                        int64_t deadline);
 /* Stop receiving; the socket stays open (it is yours). */
 UCO_API int uco_recv_stream_close(uco_recv_stream *s);
 

@@ -141,6 +141,11 @@ static void cancel_next(uco_task *t)
 
 int uco_acceptor_next(uco_acceptor *a)
 {
+	return uco_acceptor_next_dl(a, UCO_FOREVER);
+}
+
+int uco_acceptor_next_dl(uco_acceptor *a, int64_t deadline)
+{
 	uco_task *self = uco__self();
 	if (!self)
 		return -EPERM;
@@ -157,8 +162,11 @@ int uco_acceptor_next(uco_acceptor *a)
 		}
 		if (uco__cancel_due(self))
 			return -ECANCELED;
+		int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
+		if (r)
+			return r;
 		uco__waitq_push(&a->waiters, self);
-		int r = uco__park(self->loop, self, cancel_next);
+		r = uco__timer_disarm(self, uco__park(self->loop, self, cancel_next));
 		if (r < 0)
 			return r;
 	}

@@ -250,6 +250,11 @@ static void cancel_next(uco_task *t)
 
 ssize_t uco_recv_stream_next(uco_recv_stream *s, const void **data)
 {
+	return uco_recv_stream_next_dl(s, data, UCO_FOREVER);
+}
+
+ssize_t uco_recv_stream_next_dl(uco_recv_stream *s, const void **data, int64_t deadline)
+{
 	uco_task *self = uco__self();
 	if (!self)
 		return -EPERM;
@@ -276,8 +281,11 @@ ssize_t uco_recv_stream_next(uco_recv_stream *s, const void **data)
 			return 0;
 		if (uco__cancel_due(self))
 			return -ECANCELED;
+		int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
+		if (r)
+			return r;
 		uco__waitq_push(&s->waiters, self);
-		int r = uco__park(self->loop, self, cancel_next);
+		r = uco__timer_disarm(self, uco__park(self->loop, self, cancel_next));
 		if (r < 0)
 			return r;
 	}

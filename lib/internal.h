@@ -160,6 +160,16 @@ struct uco__timers {
 };
 
 int uco__timers_init(struct uco__timers *tm);
+
+/*
+ * A deadline on any wait.  Arm it before joining the wait (0, -ETIMEDOUT if
+ * already past, -ENOMEM/-EAGAIN), park with a cancel hook as usual, then
+ * pass the park's result through uco__timer_disarm(): if the deadline came
+ * first it interrupted the wait through that hook and the result becomes
+ * -ETIMEDOUT.  Never early, like uco_sleep().
+ */
+int uco__timer_arm(uco_task *t, int64_t deadline);
+int uco__timer_disarm(uco_task *t, int result);
 void uco__timers_destroy(struct uco__timers *tm);
 
 /* ------------------------------------------------------------ tasks */
@@ -202,6 +212,10 @@ struct uco_task {
 	void *value;
 	struct uco__stack stack;
 	struct uco__wait wait;    /* what this task waits for */
+	/* A deadline on the current wait: the timer bucket it waits in. */
+	struct uco__timer_bucket *timer_bucket;
+	uco_task *timer_prev, *timer_next;
+	bool timed_out;           /* the deadline interrupted the wait */
 	uco_task *awaiting;       /* the task it awaits, for cycle checks */
 	struct uco__waitq awaiters; /* tasks awaiting this one */
 	struct uco__done_cb *cb_head, **cb_tail;

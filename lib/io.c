@@ -201,11 +201,16 @@ int uco_poll(int fd, unsigned events)
 	return uco_poll_dl(fd, events, UCO_FOREVER);
 }
 
+int uco_openat_dl(int dirfd, const char *path, int flags, mode_t mode, int64_t deadline)
+{
+	OP_BEGIN(IORING_OP_OPENAT, deadline);
+	io_uring_prep_openat(sqe, dirfd, path, flags, mode);
+	return op_wait(&op, sqe, deadline);
+}
+
 int uco_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
-	OP_BEGIN(IORING_OP_OPENAT, UCO_FOREVER);
-	io_uring_prep_openat(sqe, dirfd, path, flags, mode);
-	return op_wait(&op, sqe, UCO_FOREVER);
+	return uco_openat_dl(dirfd, path, flags, mode, UCO_FOREVER);
 }
 
 int uco_close(int fd)
@@ -218,11 +223,16 @@ int uco_close(int fd)
 	return op_wait(&op, sqe, UCO_FOREVER);
 }
 
+int uco_fsync_dl(int fd, int datasync, int64_t deadline)
+{
+	OP_BEGIN(IORING_OP_FSYNC, deadline);
+	io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+	return op_wait(&op, sqe, deadline);
+}
+
 int uco_fsync(int fd, int datasync)
 {
-	OP_BEGIN(IORING_OP_FSYNC, UCO_FOREVER);
-	io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
-	return op_wait(&op, sqe, UCO_FOREVER);
+	return uco_fsync_dl(fd, datasync, UCO_FOREVER);
 }
 
 ssize_t uco_readv_dl(int fd, const struct iovec *iov, int iovcnt, int64_t offset,
@@ -325,27 +335,44 @@ int uco_shutdown(int fd, int how)
 	return op_wait(&op, sqe, UCO_FOREVER);
 }
 
+int uco_fallocate_dl(int fd, int mode, int64_t offset, int64_t len, int64_t deadline)
+{
+	OP_BEGIN(IORING_OP_FALLOCATE, deadline);
+	io_uring_prep_fallocate(sqe, fd, mode, (uint64_t)offset, (uint64_t)len);
+	return op_wait(&op, sqe, deadline);
+}
+
 int uco_fallocate(int fd, int mode, int64_t offset, int64_t len)
 {
-	OP_BEGIN(IORING_OP_FALLOCATE, UCO_FOREVER);
-	io_uring_prep_fallocate(sqe, fd, mode, (uint64_t)offset, (uint64_t)len);
-	return op_wait(&op, sqe, UCO_FOREVER);
+	return uco_fallocate_dl(fd, mode, offset, len, UCO_FOREVER);
+}
+
+int uco_statx_dl(int dirfd, const char *path, int flags, unsigned mask, struct statx *out,
+                 int64_t deadline)
+{
+	OP_BEGIN(IORING_OP_STATX, deadline);
+	io_uring_prep_statx(sqe, dirfd, path, flags, mask, out);
+	return op_wait(&op, sqe, deadline);
 }
 
 int uco_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out)
 {
-	OP_BEGIN(IORING_OP_STATX, UCO_FOREVER);
-	io_uring_prep_statx(sqe, dirfd, path, flags, mask, out);
-	return op_wait(&op, sqe, UCO_FOREVER);
+	return uco_statx_dl(dirfd, path, flags, mask, out, UCO_FOREVER);
+}
+
+ssize_t uco_splice_dl(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_t len,
+                      unsigned flags, int64_t deadline)
+{
+	OP_BEGIN(IORING_OP_SPLICE, deadline);
+	io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out,
+	                     (unsigned)(len > 0x7ffff000 ? 0x7ffff000 : len), flags);
+	return op_wait(&op, sqe, deadline);
 }
 
 ssize_t uco_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_t len,
                    unsigned flags)
 {
-	OP_BEGIN(IORING_OP_SPLICE, UCO_FOREVER);
-	io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out,
-	                     (unsigned)(len > 0x7ffff000 ? 0x7ffff000 : len), flags);
-	return op_wait(&op, sqe, UCO_FOREVER);
+	return uco_splice_dl(fd_in, off_in, fd_out, off_out, len, flags, UCO_FOREVER);
 }
 
 ssize_t uco_send_zc_dl(int fd, const void *buf, size_t len, int flags, int64_t deadline)

@@ -40,6 +40,7 @@ struct uco__timer_bucket {
 	bool closed;                   /* emptied by cancels: joins no one */
 	struct __kernel_timespec ts;   /* read by the kernel at submit */
 	struct uco__waitq sleepers;
+	uco_task *timed;               /* deadlines, linked through task->timer_* */
 };
 
 int64_t uco_now(void)
@@ -132,12 +133,25 @@ static void bucket_fired(uco_loop *loop, struct uco__completion *c,
 	/* -ETIME is expiry.  Anything else (a cancel, the ring going away)
 	 * must not end the sleeps early: wait the whole length again, late
 	 * rather than early. */
-	if (cqe->res != -ETIME && b->sleepers.head && arm(loop, b) == 0)
+	if (cqe->res != -ETIME && (b->sleepers.head || b->timed) && arm(loop, b) == 0)
 		return;
 	unlink_bucket(&loop->timers, b);
 	uco_task *t;
 	while ((t = uco__waitq_pop(&b->sleepers)))
 		uco__wake(loop, t, 0);
+	while ((t = b->timed)) {
+		b->timed = t->timer_next;
+		t->timer_bucket = NULL;
+		t->timer_prev = t->timer_next = NULL;
+		/* Interrupt the wait the way a cancel would, if it still
+		 * waits (it may already be woken and queued to run). */
+		if (t->run_state == UCO__PARKED && t->wait_cancel) {
+			void (*interrupt)(uco_task *) = t->wait_cancel;
+			t->wait_cancel = NULL;
+			t->timed_out = true;
+			interrupt(t);
+		}
+	}
 	free(b);
 }
 
@@ -174,20 +188,98 @@ static struct uco__timer_bucket *find_bucket(struct uco__timers *tm, int64_t len
  * that a loop whose only sleeper was cancelled need not wait out the
  * timer; the timeout's CQE (-ECANCELED) then frees the bucket.
  */
+static void close_if_empty(uco_loop *loop, struct uco__timer_bucket *b)
+{
+	if (b->sleepers.head || b->timed || b->closed)
+		return;
+	b->closed = true; /* its timeout is being removed */
+	struct io_uring_sqe *sqe = uco__sqe_get(loop, NULL);
+	if (sqe)
+		io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&b->done, 0);
+	/* No SQE: the empty bucket simply expires. */
+}
+
 static void cancel_sleep(uco_task *t)
 {
 	struct uco__timer_bucket *b =
 		UCO__CONTAINER_OF(t->wait.queue, struct uco__timer_bucket, sleepers);
-	uco_loop *loop = t->loop;
 	uco__waitq_remove(t);
-	if (!b->sleepers.head) {
-		b->closed = true; /* its timeout is being removed */
-		struct io_uring_sqe *sqe = uco__sqe_get(loop, NULL);
-		if (sqe)
-			io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&b->done, 0);
-		/* No SQE: the empty bucket simply expires. */
+	close_if_empty(t->loop, b);
+	uco__wake(t->loop, t, -ECANCELED);
+}
+
+/* The bucket that ends `ns` from now (rounded up) for this submission,
+ * made and armed if need be. */
+static struct uco__timer_bucket *bucket_for(uco_loop *loop, int64_t ns, int *err)
+{
+	struct uco__timers *tm = &loop->timers;
+	int64_t length = round_length(ns);
+	uint64_t generation = loop->submit_generation;
+	struct uco__timer_bucket *b = find_bucket(tm, length, generation);
+	if (!b) {
+		b = calloc(1, sizeof *b);
+		if (!b) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		b->done.complete = bucket_fired;
+		b->length = length;
+		*err = arm(loop, b);
+		if (*err) {
+			free(b);
+			return NULL;
+		}
+		/* arm() may have had to submit a full SQ first, which starts
+		 * a new generation: this SQE goes with the next one. */
+		b->generation = loop->submit_generation;
+		unsigned h = hash(tm, length, b->generation);
+		b->hash_next = tm->heads[h];
+		tm->heads[h] = b;
+		tm->count++;
+		tm->last = b;
+		maybe_grow(tm);
 	}
-	uco__wake(loop, t, -ECANCELED);
+	return b;
+}
+
+int uco__timer_arm(uco_task *t, int64_t deadline)
+{
+	int64_t ns = deadline - uco_now();
+	if (ns <= 0)
+		return -ETIMEDOUT;
+	int err;
+	struct uco__timer_bucket *b = bucket_for(t->loop, ns, &err);
+	if (!b)
+		return err;
+	t->timed_out = false;
+	t->timer_bucket = b;
+	t->timer_prev = NULL;
+	t->timer_next = b->timed;
+	if (b->timed)
+		b->timed->timer_prev = t;
+	b->timed = t;
+	return 0;
+}
+
+int uco__timer_disarm(uco_task *t, int result)
+{
+	struct uco__timer_bucket *b = t->timer_bucket;
+	if (b) {
+		if (t->timer_prev)
+			t->timer_prev->timer_next = t->timer_next;
+		else
+			b->timed = t->timer_next;
+		if (t->timer_next)
+			t->timer_next->timer_prev = t->timer_prev;
+		t->timer_bucket = NULL;
+		t->timer_prev = t->timer_next = NULL;
+		close_if_empty(t->loop, b);
+	}
+	if (t->timed_out) {
+		t->timed_out = false;
+		return -ETIMEDOUT;
+	}
+	return result;
 }
 
 int uco_sleep(int64_t ns)
@@ -203,31 +295,10 @@ int uco_sleep(int64_t ns)
 		return -ECANCELED;
 
 	uco_loop *loop = self->loop;
-	struct uco__timers *tm = &loop->timers;
-	int64_t length = round_length(ns);
-	uint64_t generation = loop->submit_generation;
-	struct uco__timer_bucket *b = find_bucket(tm, length, generation);
-	if (!b) {
-		b = calloc(1, sizeof *b);
-		if (!b)
-			return -ENOMEM;
-		b->done.complete = bucket_fired;
-		b->length = length;
-		int err = arm(loop, b);
-		if (err) {
-			free(b);
-			return err;
-		}
-		/* arm() may have had to submit a full SQ first, which starts
-		 * a new generation: this SQE goes with the next one. */
-		b->generation = loop->submit_generation;
-		unsigned h = hash(tm, length, b->generation);
-		b->hash_next = tm->heads[h];
-		tm->heads[h] = b;
-		tm->count++;
-		tm->last = b;
-		maybe_grow(tm);
-	}
+	int err;
+	struct uco__timer_bucket *b = bucket_for(loop, ns, &err);
+	if (!b)
+		return err;
 	uco__waitq_push(&b->sleepers, self);
 	return uco__park(loop, self, cancel_sleep);
 }

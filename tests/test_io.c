@@ -936,3 +936,76 @@ Test(io, closing_a_loop_frees_what_was_left_open)
 	close(sv[1]);
 	close(l);
 }
+
+/* ---- deadlines on the acceptor and on receive streams */
+
+struct timed_waits {
+	uco_acceptor *acceptor;
+	uco_recv_stream *stream;
+	int acc_timeout, acc_then;
+	ssize_t str_timeout, str_then;
+	int64_t waited;
+};
+
+static void *waits_with_deadlines(void *arg)
+{
+	struct timed_waits *w = arg;
+	int64_t t0 = uco_now();
+	w->acc_timeout = uco_acceptor_next_dl(w->acceptor, t0 + 10 * UCO_NS_PER_MS);
+	w->waited = uco_now() - t0;
+	const void *data;
+	w->str_timeout = uco_recv_stream_next_dl(w->stream, &data, uco_now() + 5 * UCO_NS_PER_MS);
+	/* After a timeout both still work, and a deadline far away does not
+	 * hold back what arrives. */
+	w->acc_then = uco_acceptor_next_dl(w->acceptor, uco_now() + 10 * UCO_NS_PER_S);
+	w->str_then = uco_recv_stream_next_dl(w->stream, &data, uco_now() + 10 * UCO_NS_PER_S);
+	return NULL;
+}
+
+static void *connects_later(void *arg)
+{
+	int *fds = arg; /* listen port in fds[0] via server_addr, peer in fds[1] */
+	uco_sleep(30 * UCO_NS_PER_MS);
+	int c = uco_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(uco_connect(c, (struct sockaddr *)&server_addr, sizeof server_addr), 0);
+	cr_assert_eq(write(fds[1], "late", 4), 4);
+	fds[0] = c;
+	return NULL;
+}
+
+Test(io, acceptor_and_stream_waits_time_out_and_go_on)
+{
+	uco_loop *loop = test_loop();
+	uco_bufring *br;
+	if (uco_bufring_create(loop, &br, 4, 256) == -EOPNOTSUPP)
+		cr_skip_test("no provided buffer rings (Linux < 5.19)");
+	int l = listen_loopback(&server_addr);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct timed_waits w;
+	memset(&w, 0, sizeof w);
+	cr_assert_eq(uco_acceptor_open(loop, &w.acceptor, l, SOCK_CLOEXEC), 0);
+	cr_assert_eq(uco_recv_stream_open(&w.stream, sv[0], br), 0);
+	int late[2] = { -1, sv[1] };
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, waits_with_deadlines, &w), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, connects_later, late), 0);
+	int64_t t0 = uco_now();
+	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
+	cr_assert_eq(w.acc_timeout, -ETIMEDOUT);
+	cr_assert_geq(w.waited, 10 * UCO_NS_PER_MS, "never before the deadline");
+	cr_assert_eq(w.str_timeout, -ETIMEDOUT);
+	cr_assert_geq(w.acc_then, 0, "a connection after a timeout: %d", w.acc_then);
+	cr_assert_eq(w.str_then, 4);
+	cr_assert_lt(uco_now() - t0, 5 * UCO_NS_PER_S, "far deadlines held nothing back");
+	cr_assert_eq(uco_acceptor_close(w.acceptor), 0);
+	cr_assert_eq(uco_recv_stream_close(w.stream), 0);
+	cr_assert_eq(uco_loop_run(loop), 0, "no timer of theirs keeps the loop");
+	close(w.acc_then);
+	close(late[0]);
+	close(sv[0]);
+	close(sv[1]);
+	close(l);
+	uco_task_release(t);
+	test_close(loop);
+}
