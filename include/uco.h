@@ -437,6 +437,16 @@ UCO_API ssize_t uco_recv_stream_next_dl(uco_recv_stream *s, const void **data,
 /* Stop receiving; the socket stays open (it is yours). */
 UCO_API int uco_recv_stream_close(uco_recv_stream *s);
 
+/* Registered (fixed) files for hot descriptors: uco_fd_register() puts fd
+ * in the loop's fixed-file table and returns a handle (fd | UCO_FIXED_FD)
+ * to pass instead of fd to the IO calls above (not to splice or close),
+ * which then skip the kernel's descriptor lookup.  fd itself stays yours:
+ * unregister the handle before closing it.  -ENOSPC when the table (4096
+ * entries) is full, -EOPNOTSUPP where the kernel cannot register files. */
+#define UCO_FIXED_FD 0x40000000
+UCO_API int uco_fd_register(uco_loop *loop, int fd);
+UCO_API int uco_fd_unregister(uco_loop *loop, int handle);
+
 /* Kernels differ: each operation's opcode is probed once per loop.  Where
  * one is missing, socket, shutdown and close fall back to the plain system
  * call (none of them blocks); every other call returns -EOPNOTSUPP. */

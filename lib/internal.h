@@ -258,6 +258,7 @@ struct uco_loop {
 	struct uco__inbox *inbox; /* posts from executor threads */
 	struct uco__resource *resources;
 	uint16_t next_bgid;       /* provided-buffer group ids handed out */
+	uint64_t *fixed_used;     /* bitmap of the fixed-file table, or NULL */
 	uco_executor *executor;   /* the default executor, if any */
 	/* Executor jobs submitted this turn, for batch_ex, handed over in
 	 * one go at the end of the turn (struct job, executor.c). */

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -89,6 +90,10 @@ static int op_wait(struct op *op, struct io_uring_sqe *sqe, int64_t deadline)
 {
 	uco_task *self = op->task;
 	uco_loop *loop = self->loop;
+	if (sqe->fd >= 0 && (sqe->fd & UCO_FIXED_FD)) {
+		sqe->fd &= ~UCO_FIXED_FD; /* a registered file's index */
+		sqe->flags |= IOSQE_FIXED_FILE;
+	}
 	if (deadline >= 0) {
 		sqe->flags |= IOSQE_IO_LINK;
 		op->deadline.tv_sec = deadline / UCO_NS_PER_S;
@@ -385,4 +390,77 @@ ssize_t uco_send_zc_dl(int fd, const void *buf, size_t len, int flags, int64_t d
 ssize_t uco_send_zc(int fd, const void *buf, size_t len, int flags)
 {
 	return uco_send_zc_dl(fd, buf, len, flags, UCO_FOREVER);
+}
+
+/* ------------------------------------------------------------ fixed files */
+
+#define FIXED_FILES 4096
+
+static int fixed_table(uco_loop *loop)
+{
+	if (loop->fixed_used)
+		return 0;
+	uint64_t *used = calloc(FIXED_FILES / 64, sizeof *used);
+	if (!used)
+		return -ENOMEM;
+	/* A sparse table (5.19) costs nothing per slot; older kernels take a
+	 * table of -1 entries. */
+	int err = io_uring_register_files_sparse(&loop->ring, FIXED_FILES);
+	if (err) {
+		int *minus = malloc(FIXED_FILES * sizeof *minus);
+		if (!minus) {
+			free(used);
+			return -ENOMEM;
+		}
+		for (unsigned i = 0; i < FIXED_FILES; i++)
+			minus[i] = -1;
+		err = io_uring_register_files(&loop->ring, minus, FIXED_FILES);
+		free(minus);
+	}
+	if (err) {
+		free(used);
+		return err == -EINVAL ? -EOPNOTSUPP : err;
+	}
+	loop->fixed_used = used;
+	return 0;
+}
+
+int uco_fd_register(uco_loop *loop, int fd)
+{
+	if (fd < 0 || (fd & UCO_FIXED_FD))
+		return -EINVAL;
+	int err = uco__spawn_loop(&loop);
+	if (!err)
+		err = fixed_table(loop);
+	if (err)
+		return err;
+	for (unsigned w = 0; w < FIXED_FILES / 64; w++) {
+		if (loop->fixed_used[w] == UINT64_MAX)
+			continue;
+		unsigned bit = (unsigned)__builtin_ctzll(~loop->fixed_used[w]);
+		unsigned index = w * 64 + bit;
+		err = io_uring_register_files_update(&loop->ring, index, &fd, 1);
+		if (err < 0)
+			return err;
+		loop->fixed_used[w] |= UINT64_C(1) << bit;
+		return (int)index | UCO_FIXED_FD;
+	}
+	return -ENOSPC;
+}
+
+int uco_fd_unregister(uco_loop *loop, int handle)
+{
+	int err = uco__spawn_loop(&loop);
+	if (err)
+		return err;
+	unsigned index = (unsigned)(handle & ~UCO_FIXED_FD);
+	if (handle < 0 || !(handle & UCO_FIXED_FD) || index >= FIXED_FILES || !loop->fixed_used ||
+	    !(loop->fixed_used[index / 64] >> (index % 64) & 1))
+		return -EBADF;
+	int none = -1;
+	err = io_uring_register_files_update(&loop->ring, index, &none, 1);
+	if (err < 0)
+		return err;
+	loop->fixed_used[index / 64] &= ~(UINT64_C(1) << (index % 64));
+	return 0;
 }

@@ -534,6 +534,7 @@ int uco_loop_close(uco_loop *loop)
 	/* Tear the ring down first: the kernel then holds no SQE that points
 	 * at memory freed below. */
 	uco__ring_exit(loop);
+	free(loop->fixed_used);
 	uco__inbox_destroy(loop->inbox);
 	while (loop->resources) {
 		struct uco__resource *r = loop->resources;

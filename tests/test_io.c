@@ -1009,3 +1009,49 @@ Test(io, acceptor_and_stream_waits_time_out_and_go_on)
 	uco_task_release(t);
 	test_close(loop);
 }
+
+/* ---- registered files */
+
+static void *reads_through_handle(void *arg)
+{
+	int *h = arg;
+	char buf[8];
+	ssize_t n = uco_read(h[0], buf, sizeof buf, -1);
+	cr_assert_eq(n, 5, "%zd", n);
+	cr_assert_arr_eq(buf, "fixed", 5);
+	cr_assert_eq(uco_write(h[1], "again", 5, -1), 5, "write through a handle");
+	n = uco_read(h[0], buf, sizeof buf, -1);
+	cr_assert_eq(n, 5);
+	cr_assert_eq(uco_read(UCO_FIXED_FD | 4000, buf, sizeof buf, -1), -EBADF, "an empty slot");
+	return NULL;
+}
+
+Test(io, registered_files_serve_io_calls)
+{
+	uco_loop *loop = test_loop();
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	int h[2] = { uco_fd_register(loop, fds[0]), uco_fd_register(loop, fds[1]) };
+	if (h[0] == -EOPNOTSUPP)
+		cr_skip_test("no registered files here");
+	cr_assert_geq(h[0], 0, "%d", h[0]);
+	cr_assert(h[0] & UCO_FIXED_FD);
+	cr_assert_neq(h[0], h[1]);
+	cr_assert_eq(write(fds[1], "fixed", 5), 5);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, reads_through_handle, h), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
+	cr_assert_eq(uco_fd_unregister(loop, h[0]), 0);
+	cr_assert_eq(uco_fd_unregister(loop, h[0]), -EBADF, "once");
+	cr_assert_eq(uco_fd_unregister(loop, 3), -EBADF, "not a handle");
+	cr_assert_eq(uco_fd_unregister(loop, h[1]), 0);
+	/* The slot is reused. */
+	int again = uco_fd_register(loop, fds[0]);
+	cr_assert_eq(again, h[0]);
+	cr_assert_eq(uco_fd_unregister(loop, again), 0);
+	cr_assert_eq(uco_fd_register(loop, -1), -EINVAL);
+	uco_task_release(t);
+	close(fds[0]);
+	close(fds[1]);
+	test_close(loop);
+}
