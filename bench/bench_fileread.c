@@ -10,6 +10,7 @@
  *                  pool, io_uring's io-wq workers) per wall second of the
  *                  run: 1 means one core, 2 both cores of a 2-core machine.
  *
+ *   uco-fixed  the same through a registered file (uco_fd_register).
  *   uco    one loop (default options), 32 (128k) or 64 (4k) tasks doing
  *          uco_read(fd, buf, size, offset) in a loop; for 128k each task
  *          reads its own slice of the file (size / 32) in order, wrapping
@@ -396,6 +397,9 @@ int bench_fileread_run(const struct bench_opts *opts)
 		loop = NULL;
 	}
 
+	int fixed = loop ? uco_fd_register(loop, fd) : -1;
+	if (loop && fixed < 0)
+		bench_skip("fileread", "uco-fixed", "no registered files: %s", strerror(-fixed));
 	for (int round = 0; round < rounds; round++) {
 		for (int big = 1; big >= 0; big--) {
 			struct fr_params p = {
@@ -420,6 +424,17 @@ int bench_fileread_run(const struct bench_opts *opts)
 				else
 					ret = st;
 			}
+			if (loop && fixed >= 0) {
+				/* The same reads through a registered file: no
+				 * descriptor lookup per operation. */
+				struct fr_params pf = p;
+				pf.fd = fixed;
+				bench_progress("fileread", "uco-fixed", what);
+				cpu0 = fr_cpu_s();
+				t0 = bench_now_ns();
+				if (fr_uco(loop, &pf, rs, bufs, &v) == 0)
+					fr_emit("uco-fixed", big, v, cpu0, t0);
+			}
 			bench_progress("fileread", "pread", what);
 			cpu0 = fr_cpu_s();
 			t0 = bench_now_ns();
@@ -434,6 +449,8 @@ int bench_fileread_run(const struct bench_opts *opts)
 #endif
 		}
 	}
+	if (loop && fixed >= 0)
+		uco_fd_unregister(loop, fixed);
 	if (loop && uco_loop_close(loop) < 0)
 		bench_note("fileread/uco: uco_loop_close failed");
 	close(fd);
