@@ -115,6 +115,7 @@ int bench_million_run(const struct bench_opts *opts);
 int bench_executor_run(const struct bench_opts *opts);
 int bench_echo_run(const struct bench_opts *opts);
 int bench_fileread_run(const struct bench_opts *opts);
+int bench_sendzc_run(const struct bench_opts *opts);
 
 /* peers/echo_liburing.c: the plain-liburing echo server of `echo`, on the
  * listening socket lfd; runs until killed (returns only on an error). */

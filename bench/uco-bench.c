@@ -39,8 +39,10 @@ static const char *const spawn_impls[] = {"uco", NULL};
 static const char *const sleep_impls[] = {"uco", "libuv", "asyncio", NULL};
 static const char *const million_impls[] = {"uco", NULL};
 static const char *const executor_impls[] = {"uco", "libuv", "asyncio", NULL};
-static const char *const echo_impls[] = {"uco", "epoll", "liburing", "libuv", NULL};
+static const char *const echo_impls[] = {"uco", "uco-multishot", "epoll", "liburing",
+                                         "libuv", NULL};
 static const char *const fileread_impls[] = {"uco", "pread", "libuv", NULL};
+static const char *const sendzc_impls[] = {"uco", "uco-zc", NULL};
 
 static const struct bench_def benches[] = {
 	{"switch", switch_impls, bench_switch_run, NULL, false,
@@ -57,6 +59,8 @@ static const struct bench_def benches[] = {
 	 "64-byte TCP ping-pong on 127.0.0.1, 64 and 1 connection(s)"},
 	{"fileread", fileread_impls, bench_fileread_run, NULL, false,
 	 "page-cached file: QD32 sequential 128 KiB, 64 random 4 KiB reads"},
+	{"sendzc", sendzc_impls, bench_sendzc_run, NULL, false,
+	 "bulk TCP send on 127.0.0.1, uco_send vs uco_send_zc, 64 KiB and 1 MiB"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 
