@@ -133,12 +133,6 @@ int uco_acceptor_open(uco_loop *loop, uco_acceptor **out, int listen_fd, int fla
 	return 0;
 }
 
-static void cancel_next(uco_task *t)
-{
-	uco__waitq_remove(t);
-	uco__wake(t->loop, t, -ECANCELED);
-}
-
 int uco_acceptor_next(uco_acceptor *a)
 {
 	return uco_acceptor_next_dl(a, UCO_FOREVER);
@@ -160,13 +154,7 @@ int uco_acceptor_next_dl(uco_acceptor *a, int64_t deadline)
 			a->len--;
 			return res;
 		}
-		if (uco__cancel_due(self))
-			return -ECANCELED;
-		int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
-		if (r)
-			return r;
-		uco__waitq_push(&a->waiters, self);
-		r = uco__timer_disarm(self, uco__park(self->loop, self, cancel_next));
+		int r = uco__wait_in(self, &a->waiters, deadline);
 		if (r < 0)
 			return r;
 	}

@@ -242,12 +242,6 @@ int uco_recv_stream_open(uco_recv_stream **out, int fd, uco_bufring *br)
 	return 0;
 }
 
-static void cancel_next(uco_task *t)
-{
-	uco__waitq_remove(t);
-	uco__wake(t->loop, t, -ECANCELED);
-}
-
 ssize_t uco_recv_stream_next(uco_recv_stream *s, const void **data)
 {
 	return uco_recv_stream_next_dl(s, data, UCO_FOREVER);
@@ -279,13 +273,7 @@ ssize_t uco_recv_stream_next_dl(uco_recv_stream *s, const void **data, int64_t d
 		}
 		if (s->ended)
 			return 0;
-		if (uco__cancel_due(self))
-			return -ECANCELED;
-		int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
-		if (r)
-			return r;
-		uco__waitq_push(&s->waiters, self);
-		r = uco__timer_disarm(self, uco__park(self->loop, self, cancel_next));
+		int r = uco__wait_in(self, &s->waiters, deadline);
 		if (r < 0)
 			return r;
 	}

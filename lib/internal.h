@@ -333,6 +333,9 @@ void uco__wake(uco_loop *loop, uco_task *t, int result);
  */
 int uco__park(uco_loop *loop, uco_task *t, void (*cancel)(uco_task *t));
 bool uco__cancel_due(uco_task *t);
+/* Park the running task in q until something wakes it (0, or the wake
+ * result), a cancel (-ECANCELED) or the deadline (-ETIMEDOUT; -1: none). */
+int uco__wait_in(uco_task *self, struct uco__waitq *q, int64_t deadline);
 /* The running task of this thread, and its loop. */
 uco_task *uco__self(void);
 /* The loop a spawn-like call works on: *loop, or (NULL) the loop running

@@ -166,6 +166,23 @@ int uco__park(uco_loop *loop, uco_task *t, void (*cancel)(uco_task *t))
 	return t->wake_result;
 }
 
+static void leave_waitq(uco_task *t)
+{
+	uco__waitq_remove(t);
+	uco__wake(t->loop, t, -ECANCELED);
+}
+
+int uco__wait_in(uco_task *self, struct uco__waitq *q, int64_t deadline)
+{
+	if (uco__cancel_due(self))
+		return -ECANCELED;
+	int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
+	if (r)
+		return r;
+	uco__waitq_push(q, self);
+	return uco__timer_disarm(self, uco__park(self->loop, self, leave_waitq));
+}
+
 bool uco__cancel_due(uco_task *t)
 {
 	if (!t->cancelling)
