@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -235,6 +236,86 @@ UCO_API uco_task *uco_task_current(void);
  * request was recorded, -EALREADY if the task had already finished
  * (nothing changes), -EINVAL for NULL, -EPERM from another thread. */
 UCO_API int uco_task_cancel(uco_task *task);
+
+/* ---------------------------------------------------------------- combinators */
+
+/*
+ * asyncio's gather, wait, wait_for, as_completed, shield and TaskGroup, for
+ * coroutines.  None of them takes ownership of the task handles passed in.
+ */
+
+/* Wait for every task; values[i] gets task i's value (in the order given,
+ * not the order they finished).  Returns 0 when all returned values, else
+ * the first failure in completion order, at once (the other tasks go on,
+ * as in asyncio).  With UCO_GATHER_COLLECT it waits for all and fills
+ * errors[i] (0, a failure code, or -ECANCELED) instead, returning how many
+ * failed.  Cancelling the gathering coroutine cancels every task and
+ * returns -ECANCELED once they have all finished.  values and errors may
+ * be NULL.  -EPERM outside a coroutine, -EINVAL for bad arguments. */
+#define UCO_GATHER_COLLECT (1u << 0)
+UCO_API int uco_gather(uco_task *const *tasks, size_t n, void **values, int *errors,
+                       unsigned flags);
+
+/* A task that gathers `tasks` (asyncio's gather() future, for groups of
+ * groups): it ends with uco_gather()'s result as its failure, or value
+ * NULL.  The array must outlive it; cancelling it cancels them all. */
+UCO_API int uco_spawn_gather(uco_loop *loop, uco_task **out, uco_task *const *tasks,
+                             size_t n, unsigned flags);
+
+/* Wait until the condition holds or the deadline passes; cancels nothing.
+ * done[i] (if given) is set to 1 for the tasks that have finished.  Returns
+ * how many have, -ECANCELED, -EPERM, -EINVAL. */
+#define UCO_WAIT_ALL_COMPLETED 0
+#define UCO_WAIT_FIRST_COMPLETED 1
+#define UCO_WAIT_FIRST_EXCEPTION 2 /* a failure or cancellation, or all done */
+UCO_API int uco_wait(uco_task *const *tasks, size_t n, int mode, int64_t deadline,
+                     unsigned char *done);
+
+/* Await `task` with a deadline: on expiry the task is cancelled and, once
+ * it has really finished, -ETIMEDOUT is returned (its value instead if it
+ * finished with one regardless). */
+UCO_API int uco_wait_for(uco_task *task, int64_t deadline, void **value);
+
+/* Await `task`, but a cancellation of the caller does not reach it: the
+ * caller gets -ECANCELED at once and the task goes on (asyncio.shield). */
+UCO_API int uco_shield(uco_task *task, void **value);
+
+/* as_completed: the index of the next task to finish among those whose
+ * taken[i] is 0 (it is then set to 1), in completion order; -ENOENT when
+ * all are taken, -ETIMEDOUT, -ECANCELED. */
+UCO_API int uco_next_completed(uco_task *const *tasks, size_t n, unsigned char *taken,
+                               int64_t deadline);
+
+/* A task group (structured concurrency): tasks spawned into it are
+ * awaited together by uco_group_wait(); when one fails, the others are
+ * cancelled and the group reports that first failure.  Cancelling the
+ * waiting coroutine cancels them all.  Destroy the group after the wait. */
+typedef struct uco_group uco_group;
+UCO_API int uco_group_create(uco_loop *loop, uco_group **out);
+UCO_API int uco_group_spawn(uco_group *g, uco_task **out, uco_fn fn, void *arg);
+UCO_API int uco_group_wait(uco_group *g);
+UCO_API void uco_group_destroy(uco_group *g);
+
+/* asyncio.all_tasks: up to cap retained references to the loop's
+ * unfinished tasks (release each); returns how many there are. */
+UCO_API size_t uco_loop_tasks(uco_loop *loop, uco_task **out, size_t cap);
+/* Cancel every unfinished task of the loop; returns how many. */
+UCO_API int uco_loop_cancel_all(uco_loop *loop);
+
+/* ---------------------------------------------------------------- signals */
+
+/* Inside a coroutine: wait for one of the signals in `set` (a signalfd read
+ * through the ring) and return its number, or -ETIMEDOUT, -ECANCELED.  The
+ * signals must be blocked in every thread (pthread_sigmask before creating
+ * threads), or they may be delivered elsewhere; this call blocks them in
+ * the calling thread. */
+UCO_API int uco_signal_wait(const sigset_t *set, int64_t deadline);
+
+/* Run cb(signo, user) on the loop each time signo arrives (asyncio's
+ * loop.add_signal_handler), until the loop closes.  The handler lives in a
+ * task of the loop, which does not keep the loop running by itself. */
+UCO_API int uco_loop_on_signal(uco_loop *loop, int signo, void (*cb)(int signo, void *user),
+                               void *user);
 
 /* ---------------------------------------------------------------- executor */
 

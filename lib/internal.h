@@ -174,6 +174,18 @@ void uco__timers_destroy(struct uco__timers *tm);
 
 /* ------------------------------------------------------------ tasks */
 
+/* A removable watch on a task: `fired` runs synchronously when the task
+ * finishes (on the scheduler, before its awaiters run).  The combinators
+ * (gather, wait, groups) are built on it. */
+struct uco__watch {
+	struct uco__watch *prev, *next;
+	uco_task *task;
+	void (*fired)(struct uco__watch *w, uco_task *finished);
+};
+
+void uco__watch_add(uco_task *t, struct uco__watch *w);
+void uco__watch_remove(struct uco__watch *w);
+
 struct uco__done_cb {
 	struct uco__done_cb *next;
 	uco_done_cb fn;
@@ -218,6 +230,8 @@ struct uco_task {
 	bool timed_out;           /* the deadline interrupted the wait */
 	uco_task *awaiting;       /* the task it awaits, for cycle checks */
 	struct uco__waitq awaiters; /* tasks awaiting this one */
+	struct uco__watch *watches; /* fired when it finishes */
+	uint64_t finish_seq;      /* the order it finished in (0: not yet) */
 	struct uco__done_cb *cb_head, **cb_tail;
 	uco_task *all_prev, *all_next; /* every task the loop knows */
 #ifdef UCO__ASAN
@@ -232,6 +246,7 @@ struct uco_task {
 
 struct uco__inbox;
 struct uco__job;
+struct signals;
 
 struct uco_loop {
 	struct io_uring ring;
@@ -250,6 +265,7 @@ struct uco_loop {
 	uint64_t live;            /* spawned and not finished */
 	uint64_t inflight;        /* SQEs whose final CQE is still due */
 	uint64_t submit_generation; /* io_uring_enter calls so far */
+	uint64_t finished_count;  /* tasks finished, for finish_seq */
 	unsigned features;        /* UCO_RING_* */
 	uint64_t opcodes[4];      /* IORING_OP_* this kernel has, probed once */
 	bool running, stop_requested;
@@ -257,6 +273,7 @@ struct uco_loop {
 	int64_t next_trim;        /* uco_now() of the next pool trim */
 	struct uco__inbox *inbox; /* posts from executor threads */
 	struct uco__resource *resources;
+	struct signals *signals;  /* uco_loop_on_signal's listener */
 	uint16_t next_bgid;       /* provided-buffer group ids handed out */
 	uint64_t *fixed_used;     /* bitmap of the fixed-file table, or NULL */
 	uco_executor *executor;   /* the default executor, if any */
@@ -312,6 +329,8 @@ void uco__coro_release(uco_task *t);
 void uco__task_finish(uco_loop *loop, uco_task *t);
 void uco__run_callbacks(uco_task *t);
 void uco__task_unref(uco_task *t);
+/* The cancel hook of an await (passes the cancellation on). */
+void uco__cancel_await(uco_task *self);
 size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
 
 /* executor.c */

@@ -230,6 +230,12 @@ void uco__task_finish(uco_loop *loop, uco_task *t)
 	uco__coro_release(t);
 	loop->live--;
 
+	t->finish_seq = ++loop->finished_count;
+	struct uco__watch *watch;
+	while ((watch = t->watches)) {
+		uco__watch_remove(watch); /* unlinked: fired may drop the watch */
+		watch->fired(watch, t);
+	}
 	uco_task *w;
 	while ((w = uco__waitq_pop(&t->awaiters)))
 		uco__wake(loop, w, 0);
@@ -281,11 +287,35 @@ static bool awaits_self(const uco_task *self, const uco_task *target)
 	return false;
 }
 
+void uco__watch_add(uco_task *t, struct uco__watch *w)
+{
+	w->task = t;
+	w->prev = NULL;
+	w->next = t->watches;
+	if (t->watches)
+		t->watches->prev = w;
+	t->watches = w;
+}
+
+void uco__watch_remove(struct uco__watch *w)
+{
+	if (!w->task)
+		return;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		w->task->watches = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->task = NULL;
+	w->prev = w->next = NULL;
+}
+
 /* Cancelling a task that awaits another cancels the awaited one (asyncio
  * cancels the future it waits on; uco_shield() will be the way out) and
  * goes on waiting: the awaiter learns the outcome from the awaited task,
  * -ECANCELED if it let the cancellation through. */
-static void cancel_await(uco_task *self)
+void uco__cancel_await(uco_task *self)
 {
 	self->cancelling = false; /* passed on, not delivered twice */
 	uco_task_cancel(self->awaiting);
@@ -310,7 +340,7 @@ int uco_await(uco_task *task, void **value)
 		task->refs++;
 		self->awaiting = task;
 		uco__waitq_push(&task->awaiters, self);
-		uco__park(self->loop, self, cancel_await);
+		uco__park(self->loop, self, uco__cancel_await);
 		self->awaiting = NULL;
 		int ret = uco_task_result(task, value);
 		uco__task_unref(task);
@@ -336,4 +366,34 @@ int uco_task_cancel(uco_task *task)
 		interrupt(task);
 	}
 	return 0;
+}
+
+size_t uco_loop_tasks(uco_loop *loop, uco_task **out, size_t cap)
+{
+	if (!loop)
+		return 0;
+	size_t n = 0;
+	for (uco_task *t = loop->all_tasks; t; t = t->all_next) {
+		if (t->state != UCO_TASK_PENDING)
+			continue;
+		if (out && n < cap)
+			out[n] = uco_task_retain(t);
+		n++;
+	}
+	return n;
+}
+
+int uco_loop_cancel_all(uco_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	if (loop->owner != uco__thread_token())
+		return -EPERM;
+	int n = 0;
+	/* Cancelling may finish tasks (those that never ran) only later, in
+	 * the loop: the list is safe to walk. */
+	for (uco_task *t = loop->all_tasks; t; t = t->all_next)
+		if (t->state == UCO_TASK_PENDING && uco_task_cancel(t) == 0)
+			n++;
+	return n;
 }

@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gather, wait, wait_for, shield, as_completed and task groups.
+ *
+ * All of them watch a set of tasks (uco__watch: fired synchronously when a
+ * task finishes) and park the calling coroutine until a condition over the
+ * set holds.  What a cancellation of the caller does is each one's own:
+ * gather passes it on to every task and waits for them all (asyncio's
+ * gather future); wait and shield return at once and cancel nothing;
+ * wait_for passes it on, as an await does.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ------------------------------------------------------------ watching a set */
+
+struct set_watch {
+	uco_task *waiter;
+	uco_task *const *tasks;
+	size_t n, finished;
+	int mode;                 /* UCO_WAIT_* */
+	int first_error;          /* first failure, in completion order */
+	bool all;                 /* gather after a cancel: wait for all */
+	bool woken;
+	struct uco__watch *watches;
+};
+
+struct set_member {
+	struct uco__watch watch;
+	struct set_watch *set;
+};
+
+static bool condition(const struct set_watch *s)
+{
+	if (s->finished == s->n)
+		return true;
+	if (s->all)
+		return false;
+	switch (s->mode) {
+	case UCO_WAIT_FIRST_COMPLETED:
+		return s->finished > 0;
+	case UCO_WAIT_FIRST_EXCEPTION:
+		return s->first_error != 0;
+	default:
+		return false;
+	}
+}
+
+static void member_finished(struct uco__watch *w, uco_task *finished)
+{
+	struct set_member *m = UCO__CONTAINER_OF(w, struct set_member, watch);
+	struct set_watch *s = m->set;
+	s->finished++;
+	int err = uco_task_result(finished, NULL);
+	if (err && !s->first_error)
+		s->first_error = err;
+	if (!s->woken && condition(s)) {
+		s->woken = true;
+		uco__wake(s->waiter->loop, s->waiter, 0);
+	}
+}
+
+/* Count what has finished already and watch the rest.  0, or -ENOMEM. */
+static int set_begin(struct set_watch *s, uco_task *self, uco_task *const *tasks, size_t n,
+                     int mode)
+{
+	memset(s, 0, sizeof *s);
+	s->waiter = self;
+	s->tasks = tasks;
+	s->n = n;
+	s->mode = mode;
+	struct set_member *m = calloc(n ? n : 1, sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	s->watches = &m[0].watch;
+	for (size_t i = 0; i < n; i++) {
+		m[i].set = s;
+		m[i].watch.fired = member_finished;
+		if (tasks[i]->state != UCO_TASK_PENDING) {
+			s->finished++;
+			int err = uco_task_result(tasks[i], NULL);
+			if (err && !s->first_error)
+				s->first_error = err;
+		} else {
+			uco__watch_add(tasks[i], &m[i].watch);
+		}
+	}
+	return 0;
+}
+
+static void set_end(struct set_watch *s)
+{
+	struct set_member *m = UCO__CONTAINER_OF(s->watches, struct set_member, watch);
+	for (size_t i = 0; i < s->n; i++)
+		uco__watch_remove(&m[i].watch);
+	free(m);
+}
+
+static int check_tasks(uco_task *self, uco_task *const *tasks, size_t n)
+{
+	if (!self)
+		return -EPERM;
+	if (n && !tasks)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!tasks[i] || tasks[i]->loop != self->loop)
+			return tasks[i] ? -EXDEV : -EINVAL;
+	return 0;
+}
+
+/* ------------------------------------------------------------ gather */
+
+static struct set_watch *gathering(uco_task *t)
+{
+	return t->wait_data;
+}
+
+/* Cancelling a gather cancels every task and waits for them all. */
+static void cancel_gather(uco_task *self)
+{
+	struct set_watch *s = gathering(self);
+	s->all = true;
+	for (size_t i = 0; i < s->n; i++)
+		uco_task_cancel(s->tasks[i]);
+}
+
+int uco_gather(uco_task *const *tasks, size_t n, void **values, int *errors, unsigned flags)
+{
+	uco_task *self = uco__self();
+	int err = check_tasks(self, tasks, n);
+	if (err)
+		return err;
+	if (flags & ~UCO_GATHER_COLLECT)
+		return -EINVAL;
+	struct set_watch s;
+	err = set_begin(&s, self, tasks, n, (flags & UCO_GATHER_COLLECT)
+	                ? UCO_WAIT_ALL_COMPLETED : UCO_WAIT_FIRST_EXCEPTION);
+	if (err)
+		return err;
+	bool cancelled = false;
+	if (uco__cancel_due(self)) {
+		self->wait_data = &s;
+		cancel_gather(self);
+		cancelled = true;
+	}
+	if (!condition(&s)) {
+		self->wait_data = &s;
+		uco__park(self->loop, self, cancel_gather);
+		/* The hook ran if we were cancelled: that was delivered here. */
+		if (s.all) {
+			self->cancelling = false;
+			cancelled = true;
+		}
+	}
+	set_end(&s);
+	int failures = 0;
+	for (size_t i = 0; i < n; i++) {
+		void *v = NULL;
+		int r = uco_task_result(tasks[i], &v);
+		if (values)
+			values[i] = r == 0 ? v : NULL;
+		if (errors)
+			errors[i] = r == -EAGAIN ? 0 : r;
+		failures += r != 0 && r != -EAGAIN;
+	}
+	if (cancelled)
+		return -ECANCELED;
+	if (flags & UCO_GATHER_COLLECT)
+		return failures;
+	return s.first_error;
+}
+
+struct gather_call {
+	uco_task *const *tasks;
+	size_t n;
+	unsigned flags;
+};
+
+static void *run_gather(void *arg)
+{
+	struct gather_call call = *(struct gather_call *)arg;
+	free(arg);
+	int r = uco_gather(call.tasks, call.n, NULL, NULL, call.flags);
+	if (r > 0)
+		r = -ECHILD; /* COLLECT: some failed */
+	return r ? uco_fail(r) : NULL;
+}
+
+int uco_spawn_gather(uco_loop *loop, uco_task **out, uco_task *const *tasks, size_t n,
+                     unsigned flags)
+{
+	if ((n && !tasks) || (flags & ~UCO_GATHER_COLLECT))
+		return -EINVAL;
+	struct gather_call *call = malloc(sizeof *call);
+	if (!call)
+		return -ENOMEM;
+	*call = (struct gather_call){ tasks, n, flags };
+	int err = uco_spawn(loop, out, run_gather, call);
+	if (err)
+		free(call);
+	return err;
+}
+
+/* ------------------------------------------------------------ wait */
+
+/* A cancel or the deadline: wake now, and no member may wake us again. */
+static void interrupt_wait(uco_task *self)
+{
+	struct set_watch *s = self->wait_data;
+	s->woken = true;
+	uco__wake(self->loop, self, -ECANCELED);
+}
+
+/* Wait (deadline allowed) until the set's condition holds: 0, -ETIMEDOUT
+ * or -ECANCELED. */
+static int set_wait(struct set_watch *s, int64_t deadline)
+{
+	uco_task *self = s->waiter;
+	if (condition(s))
+		return 0;
+	if (uco__cancel_due(self))
+		return -ECANCELED;
+	int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
+	if (r)
+		return r;
+	/* member_finished wakes us once; an interrupt wakes us instead. */
+	self->wait_data = s;
+	return uco__timer_disarm(self, uco__park(self->loop, self, interrupt_wait));
+}
+
+int uco_wait(uco_task *const *tasks, size_t n, int mode, int64_t deadline,
+             unsigned char *done)
+{
+	uco_task *self = uco__self();
+	int err = check_tasks(self, tasks, n);
+	if (err)
+		return err;
+	if (mode < UCO_WAIT_ALL_COMPLETED || mode > UCO_WAIT_FIRST_EXCEPTION)
+		return -EINVAL;
+	struct set_watch s;
+	err = set_begin(&s, self, tasks, n, mode);
+	if (err)
+		return err;
+	int r = set_wait(&s, deadline);
+	set_end(&s);
+	if (r == -ECANCELED)
+		return r;
+	int count = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool fin = tasks[i]->state != UCO_TASK_PENDING;
+		if (done)
+			done[i] = fin;
+		count += fin;
+	}
+	return count;
+}
+
+int uco_next_completed(uco_task *const *tasks, size_t n, unsigned char *taken,
+                       int64_t deadline)
+{
+	uco_task *self = uco__self();
+	int err = check_tasks(self, tasks, n);
+	if (err)
+		return err;
+	if (!taken)
+		return -EINVAL;
+	for (;;) {
+		/* The earliest finished among those not yet taken. */
+		size_t best = n, left = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (taken[i])
+				continue;
+			left++;
+			if (tasks[i]->state != UCO_TASK_PENDING &&
+			    (best == n || tasks[i]->finish_seq < tasks[best]->finish_seq))
+				best = i;
+		}
+		if (!left)
+			return -ENOENT;
+		if (best < n) {
+			taken[best] = 1;
+			return (int)best;
+		}
+		/* Wait for the first of those not taken (all still pending). */
+		uco_task **left_tasks = malloc(left * sizeof *left_tasks);
+		if (!left_tasks)
+			return -ENOMEM;
+		for (size_t i = 0, k = 0; i < n; i++)
+			if (!taken[i])
+				left_tasks[k++] = tasks[i];
+		struct set_watch s;
+		err = set_begin(&s, self, left_tasks, left, UCO_WAIT_FIRST_COMPLETED);
+		if (!err) {
+			err = set_wait(&s, deadline);
+			set_end(&s);
+		}
+		free(left_tasks);
+		if (err)
+			return err;
+	}
+}
+
+/* ------------------------------------------------------------ wait_for, shield */
+
+static int await_with(uco_task *task, void **value, void (*hook)(uco_task *), int64_t deadline)
+{
+	uco_task *self = uco__self();
+	if (!task)
+		return -EINVAL;
+	if (!self)
+		return -EPERM;
+	if (task == self)
+		return -EDEADLK;
+	if (task->loop != self->loop)
+		return -EXDEV;
+	if (task->state == UCO_TASK_PENDING) {
+		if (uco__cancel_due(self))
+			return -ECANCELED;
+		int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
+		bool expired = r == -ETIMEDOUT;
+		if (expired) {
+			/* Already past: cancel it and wait for it to end. */
+			uco_task_cancel(task);
+		} else if (r) {
+			return r;
+		}
+		task->refs++;
+		self->awaiting = task;
+		uco__waitq_push(&task->awaiters, self);
+		r = uco__timer_disarm(self, uco__park(self->loop, self, hook));
+		self->awaiting = NULL;
+		expired = expired || r == -ETIMEDOUT;
+		if (r == -ECANCELED && hook != uco__cancel_await) {
+			uco__task_unref(task);
+			return r; /* shield: the task goes on */
+		}
+		int res = uco_task_result(task, value);
+		uco__task_unref(task);
+		/* A deadline that cancelled the task: -ETIMEDOUT, unless the
+		 * task finished with a value regardless. */
+		if (expired && res != 0)
+			return -ETIMEDOUT;
+		return res;
+	}
+	return uco_task_result(task, value);
+}
+
+int uco_wait_for(uco_task *task, int64_t deadline, void **value)
+{
+	/* The deadline interrupts through the await's own hook: the task is
+	 * cancelled and waited for. */
+	return await_with(task, value, uco__cancel_await, deadline);
+}
+
+static void leave_shield(uco_task *self)
+{
+	uco__waitq_remove(self);
+	uco__wake(self->loop, self, -ECANCELED);
+}
+
+int uco_shield(uco_task *task, void **value)
+{
+	return await_with(task, value, leave_shield, UCO_FOREVER);
+}
+
+/* ------------------------------------------------------------ groups */
+
+struct group_member {
+	struct uco__watch watch;
+	uco_group *group;
+	uco_task *task;
+};
+
+struct uco_group {
+	uco_loop *loop;
+	struct group_member **members;
+	size_t n, cap;
+	int first_error;
+};
+
+/* A member failed: the group reports it and cancels the others. */
+static void member_done(struct uco__watch *w, uco_task *finished)
+{
+	(void)finished;
+	struct group_member *m = UCO__CONTAINER_OF(w, struct group_member, watch);
+	uco_group *g = m->group;
+	if (m->task->state != UCO_TASK_FAILED || g->first_error)
+		return;
+	g->first_error = m->task->error;
+	for (size_t i = 0; i < g->n; i++)
+		uco_task_cancel(g->members[i]->task);
+}
+
+int uco_group_create(uco_loop *loop, uco_group **out)
+{
+	if (!out)
+		return -EINVAL;
+	int err = uco__spawn_loop(&loop);
+	if (err)
+		return err;
+	uco_group *g = calloc(1, sizeof *g);
+	if (!g)
+		return -ENOMEM;
+	g->loop = loop;
+	*out = g;
+	return 0;
+}
+
+int uco_group_spawn(uco_group *g, uco_task **out, uco_fn fn, void *arg)
+{
+	if (!g || !fn)
+		return -EINVAL;
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 8;
+		struct group_member **m = realloc(g->members, cap * sizeof *m);
+		if (!m)
+			return -ENOMEM;
+		g->members = m;
+		g->cap = cap;
+	}
+	struct group_member *m = calloc(1, sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	int err = uco_spawn(g->loop, &m->task, fn, arg);
+	if (err) {
+		free(m);
+		return err;
+	}
+	m->group = g;
+	m->watch.fired = member_done;
+	uco__watch_add(m->task, &m->watch);
+	g->members[g->n++] = m;
+	if (g->first_error)
+		uco_task_cancel(m->task); /* the group is already failing */
+	if (out)
+		*out = uco_task_retain(m->task);
+	return 0;
+}
+
+int uco_group_wait(uco_group *g)
+{
+	if (!g)
+		return -EINVAL;
+	uco_task **tasks = malloc((g->n ? g->n : 1) * sizeof *tasks);
+	if (!tasks)
+		return -ENOMEM;
+	for (size_t i = 0; i < g->n; i++)
+		tasks[i] = g->members[i]->task;
+	int r = uco_gather(tasks, g->n, NULL, NULL, UCO_GATHER_COLLECT);
+	free(tasks);
+	if (r == -ECANCELED || r < 0)
+		return r;
+	return g->first_error;
+}
+
+void uco_group_destroy(uco_group *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->n; i++) {
+		uco__watch_remove(&g->members[i]->watch);
+		uco_task_release(g->members[i]->task);
+		free(g->members[i]);
+	}
+	free(g->members);
+	free(g);
+}
