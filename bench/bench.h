@@ -116,6 +116,8 @@ int bench_executor_run(const struct bench_opts *opts);
 int bench_echo_run(const struct bench_opts *opts);
 int bench_fileread_run(const struct bench_opts *opts);
 int bench_sendzc_run(const struct bench_opts *opts);
+int bench_gather_run(const struct bench_opts *opts);
+int bench_cancel_run(const struct bench_opts *opts);
 
 /* peers/echo_liburing.c: the plain-liburing echo server of `echo`, on the
  * listening socket lfd; runs until killed (returns only on an error). */
@@ -133,10 +135,18 @@ int bench_uco_sleep_round(struct uco_loop *loop, uint64_t n, int64_t sleep_ns,
 int bench_sleep_child(const char *impl, const struct bench_opts *opts);
 int bench_million_child(const char *impl, const struct bench_opts *opts);
 int bench_executor_child(const char *impl, const struct bench_opts *opts);
+int bench_gather_child(const char *impl, const struct bench_opts *opts);
+int bench_cancel_child(const char *impl, const struct bench_opts *opts);
 
 /* The work of the sleep benchmark, the same for every implementation. */
 #define BENCH_SLEEP_TASKS 100000
 #define BENCH_SLEEP_MS 10
+
+/* The work of gather (each task sleeps BENCH_GATHER_SLEEP_MS for ms_sleep)
+ * and of cancel. */
+#define BENCH_GATHER_TASKS 10000
+#define BENCH_GATHER_SLEEP_MS 1
+#define BENCH_CANCEL_TASKS 10000
 
 #if defined(UCO_BENCH_HAVE_LIBUV)
 /* peers/sleep_libuv.c: the libuv peer of `sleep`, in this process. */

@@ -43,6 +43,8 @@ static const char *const echo_impls[] = {"uco", "uco-multishot", "epoll", "libur
                                          "libuv", NULL};
 static const char *const fileread_impls[] = {"uco", "pread", "libuv", NULL};
 static const char *const sendzc_impls[] = {"uco", "uco-zc", NULL};
+static const char *const gather_impls[] = {"uco", "asyncio", NULL};
+static const char *const cancel_impls[] = {"uco", NULL};
 
 static const struct bench_def benches[] = {
 	{"switch", switch_impls, bench_switch_run, NULL, false,
@@ -53,6 +55,10 @@ static const struct bench_def benches[] = {
 	 "100,000 concurrent 10 ms sleeps"},
 	{"million", million_impls, bench_million_run, bench_million_child, true,
 	 "1,000,000 concurrent coroutines sleeping 1 s, default stack size"},
+	{"gather", gather_impls, bench_gather_run, bench_gather_child, false,
+	 "spawn 10,000 tasks and gather them: each sleeping 1 ms, returning at once"},
+	{"cancel", cancel_impls, bench_cancel_run, bench_cancel_child, false,
+	 "cancel + reap of 10,000 tasks blocked in socket reads"},
 	{"executor", executor_impls, bench_executor_run, bench_executor_child,
 	 false, "trivial job on 4 worker threads: round trip, 1,000 in flight"},
 	{"echo", echo_impls, bench_echo_run, NULL, false,
