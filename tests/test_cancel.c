@@ -2,8 +2,11 @@
 /* Cancellation of tasks: before they run, while they sleep, await or run,
  * asyncio's delivery rules, and a storm of them. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -205,14 +208,50 @@ static void *cancels_at_random(void *arg)
 	return NULL;
 }
 
+/* The storm's random cancels may have finished it first. */
+static void *cancels_soon_if_pending(void *arg)
+{
+	uco_sleep((int64_t)(next_random() % 2000) * 1000);
+	int r = uco_task_cancel(arg);
+	cr_assert(r == 0 || r == -EALREADY, "%d", r);
+	return NULL;
+}
+
+/* Blocked in a socket read (an unbound UDP socket: nothing ever comes) or
+ * a pipe read, until cancelled. */
+static void *reads_forever(void *arg)
+{
+	char buf[32];
+	ssize_t r = uco_read((int)(intptr_t)arg, buf, sizeof buf, -1);
+	return r < 0 ? uco_fail((int)r) : NULL;
+}
+
 Test(cancel, a_storm_leaves_every_task_in_a_final_state, .timeout = 60)
 {
 	uco_loop *loop = test_loop();
-	enum { N = 20000 };
+	enum { N = 20000, READERS = 3000 };
 	static uco_task *tasks[N];
-	for (int i = 0; i < N; i++)
-		cr_assert_eq(uco_spawn(loop, &tasks[i], sleeps_ms_arg,
-		                       (void *)(intptr_t)(1 + next_random() % 20)), 0);
+	static int fds[READERS][2];
+	for (int i = 0; i < N; i++) {
+		uco_fn fn = sleeps_ms_arg;
+		void *arg = (void *)(intptr_t)(1 + next_random() % 20);
+		if (i < READERS / 2) { /* socket reads */
+			fds[i][0] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			fds[i][1] = -1;
+			cr_assert_geq(fds[i][0], 0);
+			fn = reads_forever;
+			arg = (void *)(intptr_t)fds[i][0];
+		} else if (i < READERS) { /* pipe reads */
+			cr_assert_eq(pipe(fds[i]), 0);
+			fn = reads_forever;
+			arg = (void *)(intptr_t)fds[i][0];
+		}
+		cr_assert_eq(uco_spawn(loop, &tasks[i], fn, arg), 0);
+	}
+	/* The readers would wait forever: cancel every one of them, at
+	 * random moments, besides the random cancels among the sleepers. */
+	for (int i = 0; i < READERS; i++)
+		cr_assert_eq(uco_spawn(loop, NULL, cancels_soon_if_pending, tasks[i]), 0);
 	struct storm s = { tasks, N };
 	cr_assert_eq(uco_spawn(loop, NULL, cancels_at_random, &s), 0);
 	cr_assert_eq(uco_loop_run(loop), 0);
@@ -224,12 +263,17 @@ Test(cancel, a_storm_leaves_every_task_in_a_final_state, .timeout = 60)
 		done += st == UCO_TASK_DONE;
 		uco_task_release(tasks[i]);
 	}
-	cr_assert_gt(cancelled, 0);
+	cr_assert_geq(cancelled, READERS, "every reader, and some sleepers");
 	cr_assert_gt(done, 0);
 	uco_loop_stats st;
 	uco_loop_stats_get(loop, &st);
 	cr_assert_eq(st.tasks_live_now, 0);
 	test_close(loop); /* ASan: no task or stack leaked */
+	for (int i = 0; i < READERS; i++) {
+		close(fds[i][0]);
+		if (fds[i][1] >= 0)
+			close(fds[i][1]);
+	}
 }
 
 static void *cancel_from_thread(void *arg)

@@ -447,3 +447,79 @@ Test(signals, a_coroutine_waits_for_a_signal)
 	uco_task_release(t);
 	test_close(loop);
 }
+
+/* ---- cancellation from inside and outside */
+
+static void *gathers_with_an_inside_cancel(void *arg)
+{
+	(void)arg;
+	uco_task *t[3];
+	for (int i = 0; i < 3; i++)
+		uco_spawn(NULL, &t[i], sleeps_then, (void *)(intptr_t)(20 + i));
+	uco_task_cancel(t[1]); /* one of the gathered tasks is cancelled */
+	int errors[3];
+	int collected = uco_gather(t, 3, NULL, errors, UCO_GATHER_COLLECT);
+	cr_assert_eq(collected, 1);
+	cr_assert_eq(errors[1], -ECANCELED);
+	cr_assert_eq(errors[0], 0);
+	uco_task *u[2];
+	uco_spawn(NULL, &u[0], sleeps_then, (void *)(intptr_t)30);
+	uco_spawn(NULL, &u[1], sleeps_then, (void *)(intptr_t)30);
+	uco_task_cancel(u[0]);
+	int first = uco_gather(u, 2, NULL, NULL, 0);
+	cr_assert_eq(first, -ECANCELED, "the cancelled one is the first failure");
+	uco_wait(u, 2, UCO_WAIT_ALL_COMPLETED, UCO_FOREVER, NULL);
+	for (int i = 0; i < 3; i++)
+		uco_task_release(t[i]);
+	uco_task_release(u[0]);
+	uco_task_release(u[1]);
+	return NULL;
+}
+
+static void *group_waits_long(void *arg)
+{
+	uco_task **kids = arg;
+	uco_group *g;
+	uco_group_create(NULL, &g);
+	uco_group_spawn(g, &kids[0], sleeps_then, (void *)(intptr_t)60000);
+	uco_group_spawn(g, &kids[1], sleeps_then, (void *)(intptr_t)60000);
+	int r = uco_group_wait(g);
+	uco_group_destroy(g);
+	return r ? uco_fail(r) : NULL;
+}
+
+static void *waits_long(void *arg)
+{
+	uco_task **t = arg;
+	return (void *)(intptr_t)uco_wait(t, 1, UCO_WAIT_ALL_COMPLETED, UCO_FOREVER, NULL);
+}
+
+Test(cancel, inside_and_outside_of_gather_group_and_wait)
+{
+	uco_loop *loop = test_loop();
+	uco_task *in, *grp, *waiter, *kids[2], *long_one;
+	cr_assert_eq(uco_spawn(loop, &in, gathers_with_an_inside_cancel, NULL), 0);
+	cr_assert_eq(uco_spawn(loop, &grp, group_waits_long, kids), 0);
+	cr_assert_eq(uco_spawn(loop, &long_one, sleeps_then, (void *)(intptr_t)40), 0);
+	cr_assert_eq(uco_spawn(loop, &waiter, waits_long, &long_one), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, cancels_after, grp), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, cancels_after, waiter), 0);
+	int64_t t0 = uco_now();
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_lt(uco_now() - t0, 10 * UCO_NS_PER_S);
+	cr_assert_eq(uco_task_state_get(in), UCO_TASK_DONE);
+	cr_assert_eq(uco_task_state_get(grp), UCO_TASK_CANCELLED, "the group's waiter");
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(uco_task_state_get(kids[i]), UCO_TASK_CANCELLED, "its members too");
+		uco_task_release(kids[i]);
+	}
+	void *v;
+	cr_assert_eq(uco_task_result(waiter, &v), 0);
+	cr_assert_eq((intptr_t)v, -ECANCELED, "wait returned -ECANCELED");
+	cr_assert_eq(uco_task_state_get(long_one), UCO_TASK_DONE, "and cancelled nothing");
+	uco_task_release(in);
+	uco_task_release(grp);
+	uco_task_release(waiter);
+	uco_task_release(long_one);
+	test_close(loop);
+}
