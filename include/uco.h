@@ -302,6 +302,63 @@ UCO_API size_t uco_loop_tasks(uco_loop *loop, uco_task **out, size_t cap);
 /* Cancel every unfinished task of the loop; returns how many. */
 UCO_API int uco_loop_cancel_all(uco_loop *loop);
 
+/* ---------------------------------------------------------------- synchronisation */
+
+/*
+ * asyncio's Lock, Event, Condition, Semaphore and Queue, for the coroutines
+ * of one loop (they are not for threads).  Waiters are served first come,
+ * first served.  Each blocking call has a _dl form (-ETIMEDOUT) and returns
+ * -ECANCELED when its task is cancelled; -EPERM outside a coroutine.  The
+ * small ones are embedded in the caller's memory (init them; nothing to
+ * free); channels are allocated.
+ */
+typedef struct uco_mutex { uintptr_t opaque_[4]; } uco_mutex;
+typedef struct uco_event { uintptr_t opaque_[4]; } uco_event;
+typedef struct uco_cond { uintptr_t opaque_[4]; } uco_cond;
+typedef struct uco_sem { uintptr_t opaque_[4]; } uco_sem;
+
+UCO_API void uco_mutex_init(uco_mutex *m);
+UCO_API int uco_mutex_lock(uco_mutex *m);
+UCO_API int uco_mutex_lock_dl(uco_mutex *m, int64_t deadline);
+UCO_API int uco_mutex_trylock(uco_mutex *m);       /* 0, or -EBUSY */
+/* -EPERM unless the calling task holds it; hands it to the first waiter. */
+UCO_API int uco_mutex_unlock(uco_mutex *m);
+
+UCO_API void uco_event_init(uco_event *e);
+UCO_API int uco_event_wait(uco_event *e);
+UCO_API int uco_event_wait_dl(uco_event *e, int64_t deadline);
+UCO_API void uco_event_set(uco_event *e);          /* wakes every waiter */
+UCO_API void uco_event_clear(uco_event *e);
+UCO_API int uco_event_is_set(const uco_event *e);
+
+/* Wait releases m (held by the caller) and takes it back before returning,
+ * whatever the outcome. */
+UCO_API void uco_cond_init(uco_cond *c);
+UCO_API int uco_cond_wait(uco_cond *c, uco_mutex *m);
+UCO_API int uco_cond_wait_dl(uco_cond *c, uco_mutex *m, int64_t deadline);
+UCO_API void uco_cond_signal(uco_cond *c);
+UCO_API void uco_cond_broadcast(uco_cond *c);
+
+UCO_API void uco_sem_init(uco_sem *s, unsigned value);
+UCO_API int uco_sem_acquire(uco_sem *s);
+UCO_API int uco_sem_acquire_dl(uco_sem *s, int64_t deadline);
+UCO_API int uco_sem_tryacquire(uco_sem *s);        /* 0, or -EAGAIN */
+UCO_API void uco_sem_release(uco_sem *s);
+
+/* A bounded channel of pointers (capacity 0: each send waits for its
+ * receiver).  An item is either delivered to exactly one receiver or still
+ * in the channel, cancellations and deadlines included.  After close,
+ * receivers drain what is left, then get -EPIPE; senders get -EPIPE. */
+typedef struct uco_chan uco_chan;
+UCO_API int uco_chan_create(uco_chan **out, size_t capacity);
+UCO_API int uco_chan_send(uco_chan *c, void *item);
+UCO_API int uco_chan_send_dl(uco_chan *c, void *item, int64_t deadline);
+UCO_API int uco_chan_recv(uco_chan *c, void **item);
+UCO_API int uco_chan_recv_dl(uco_chan *c, void **item, int64_t deadline);
+UCO_API int uco_chan_close(uco_chan *c);
+/* Free a channel nobody waits on (-EBUSY otherwise). */
+UCO_API int uco_chan_destroy(uco_chan *c);
+
 /* ---------------------------------------------------------------- signals */
 
 /* Inside a coroutine: wait for one of the signals in `set` (a signalfd read
