@@ -359,6 +359,30 @@ UCO_API int uco_chan_close(uco_chan *c);
 /* Free a channel nobody waits on (-EBUSY otherwise). */
 UCO_API int uco_chan_destroy(uco_chan *c);
 
+/* ---------------------------------------------------------------- many loops */
+
+/* From any thread (asyncio's call_soon_threadsafe): run fn(arg) on the
+ * loop's own thread, on the loop's stack, in a later turn.  The loop is
+ * woken if it waits.  A call does not keep the loop running: it runs when
+ * the loop next runs.  Not after uco_loop_close().  -ENOMEM, -EINVAL. */
+UCO_API int uco_loop_call(uco_loop *loop, void (*fn)(void *arg), void *arg);
+
+/* From any thread: spawn fn(arg) as a detached task on `loop`. */
+UCO_API int uco_loop_spawn_threadsafe(uco_loop *loop, uco_fn fn, void *arg);
+
+/* Thread per core: start n threads, each with its own loop (pinned to CPU
+ * i % CPUs when pin is set), call setup(loop, i, arg) on each to spawn its
+ * tasks, run each loop until no task is left, close it, and return when
+ * every thread has ended: 0, or the first error a thread met. */
+UCO_API int uco_run_threads(unsigned n, int pin,
+                            int (*setup)(uco_loop *loop, unsigned index, void *arg),
+                            void *arg);
+
+/* A listening TCP socket with SO_REUSEPORT, so that each loop's own
+ * listener (and acceptor) on the same address gets a share of the
+ * connections.  Returns the descriptor or -errno. */
+UCO_API int uco_listen_reuseport(const struct sockaddr *addr, socklen_t addrlen, int backlog);
+
 /* ---------------------------------------------------------------- signals */
 
 /* Inside a coroutine: wait for one of the signals in `set` (a signalfd read

@@ -218,7 +218,8 @@ static void drain(uco_loop *loop, struct uco__inbox *in)
 	struct io_uring_cqe done = { 0 };
 	for (p = fifo; p; p = fifo) {
 		fifo = p->next_posted;
-		loop->inflight--; /* as the reaper does for a CQE */
+		if (!p->done.uncounted)
+			loop->inflight--; /* as the reaper does for a CQE */
 		p->done.complete(loop, &p->done, &done);
 	}
 }
@@ -239,7 +240,7 @@ static void inbox_read_done(uco_loop *loop, struct uco__completion *c,
 		arm_inbox(loop, in); /* an SQE is always found: a CQE freed one */
 }
 
-/* The loop's inbox, made and armed on first use. */
+/* The loop's inbox, made and armed with the loop (uco__inbox_create). */
 static struct uco__inbox *loop_inbox(uco_loop *loop, int *err)
 {
 	if (loop->inbox)
@@ -862,4 +863,46 @@ const char *uco_gai_strerror(int err)
 	if (err < 0 && eai < 0 && eai > -200)
 		return gai_strerror(eai);
 	return strerror(err < 0 ? -err : err);
+}
+
+int uco__inbox_create(uco_loop *loop)
+{
+	int err = 0;
+	return loop_inbox(loop, &err) ? 0 : err;
+}
+
+/* ------------------------------------------------------------ calls from any thread */
+
+struct call {
+	struct uco__post post;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void run_loop_call(uco_loop *loop, struct uco__completion *c,
+                          const struct io_uring_cqe *cqe)
+{
+	(void)loop;
+	(void)cqe;
+	struct call *call = UCO__CONTAINER_OF(c, struct call, post.done);
+	void (*fn)(void *) = call->fn;
+	void *arg = call->arg;
+	free(call);
+	fn(arg);
+}
+
+int uco_loop_call(uco_loop *loop, void (*fn)(void *arg), void *arg)
+{
+	if (!loop || !fn)
+		return -EINVAL;
+	struct call *call = malloc(sizeof *call);
+	if (!call)
+		return -ENOMEM;
+	*call = (struct call){ .post.done.complete = run_loop_call, .post.to = loop->inbox,
+	                       .fn = fn, .arg = arg };
+	/* Not work in flight: a loop with nothing else to do need not wait
+	 * for calls, they run when it next runs (asyncio's rule). */
+	call->post.done.uncounted = true;
+	post(NULL, &call->post);
+	return 0;
 }

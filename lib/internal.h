@@ -335,6 +335,7 @@ size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
 
 /* executor.c */
 void uco__inbox_destroy(struct uco__inbox *in);
+int uco__inbox_create(uco_loop *loop);
 void uco__executor_flush(uco_loop *loop);
 void uco__loop_executor_close(uco_loop *loop);
 

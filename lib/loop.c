@@ -236,6 +236,13 @@ int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
 		goto fail_ring;
 	uco__stack_pool_init(&loop->pool, stack_size,
 	                     opts->stack_keep_warm ? opts->stack_keep_warm : 64);
+	/* Other threads reach the loop through its inbox (uco_loop_call, the
+	 * executors): made now, so that they never race to make it. */
+	err = uco__inbox_create(loop);
+	if (err) {
+		uco__timers_destroy(&loop->timers);
+		goto fail_ring;
+	}
 	if (loop->pool.guard_madvise)
 		loop->features |= UCO_RING_GUARD_MADVISE;
 	loop->owner = uco__thread_token();

@@ -184,6 +184,52 @@ static void shutdown_drops_queue(void)
 	printf("ok: shutdown dropped %d queued jobs, the running ones finished\n", dropped);
 }
 
+/* ---- calls into a loop from plain threads */
+
+static int calls_seen; /* only touched on the loop's thread */
+static uco_event all_called;
+
+static void count_call(void *arg)
+{
+	(void)arg;
+	if (++calls_seen == 900)
+		uco_event_set(&all_called);
+}
+
+static void *caller(void *loop)
+{
+	for (int i = 0; i < 300; i++)
+		uco_loop_call(loop, count_call, NULL);
+	return NULL;
+}
+
+static void *waits_all_called(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)uco_event_wait_dl(&all_called, uco_now() + 20 * UCO_NS_PER_S);
+}
+
+static void calls_from_threads(void)
+{
+	uco_loop *loop;
+	CHECK(uco_loop_create(&loop, NULL) == 0, "loop");
+	uco_event_init(&all_called);
+	uco_task *t;
+	uco_spawn(loop, &t, waits_all_called, NULL);
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++)
+		pthread_create(&th[i], NULL, caller, loop);
+	void *v = (void *)1;
+	CHECK(uco_loop_run_until(loop, t, &v) == 0 && v == NULL, "woken by the calls");
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	uco_loop_run(loop);
+	CHECK(calls_seen == 900, "%d of 900 calls ran", calls_seen);
+	uco_task_release(t);
+	CHECK(uco_loop_close(loop) == 0, "close");
+	printf("ok: 900 calls from 3 threads ran on the loop\n");
+}
+
 int main(void)
 {
 	uco_loop *probe;
@@ -197,6 +243,7 @@ int main(void)
 	shared_by_loops(UCO_EXECUTOR_NO_MSG_RING);
 	cancel_while_running();
 	shutdown_drops_queue();
+	calls_from_threads();
 	printf("%d passed, %d failed\n", checks - failures, failures);
 	return failures ? 1 : 0;
 }

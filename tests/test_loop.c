@@ -209,7 +209,9 @@ Test(loop, sqes_of_one_turn_go_in_one_submit)
 	cr_assert_eq(s.submit_calls, 1);
 	cr_assert_geq(s.timer_sqes, 5, "five distinct deadlines at least");
 	cr_assert_lt(s.timer_sqes, 1000, "sleeps share timeouts");
-	cr_assert_eq(s.sqes_submitted, s.timer_sqes);
+	/* The timeouts, and the inbox's standing read that every loop keeps
+	 * for other threads (uco_loop_call, executors). */
+	cr_assert_eq(s.sqes_submitted, s.timer_sqes + 1);
 	cr_assert_eq(s.switches, 2000, "each task in and out once");
 
 	cr_assert_eq(uco_loop_run(loop), 0);

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Many loops on many threads: spawning onto another loop, one loop per
+ * thread (thread per core, as Seastar, glommio and monoio), and listening
+ * sockets shared across loops with SO_REUSEPORT.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct remote_spawn {
+	uco_loop *loop;
+	uco_fn fn;
+	void *arg;
+};
+
+static void spawn_here(void *p)
+{
+	struct remote_spawn rs = *(struct remote_spawn *)p;
+	free(p);
+	uco_spawn(rs.loop, NULL, rs.fn, rs.arg); /* on the loop's thread now */
+}
+
+int uco_loop_spawn_threadsafe(uco_loop *loop, uco_fn fn, void *arg)
+{
+	if (!loop || !fn)
+		return -EINVAL;
+	struct remote_spawn *rs = malloc(sizeof *rs);
+	if (!rs)
+		return -ENOMEM;
+	*rs = (struct remote_spawn){ loop, fn, arg };
+	int err = uco_loop_call(loop, spawn_here, rs);
+	if (err)
+		free(rs);
+	return err;
+}
+
+struct loop_thread {
+	pthread_t thread;
+	unsigned index;
+	int pin;
+	int (*setup)(uco_loop *, unsigned, void *);
+	void *arg;
+	int err;
+};
+
+static void *loop_thread_main(void *p)
+{
+	struct loop_thread *lt = p;
+	if (lt->pin) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(lt->index % (unsigned)(cpus > 0 ? cpus : 1), &set);
+		pthread_setaffinity_np(pthread_self(), sizeof set, &set); /* best effort */
+	}
+	uco_loop *loop;
+	lt->err = uco_loop_create(&loop, NULL);
+	if (lt->err)
+		return NULL;
+	lt->err = lt->setup(loop, lt->index, lt->arg);
+	if (!lt->err) {
+		int r = uco_loop_run(loop);
+		lt->err = r < 0 ? r : 0;
+	}
+	int c = uco_loop_close(loop);
+	if (!lt->err)
+		lt->err = c;
+	return NULL;
+}
+
+int uco_run_threads(unsigned n, int pin, int (*setup)(uco_loop *, unsigned, void *), void *arg)
+{
+	if (!n || !setup)
+		return -EINVAL;
+	struct loop_thread *lt = calloc(n, sizeof *lt);
+	if (!lt)
+		return -ENOMEM;
+	unsigned started = 0;
+	int err = 0;
+	for (; started < n; started++) {
+		lt[started] = (struct loop_thread){ .index = started, .pin = pin,
+		                                    .setup = setup, .arg = arg };
+		err = -pthread_create(&lt[started].thread, NULL, loop_thread_main, &lt[started]);
+		if (err)
+			break;
+	}
+	for (unsigned i = 0; i < started; i++) {
+		pthread_join(lt[i].thread, NULL);
+		if (!err)
+			err = lt[i].err;
+	}
+	free(lt);
+	return err;
+}
+
+int uco_listen_reuseport(const struct sockaddr *addr, socklen_t addrlen, int backlog)
+{
+	if (!addr)
+		return -EINVAL;
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+	    bind(fd, addr, addrlen) || listen(fd, backlog)) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}

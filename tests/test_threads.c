@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/* Many loops on many threads: calls and spawns from other threads, thread
+ * per core, SO_REUSEPORT listeners with one acceptor per loop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static uco_event ev;
+static const void *ran_on;
+
+static void set_event(void *arg)
+{
+	(void)arg;
+	ran_on = &ev; /* any marker: the call ran */
+	cr_assert_not_null(uco_loop_current(), "on the loop's thread, in its run");
+	uco_event_set(&ev);
+}
+
+static void *waits_for_event(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)uco_event_wait_dl(&ev, uco_now() + 20 * UCO_NS_PER_S);
+}
+
+static void *calls_from_a_thread(void *loop)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	cr_assert_eq(uco_loop_call(loop, set_event, NULL), 0);
+	return NULL;
+}
+
+Test(threads, a_plain_thread_calls_into_a_waiting_loop)
+{
+	uco_loop *loop = test_loop();
+	uco_event_init(&ev);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, waits_for_event, NULL), 0);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, calls_from_a_thread, loop), 0);
+	void *v;
+	int64_t t0 = uco_now();
+	cr_assert_eq(uco_loop_run_until(loop, t, &v), 0);
+	cr_assert_eq((intptr_t)v, 0, "woken by the call, not the deadline");
+	cr_assert_lt(uco_now() - t0, 10 * UCO_NS_PER_S);
+	cr_assert_not_null(ran_on);
+	pthread_join(th, NULL);
+	uco_task_release(t);
+	cr_assert_eq(uco_loop_call(NULL, set_event, NULL), -EINVAL);
+	test_close(loop);
+}
+
+static void *sets_it(void *arg)
+{
+	(void)arg;
+	uco_event_set(&ev);
+	return NULL;
+}
+
+static void *spawns_from_a_thread(void *loop)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	cr_assert_eq(uco_loop_spawn_threadsafe(loop, sets_it, NULL), 0);
+	return NULL;
+}
+
+Test(threads, a_plain_thread_spawns_onto_a_running_loop)
+{
+	uco_loop *loop = test_loop();
+	uco_event_init(&ev);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, waits_for_event, NULL), 0);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, spawns_from_a_thread, loop), 0);
+	void *v;
+	cr_assert_eq(uco_loop_run_until(loop, t, &v), 0);
+	cr_assert_eq((intptr_t)v, 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	uco_task_release(t);
+	test_close(loop);
+}
+
+/* ---- thread per core with SO_REUSEPORT */
+
+enum { CONNECTIONS = 200 };
+static struct sockaddr_in shared_addr;
+static atomic_int accepted_total, accepted_by[2];
+
+static void *accepts(void *arg)
+{
+	unsigned index = (unsigned)(uintptr_t)arg;
+	int l = uco_listen_reuseport((struct sockaddr *)&shared_addr, sizeof shared_addr, 256);
+	if (l < 0)
+		return uco_fail(l);
+	uco_acceptor *a;
+	int err = uco_acceptor_open(NULL, &a, l, SOCK_CLOEXEC);
+	if (err)
+		return uco_fail(err);
+	while (atomic_load(&accepted_total) < CONNECTIONS) {
+		int fd = uco_acceptor_next_dl(a, uco_now() + 20 * UCO_NS_PER_MS);
+		if (fd >= 0) {
+			atomic_fetch_add(&accepted_by[index], 1);
+			atomic_fetch_add(&accepted_total, 1);
+			close(fd);
+		}
+	}
+	uco_acceptor_close(a);
+	close(l);
+	return NULL;
+}
+
+static int setup_acceptor(uco_loop *loop, unsigned index, void *arg)
+{
+	(void)arg;
+	return uco_spawn(loop, NULL, accepts, (void *)(uintptr_t)index);
+}
+
+static void *connects_many(void *arg)
+{
+	(void)arg;
+	struct timespec ts = { 0, 50 * 1000 * 1000 }; /* both listeners up */
+	nanosleep(&ts, NULL);
+	for (int i = 0; i < CONNECTIONS; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_eq(connect(fd, (struct sockaddr *)&shared_addr, sizeof shared_addr), 0);
+		close(fd);
+	}
+	return NULL;
+}
+
+Test(threads, one_loop_per_thread_share_a_port, .timeout = 60)
+{
+	/* A free port for both loops' listeners. */
+	int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	shared_addr = (struct sockaddr_in){ .sin_family = AF_INET,
+	                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	cr_assert_eq(bind(probe, (struct sockaddr *)&shared_addr, sizeof shared_addr), 0);
+	socklen_t len = sizeof shared_addr;
+	cr_assert_eq(getsockname(probe, (struct sockaddr *)&shared_addr, &len), 0);
+	close(probe);
+	pthread_t client;
+	cr_assert_eq(pthread_create(&client, NULL, connects_many, NULL), 0);
+	cr_assert_eq(uco_run_threads(2, 1, setup_acceptor, NULL), 0);
+	pthread_join(client, NULL);
+	cr_assert_eq(atomic_load(&accepted_total), CONNECTIONS);
+	cr_assert_gt(atomic_load(&accepted_by[0]), 0, "the kernel shared the connections");
+	cr_assert_gt(atomic_load(&accepted_by[1]), 0);
+	cr_assert_eq(uco_run_threads(0, 0, setup_acceptor, NULL), -EINVAL);
+}
