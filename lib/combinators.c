@@ -305,54 +305,11 @@ int uco_next_completed(uco_task *const *tasks, size_t n, unsigned char *taken,
 
 /* ------------------------------------------------------------ wait_for, shield */
 
-static int await_with(uco_task *task, void **value, void (*hook)(uco_task *), int64_t deadline)
-{
-	uco_task *self = uco__self();
-	if (!task)
-		return -EINVAL;
-	if (!self)
-		return -EPERM;
-	if (task == self)
-		return -EDEADLK;
-	if (task->loop != self->loop)
-		return -EXDEV;
-	if (task->state == UCO_TASK_PENDING) {
-		if (uco__cancel_due(self))
-			return -ECANCELED;
-		int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
-		bool expired = r == -ETIMEDOUT;
-		if (expired) {
-			/* Already past: cancel it and wait for it to end. */
-			uco_task_cancel(task);
-		} else if (r) {
-			return r;
-		}
-		task->refs++;
-		self->awaiting = task;
-		uco__waitq_push(&task->awaiters, self);
-		r = uco__timer_disarm(self, uco__park(self->loop, self, hook));
-		self->awaiting = NULL;
-		expired = expired || r == -ETIMEDOUT;
-		if (r == -ECANCELED && hook != uco__cancel_await) {
-			uco__task_unref(task);
-			return r; /* shield: the task goes on */
-		}
-		int res = uco_task_result(task, value);
-		uco__task_unref(task);
-		/* A deadline that cancelled the task: -ETIMEDOUT, unless the
-		 * task finished with a value regardless. */
-		if (expired && res != 0)
-			return -ETIMEDOUT;
-		return res;
-	}
-	return uco_task_result(task, value);
-}
-
 int uco_wait_for(uco_task *task, int64_t deadline, void **value)
 {
 	/* The deadline interrupts through the await's own hook: the task is
 	 * cancelled and waited for. */
-	return await_with(task, value, uco__cancel_await, deadline);
+	return uco__await(task, value, uco__cancel_await, deadline);
 }
 
 static void leave_shield(uco_task *self)
@@ -363,7 +320,7 @@ static void leave_shield(uco_task *self)
 
 int uco_shield(uco_task *task, void **value)
 {
-	return await_with(task, value, leave_shield, UCO_FOREVER);
+	return uco__await(task, value, leave_shield, UCO_FOREVER);
 }
 
 /* ------------------------------------------------------------ groups */

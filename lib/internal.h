@@ -331,6 +331,7 @@ void uco__run_callbacks(uco_task *t);
 void uco__task_unref(uco_task *t);
 /* The cancel hook of an await (passes the cancellation on). */
 void uco__cancel_await(uco_task *self);
+int uco__await(uco_task *task, void **value, void (*hook)(uco_task *), int64_t deadline);
 size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
 
 /* executor.c */

@@ -321,11 +321,15 @@ void uco__cancel_await(uco_task *self)
 	uco_task_cancel(self->awaiting);
 }
 
-int uco_await(uco_task *task, void **value)
+/* Await `task`; `hook` says what a cancel of the caller does (pass it on,
+ * or leave at once for a shield); a deadline (>= 0) interrupts through the
+ * same hook, and an expired one reports -ETIMEDOUT unless the task ended
+ * with a value. */
+int uco__await(uco_task *task, void **value, void (*hook)(uco_task *), int64_t deadline)
 {
+	uco_task *self = uco__self();
 	if (!task)
 		return -EINVAL;
-	uco_task *self = uco__self();
 	if (!self)
 		return -EPERM;
 	if (awaits_self(self, task))
@@ -335,18 +339,40 @@ int uco_await(uco_task *task, void **value)
 	if (task->state == UCO_TASK_PENDING) {
 		if (uco__cancel_due(self))
 			return -ECANCELED;
+		int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
+		bool expired = r == -ETIMEDOUT;
+		if (expired) {
+			/* Already past: cancel it and wait for it to end. */
+			uco_task_cancel(task);
+		} else if (r) {
+			return r;
+		}
 		/* Hold the task: a callback may release its last handle
 		 * before this coroutine runs again. */
 		task->refs++;
 		self->awaiting = task;
 		uco__waitq_push(&task->awaiters, self);
-		uco__park(self->loop, self, uco__cancel_await);
+		r = uco__timer_disarm(self, uco__park(self->loop, self, hook));
 		self->awaiting = NULL;
-		int ret = uco_task_result(task, value);
+		expired = expired || r == -ETIMEDOUT;
+		if (r == -ECANCELED && hook != uco__cancel_await) {
+			uco__task_unref(task);
+			return r; /* shield: the task goes on */
+		}
+		int res = uco_task_result(task, value);
 		uco__task_unref(task);
-		return ret;
+		/* A deadline that cancelled the task: -ETIMEDOUT, unless the
+		 * task finished with a value regardless. */
+		if (expired && res != 0)
+			return -ETIMEDOUT;
+		return res;
 	}
 	return uco_task_result(task, value);
+}
+
+int uco_await(uco_task *task, void **value)
+{
+	return uco__await(task, value, uco__cancel_await, UCO_FOREVER);
 }
 
 int uco_task_cancel(uco_task *task)
