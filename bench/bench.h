@@ -118,6 +118,8 @@ int bench_fileread_run(const struct bench_opts *opts);
 int bench_sendzc_run(const struct bench_opts *opts);
 int bench_gather_run(const struct bench_opts *opts);
 int bench_cancel_run(const struct bench_opts *opts);
+int bench_chan_run(const struct bench_opts *opts);
+int bench_mutex_run(const struct bench_opts *opts);
 
 /* peers/echo_liburing.c: the plain-liburing echo server of `echo`, on the
  * listening socket lfd; runs until killed (returns only on an error). */

@@ -45,6 +45,8 @@ static const char *const fileread_impls[] = {"uco", "pread", "libuv", NULL};
 static const char *const sendzc_impls[] = {"uco", "uco-zc", NULL};
 static const char *const gather_impls[] = {"uco", "asyncio", NULL};
 static const char *const cancel_impls[] = {"uco", NULL};
+static const char *const chan_impls[] = {"uco", "pthread", NULL};
+static const char *const mutex_impls[] = {"uco", "pthread", NULL};
 
 static const struct bench_def benches[] = {
 	{"switch", switch_impls, bench_switch_run, NULL, false,
@@ -59,6 +61,10 @@ static const struct bench_def benches[] = {
 	 "spawn 10,000 tasks and gather them: each sleeping 1 ms, returning at once"},
 	{"cancel", cancel_impls, bench_cancel_run, bench_cancel_child, false,
 	 "cancel + reap of 10,000 tasks blocked in socket reads"},
+	{"chan", chan_impls, bench_chan_run, NULL, false,
+	 "1,000,000 pointers through a bounded channel of capacity 256"},
+	{"mutex", mutex_impls, bench_mutex_run, NULL, false,
+	 "lock/unlock pairs: uncontended, contended (uco: 4 tasks, with a yield)"},
 	{"executor", executor_impls, bench_executor_run, bench_executor_child,
 	 false, "trivial job on 4 worker threads: round trip, 1,000 in flight"},
 	{"echo", echo_impls, bench_echo_run, NULL, false,
