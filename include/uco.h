@@ -367,6 +367,20 @@ UCO_API int uco_chan_destroy(uco_chan *c);
  * the loop next runs.  Not after uco_loop_close().  -ENOMEM, -EINVAL. */
 UCO_API int uco_loop_call(uco_loop *loop, void (*fn)(void *arg), void *arg);
 
+/* A bounded channel whose ends may live on different loops (threads): the
+ * same contract as uco_chan (exactly once, close, _dl, -ECANCELED), for
+ * coroutines of any loop.  A waiter on another loop is woken through that
+ * loop's inbox, an eventfd read in its ring.  Free it when nobody waits
+ * (-EBUSY otherwise). */
+typedef struct uco_xchan uco_xchan;
+UCO_API int uco_xchan_create(uco_xchan **out, size_t capacity);
+UCO_API int uco_xchan_send(uco_xchan *c, void *item);
+UCO_API int uco_xchan_send_dl(uco_xchan *c, void *item, int64_t deadline);
+UCO_API int uco_xchan_recv(uco_xchan *c, void **item);
+UCO_API int uco_xchan_recv_dl(uco_xchan *c, void **item, int64_t deadline);
+UCO_API int uco_xchan_close(uco_xchan *c);
+UCO_API int uco_xchan_destroy(uco_xchan *c);
+
 /* From any thread: spawn fn(arg) as a detached task on `loop`. */
 UCO_API int uco_loop_spawn_threadsafe(uco_loop *loop, uco_fn fn, void *arg);
 

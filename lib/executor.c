@@ -39,12 +39,6 @@
 #define DEFAULT_SPIN_US 50
 #define MAX_THREADS 1024
 
-/* Something a worker (or shutdown) hands back to a loop. */
-struct uco__post {
-	struct uco__completion done;    /* dispatched on the loop */
-	struct uco__post *next_posted;  /* inbox list link */
-	struct uco__inbox *to;          /* the loop it goes to */
-};
 
 /* A loop's receiving end for posts from other threads. */
 struct uco__inbox {
@@ -905,4 +899,10 @@ int uco_loop_call(uco_loop *loop, void (*fn)(void *arg), void *arg)
 	call->post.done.uncounted = true;
 	post(NULL, &call->post);
 	return 0;
+}
+
+void uco__post_to(uco_loop *loop, struct uco__post *p)
+{
+	p->to = loop->inbox;
+	post(NULL, p);
 }

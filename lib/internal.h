@@ -335,6 +335,18 @@ int uco__await(uco_task *task, void **value, void (*hook)(uco_task *), int64_t d
 size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
 
 /* executor.c */
+/* Something another thread hands to a loop: its completion runs on the
+ * loop's thread.  Posted through the loop's inbox (uco__post_to, from any
+ * thread), the doorbell rung under the inbox lock so that a loop can never
+ * have closed before its doorbell lands.  Counted posts were added to the
+ * target loop's inflight by that loop before it waited for them. */
+struct uco__post {
+	struct uco__completion done;    /* dispatched on the loop */
+	struct uco__post *next_posted;  /* inbox list link */
+	struct uco__inbox *to;          /* the loop it goes to */
+};
+void uco__post_to(uco_loop *loop, struct uco__post *p);
+
 void uco__inbox_destroy(struct uco__inbox *in);
 int uco__inbox_create(uco_loop *loop);
 void uco__executor_flush(uco_loop *loop);

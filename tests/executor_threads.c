@@ -230,6 +230,49 @@ static void calls_from_threads(void)
 	printf("ok: 900 calls from 3 threads ran on the loop\n");
 }
 
+/* ---- a channel between two loops on two threads */
+
+struct xfer {
+	uco_xchan *chan;
+	intptr_t n, got;
+	int bad;
+};
+
+static void *xsend_all(void *arg)
+{
+	struct xfer *x = arg;
+	for (intptr_t i = 1; i <= x->n; i++)
+		if (uco_xchan_send(x->chan, (void *)i))
+			x->bad++;
+	uco_xchan_close(x->chan);
+	return NULL;
+}
+
+static void *xrecv_all(void *arg)
+{
+	struct xfer *x = arg;
+	void *item;
+	while (uco_xchan_recv(x->chan, &item) == 0)
+		if ((intptr_t)item != ++x->got)
+			x->bad++;
+	return NULL;
+}
+
+static int setup_xfer(uco_loop *loop, unsigned index, void *arg)
+{
+	return uco_spawn(loop, NULL, index == 0 ? xsend_all : xrecv_all, arg);
+}
+
+static void channel_between_loops(void)
+{
+	struct xfer x = { NULL, 200000, 0, 0 };
+	CHECK(uco_xchan_create(&x.chan, 64) == 0, "create");
+	CHECK(uco_run_threads(2, 0, setup_xfer, &x) == 0, "threads");
+	CHECK(x.got == x.n && !x.bad, "%ld of %ld in order", (long)x.got, (long)x.n);
+	CHECK(uco_xchan_destroy(x.chan) == 0, "destroy");
+	printf("ok: 200,000 items between two loops on two threads\n");
+}
+
 int main(void)
 {
 	uco_loop *probe;
@@ -244,6 +287,7 @@ int main(void)
 	cancel_while_running();
 	shutdown_drops_queue();
 	calls_from_threads();
+	channel_between_loops();
 	printf("%d passed, %d failed\n", checks - failures, failures);
 	return failures ? 1 : 0;
 }

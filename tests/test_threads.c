@@ -156,3 +156,119 @@ Test(threads, one_loop_per_thread_share_a_port, .timeout = 60)
 	cr_assert_gt(atomic_load(&accepted_by[1]), 0);
 	cr_assert_eq(uco_run_threads(0, 0, setup_acceptor, NULL), -EINVAL);
 }
+
+/* ---- a channel between two loops on two threads */
+
+struct xfer {
+	uco_xchan *chan;
+	intptr_t n;
+	intptr_t got;
+	bool in_order;
+};
+
+static void *xsend_all(void *arg)
+{
+	struct xfer *x = arg;
+	for (intptr_t i = 1; i <= x->n; i++)
+		if (uco_xchan_send(x->chan, (void *)i))
+			return uco_fail(-EIO);
+	return (void *)(intptr_t)uco_xchan_close(x->chan);
+}
+
+static void *xrecv_all(void *arg)
+{
+	struct xfer *x = arg;
+	x->in_order = true;
+	for (;;) {
+		void *item;
+		int r = uco_xchan_recv(x->chan, &item);
+		if (r == -EPIPE)
+			return NULL;
+		if (r)
+			return uco_fail(r);
+		if ((intptr_t)item != ++x->got)
+			x->in_order = false;
+	}
+}
+
+static int setup_xfer(uco_loop *loop, unsigned index, void *arg)
+{
+	return uco_spawn(loop, NULL, index == 0 ? xsend_all : xrecv_all, arg);
+}
+
+Test(threads, ten_million_items_between_two_loops, .timeout = 120)
+{
+	struct xfer x = { NULL, 10 * 1000 * 1000, 0, false };
+	cr_assert_eq(uco_xchan_create(&x.chan, 1024), 0);
+	cr_assert_eq(uco_run_threads(2, 1, setup_xfer, &x), 0);
+	cr_assert_eq(x.got, x.n, "nothing lost or duplicated");
+	cr_assert(x.in_order);
+	cr_assert_eq(uco_xchan_destroy(x.chan), 0);
+}
+
+/* Receivers on one loop with deadlines and cancels, the sender on another:
+ * every item exactly once. */
+enum { XITEMS = 50000, XRECEIVERS = 50 };
+static unsigned char xseen[XITEMS + 1];
+static atomic_int xdup, xdelivered;
+
+static void *xreceiver(void *chan)
+{
+	for (;;) {
+		void *item;
+		int r = uco_xchan_recv_dl(chan, &item, uco_now() + UCO_NS_PER_MS);
+		if (r == -EPIPE)
+			return NULL;
+		if (r == -ETIMEDOUT || r == -ECANCELED)
+			continue;
+		cr_assert_eq(r, 0);
+		if (xseen[(intptr_t)item]++)
+			atomic_fetch_add(&xdup, 1);
+		atomic_fetch_add(&xdelivered, 1);
+	}
+}
+
+static uco_task *xrecv_tasks[XRECEIVERS];
+
+static void *xcanceller(void *arg)
+{
+	(void)arg;
+	for (int i = 0; atomic_load(&xdelivered) < XITEMS && i < 100000; i++) {
+		uco_task_cancel(xrecv_tasks[i % XRECEIVERS]);
+		uco_sleep(UCO_NS_PER_MS / 4);
+	}
+	return NULL;
+}
+
+static void *xsender(void *chan)
+{
+	for (intptr_t i = 1; i <= XITEMS; i++)
+		cr_assert_eq(uco_xchan_send(chan, (void *)i), 0);
+	uco_sleep(5 * UCO_NS_PER_MS);
+	cr_assert_eq(uco_xchan_close(chan), 0);
+	return NULL;
+}
+
+static int setup_storm(uco_loop *loop, unsigned index, void *chan)
+{
+	if (index == 0)
+		return uco_spawn(loop, NULL, xsender, chan);
+	for (int i = 0; i < XRECEIVERS; i++) {
+		int err = uco_spawn(loop, &xrecv_tasks[i], xreceiver, chan);
+		if (err)
+			return err; /* handles kept: the canceller uses them */
+	}
+	return uco_spawn(loop, NULL, xcanceller, NULL);
+}
+
+Test(threads, exactly_once_across_loops_through_cancels_and_deadlines, .timeout = 60)
+{
+	uco_xchan *c;
+	cr_assert_eq(uco_xchan_create(&c, 4), 0);
+	cr_assert_eq(uco_run_threads(2, 1, setup_storm, c), 0);
+	cr_assert_eq(atomic_load(&xdup), 0);
+	cr_assert_eq(atomic_load(&xdelivered), XITEMS, "none lost");
+	cr_assert_eq(uco_xchan_destroy(c), 0);
+	for (int i = 0; i < XRECEIVERS; i++)
+		uco_task_release(xrecv_tasks[i]); /* handles outlive their loop */
+}
