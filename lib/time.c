@@ -144,7 +144,10 @@ static void bucket_fired(uco_loop *loop, struct uco__completion *c,
 		t->timer_bucket = NULL;
 		t->timer_prev = t->timer_next = NULL;
 		/* Interrupt the wait the way a cancel would, if it still
-		 * waits (it may already be woken and queued to run). */
+		 * waits (it may already be woken and queued to run).  A hook
+		 * may decline, when its waiter was already served and only its
+		 * wake-up is on the way (xchan.c): such a waiter must then
+		 * ignore the -ETIMEDOUT that uco__timer_disarm reports. */
 		if (t->run_state == UCO__PARKED && t->wait_cancel) {
 			void (*interrupt)(uco_task *) = t->wait_cancel;
 			t->wait_cancel = NULL;

@@ -24,6 +24,7 @@ struct xwaiter {
 	uco_xchan *chan;
 	void *item;              /* offered (sender) or received (receiver) */
 	int result;              /* 0, or -EPIPE: closed */
+	bool served;             /* slot filled, wake-up sent */
 };
 
 struct xlist {
@@ -77,6 +78,7 @@ static struct xwaiter *xlist_pop(struct xlist *l)
 static void serve(struct xwaiter *w, int result)
 {
 	w->result = result;
+	w->served = true;
 	uco_loop *loop = w->task->loop;
 	if (loop == uco_loop_current()) {
 		/* Its own loop: wake it directly. */
@@ -144,7 +146,10 @@ static int wait_in(uco_xchan *c, struct xlist *list, struct xwaiter *w, int64_t 
 	self->loop->inflight++; /* the wake-up that will be posted */
 	self->wait_data = w;
 	r = uco__timer_disarm(self, uco__park(self->loop, self, leave));
-	return r ? r : w->result;
+	/* Served first: what it was given wins over a deadline that fired
+	 * while the wake-up was on its way (the item would be lost), and a
+	 * cancel stays pending for the next call. */
+	return w->served ? w->result : r;
 }
 
 static int begin(uco_xchan *c, uco_task **self)
