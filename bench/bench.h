@@ -80,7 +80,7 @@ void bench_progress(const char *bench, const char *impl, const char *what);
  * whose stdout is read as JSON lines of BENCH.md's format; every line whose
  * bench and impl match is passed to bench_emit(), anything else is said on
  * stderr.  Returns the child's exit status (0 ok), or -1 if it could not be
- * started or was killed by a signal (said on stderr). */
+ * started or was killed by a signal; a failure is reported (bench_fail). */
 int bench_run_child(const char *bench, const char *impl, char *const argv[]);
 
 /* Run this very executable again as `uco-bench --internal-child BENCH IMPL

@@ -568,17 +568,11 @@ int bench_executor_run(const struct bench_opts *opts)
 
 		bench_progress("executor", "uco", what);
 		st = bench_run_self("executor", "uco", opts);
-		if (st != 0) {
-			bench_fail("executor", "uco", "the child process failed (%d)",
-			           st);
+		if (st != 0)
 			ret = -EPROTO;
-		}
 #if defined(UCO_BENCH_HAVE_LIBUV)
 		bench_progress("executor", "libuv", what);
 		st = bench_run_self("executor", "libuv", opts);
-		if (st != 0)
-			bench_fail("executor", "libuv", "the child process failed (%d)",
-			           st);
 #endif
 		if (python && script) {
 			char *argv[] = {python, script,
@@ -591,9 +585,6 @@ int bench_executor_run(const struct bench_opts *opts)
 			                NULL};
 			bench_progress("executor", "asyncio", what);
 			st = bench_run_child("executor", "asyncio", argv);
-			if (st != 0)
-				bench_fail("executor", "asyncio",
-				           "python3 %s failed (%d)", script, st);
 		}
 	}
 	free(python);

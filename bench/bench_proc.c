@@ -105,7 +105,17 @@ static void take_line(const char *bench, const char *impl, char *line)
 	bench_emit(bench, impl, metric, value, unit);
 }
 
+static int run_child(const char *bench, const char *impl, char *const argv[]);
+
 int bench_run_child(const char *bench, const char *impl, char *const argv[])
+{
+	int st = run_child(bench, impl, argv);
+	if (st != 0)
+		bench_fail(bench, impl, "%s failed (%d)", argv[0], st);
+	return st;
+}
+
+static int run_child(const char *bench, const char *impl, char *const argv[])
 {
 	int fds[2];
 
