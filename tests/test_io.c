@@ -256,6 +256,23 @@ Test(io, bad_input_gets_errno_and_the_loop_stays_healthy)
 
 /* ---- files */
 
+/* Run fn(path) as a task on a fresh loop, with a new temporary file at
+ * path, removed afterwards. */
+static void run_on_temp_file(uco_fn fn)
+{
+	uco_loop *loop = test_loop();
+	char path[] = "/tmp/uco-test-XXXXXX";
+	int tmp = mkstemp(path);
+	cr_assert_geq(tmp, 0);
+	close(tmp);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, fn, path), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
+	unlink(path);
+	uco_task_release(t);
+	test_close(loop);
+}
+
 static void *file_round_trip(void *arg)
 {
 	const char *path = arg;
@@ -277,17 +294,7 @@ static void *file_round_trip(void *arg)
 
 Test(io, files_open_write_at_offsets_sync_read_close)
 {
-	uco_loop *loop = test_loop();
-	char path[] = "/tmp/uco-test-XXXXXX";
-	int tmp = mkstemp(path);
-	cr_assert_geq(tmp, 0);
-	close(tmp);
-	uco_task *t;
-	cr_assert_eq(uco_spawn(loop, &t, file_round_trip, path), 0);
-	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
-	unlink(path);
-	uco_task_release(t);
-	test_close(loop);
+	run_on_temp_file(file_round_trip);
 }
 
 /* ---- poll, and batching of many operations */
@@ -390,17 +397,7 @@ static void *file_ops(void *arg)
 
 Test(io, vectored_io_fallocate_statx_splice)
 {
-	uco_loop *loop = test_loop();
-	char path[] = "/tmp/uco-test-XXXXXX";
-	int tmp = mkstemp(path);
-	cr_assert_geq(tmp, 0);
-	close(tmp);
-	uco_task *t;
-	cr_assert_eq(uco_spawn(loop, &t, file_ops, path), 0);
-	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
-	unlink(path);
-	uco_task_release(t);
-	test_close(loop);
+	run_on_temp_file(file_ops);
 }
 
 /* ---- UDP */
