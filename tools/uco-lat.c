@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: MIT */
+/* placeholder: being written */
+#include <stdio.h>
+int main(void)
+{
+	fputs("uco-lat: not built yet\n", stderr);
+	return 1;
+}
