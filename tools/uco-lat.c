@@ -1,8 +1,749 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/*
+ * uco-lat: a latency load generator built on uco.
+ *
+ *   uco-lat [options] HOST:PORT              TCP echo ping-pong
+ *   uco-lat [options] http://HOST[:PORT]/PATH  HTTP/1.1 GET
+ *
+ * Each connection is two coroutines: a sender that puts requests on the
+ * wire (as fast as answers come back in a closed loop; at scheduled times
+ * in an open loop) and a receiver that reads the answers in order, checks
+ * them and records each latency.  In an open loop (--rate) latency counts
+ * from the time a request *should* have been sent, as wrk2 does, so a
+ * stalled server cannot hide its stall by holding back the load
+ * (coordinated omission).  The target is resolved with uco_getaddrinfo(),
+ * on the loop's executor.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <uco.h>
+
+#include "lat.h"
+
+/* ---------------------------------------------------------------- the run */
+
+struct lat_thread;
+
+struct run {
+	struct lat_config cfg;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	int64_t measure_from, end; /* uco_now() times */
+	struct lat_thread *threads;
+	volatile sig_atomic_t interrupted;
+};
+
+struct lat_thread {
+	struct run *run;
+	unsigned index, first_conn, nconn;
+	uco_task **conns;
+	bool stopping;
+	hdr latency;
+	/* Written by this thread only; read by thread 0's progress line. */
+	uint64_t requests, errors, bad, bytes;
+	int64_t max_send_lag;
+	/* Checked against the received echo bytes. */
+	char *pattern;
+	char *request; /* HTTP: the request, `pipeline` times over */
+	size_t request_len;
+};
+
+/* One TCP connection: the schedule outlives reconnects, the rest does not. */
+struct conn {
+	struct lat_thread *th;
+	unsigned index; /* among all connections */
+	int fd;
+	int64_t base, interval; /* open loop: request i is due at base + i * interval */
+	uint64_t scheduled;
+	uco_sem slots;       /* requests that may still be sent */
+	int64_t *sent_at;    /* per slot, when its request was (due to be) sent */
+	uint64_t sent, received;
+	bool closing;        /* the server said Connection: close */
+	char *tx;
+	struct rxbuf {
+		char *p;
+		size_t cap, head, tail;
+	} rx;
+};
+
+static void count(uint64_t *counter, uint64_t n)
 {
-	fputs("uco-lat: not built yet\n", stderr);
-	return 1;
+	__atomic_store_n(counter, *counter + n, __ATOMIC_RELAXED);
+}
+
+/* ---------------------------------------------------------------- receiving */
+
+/* At least `need` bytes between head and tail: 0, or -ECONNRESET at
+ * end-of-file, or the receive's error. */
+static int rx_need(int fd, struct rxbuf *b, size_t need)
+{
+	while (b->tail - b->head < need) {
+		if (b->head == b->tail) {
+			b->head = b->tail = 0;
+		} else if (b->cap - b->head < need || b->tail == b->cap) {
+			memmove(b->p, b->p + b->head, b->tail - b->head);
+			b->tail -= b->head;
+			b->head = 0;
+		}
+		if (need > b->cap)
+			return -E2BIG;
+		ssize_t n = uco_recv(fd, b->p + b->tail, b->cap - b->tail, 0);
+		if (n <= 0)
+			return n ? (int)n : -ECONNRESET;
+		b->tail += (size_t)n;
+	}
+	return 0;
+}
+
+/* Echo: the next message must be the one sent, byte for byte. */
+static int receive_echo(struct conn *c)
+{
+	struct lat_thread *th = c->th;
+	size_t size = th->run->cfg.size;
+	int err = rx_need(c->fd, &c->rx, size);
+	if (err)
+		return err;
+	const char *got = c->rx.p + c->rx.head;
+	uint64_t seq = c->received;
+	size_t head = size < sizeof seq ? size : sizeof seq;
+	if (memcmp(got, &seq, head) || memcmp(got + head, th->pattern + head, size - head))
+		count(&th->bad, 1);
+	c->rx.head += size;
+	count(&th->bytes, size);
+	return 0;
+}
+
+static const char *find_header(const char *p, const char *end, const char *name)
+{
+	size_t len = strlen(name);
+	for (const char *line = p; line < end;) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line));
+		if (!eol)
+			return NULL;
+		if ((size_t)(eol - line) > len && strncasecmp(line, name, len) == 0 &&
+		    line[len] == ':') {
+			const char *v = line + len + 1;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			return v;
+		}
+		line = eol + 1;
+	}
+	return NULL;
+}
+
+/* HTTP: one whole response (headers, then a Content-Length body, which is
+ * read and dropped).  Chunked answers are refused rather than misread. */
+static int receive_http(struct conn *c)
+{
+	struct lat_thread *th = c->th;
+	struct rxbuf *b = &c->rx;
+	const char *hend;
+	for (size_t need = 1;; need = b->tail - b->head + 1) {
+		int err = rx_need(c->fd, b, need);
+		if (err)
+			return err;
+		hend = memmem(b->p + b->head, b->tail - b->head, "\r\n\r\n", 4);
+		if (hend)
+			break;
+	}
+	const char *p = b->p + b->head;
+	hend += 4;
+	if (hend - p < 12 || memcmp(p, "HTTP/1.", 7))
+		return -EPROTO;
+	int status = atoi(p + 9);
+	if (status < 200 || status > 299)
+		count(&th->bad, 1);
+	const char *te = find_header(p, hend, "transfer-encoding");
+	if (te && strncasecmp(te, "chunked", 7) == 0)
+		return -EPROTONOSUPPORT;
+	const char *cl = find_header(p, hend, "content-length");
+	uint64_t left = cl ? strtoull(cl, NULL, 10) : 0;
+	const char *conn = find_header(p, hend, "connection");
+	if (conn && strncasecmp(conn, "close", 5) == 0)
+		c->closing = true;
+	b->head += (size_t)(hend - p);
+	count(&th->bytes, left);
+	while (left) {
+		if (b->head == b->tail) {
+			int err = rx_need(c->fd, b, 1);
+			if (err)
+				return err;
+		}
+		size_t take = b->tail - b->head < left ? b->tail - b->head : (size_t)left;
+		b->head += take;
+		left -= take;
+	}
+	return 0;
+}
+
+static void record(struct conn *c)
+{
+	struct lat_thread *th = c->th;
+	unsigned depth = th->run->cfg.pipeline;
+	int64_t now = uco_now();
+	int64_t sent = c->sent_at[c->received % depth];
+	c->received++;
+	uco_sem_release(&c->slots);
+	if (now >= th->run->measure_from && now < th->run->end) {
+		hdr_record(&th->latency, now - sent);
+		count(&th->requests, 1);
+	}
+}
+
+/* ---------------------------------------------------------------- sending */
+
+/* uco_sleep_until() ends up to 1/32 of the sleep late; sleeping most of
+ * the way first makes the last stretch short, so the send lands close to
+ * its schedule. */
+static int sleep_until_precise(int64_t when)
+{
+	int64_t left = when - uco_now();
+	if (left > 64 * 1000) {
+		int err = uco_sleep_until(when - left / 16);
+		if (err)
+			return err;
+	}
+	return uco_sleep_until(when);
+}
+
+static int send_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = uco_send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0)
+			return (int)n;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Take the slots that are free now (at least one, waiting for it), stamp
+ * them, and put their requests on the wire in one send. */
+static void *sender(void *arg)
+{
+	struct conn *c = arg;
+	struct lat_thread *th = c->th;
+	const struct lat_config *cfg = &th->run->cfg;
+	for (;;) {
+		int err = uco_sem_acquire(&c->slots);
+		if (err)
+			return uco_fail(err);
+		unsigned batch = 1;
+		int64_t when;
+		if (cfg->rate > 0) {
+			/* Open loop: one request per due time, whatever came back. */
+			when = c->base + (int64_t)c->scheduled * c->interval;
+			if ((err = sleep_until_precise(when))) {
+				uco_sem_release(&c->slots);
+				return uco_fail(err);
+			}
+			int64_t lag = uco_now() - when;
+			if (lag > th->max_send_lag)
+				th->max_send_lag = lag;
+			c->scheduled++;
+		} else {
+			while (batch < cfg->pipeline && uco_sem_tryacquire(&c->slots) == 0)
+				batch++;
+			when = uco_now();
+		}
+		size_t len;
+		if (cfg->mode == LAT_ECHO) {
+			len = batch * cfg->size;
+			for (unsigned i = 0; i < batch; i++) {
+				char *msg = c->tx + i * cfg->size;
+				uint64_t seq = c->sent + i;
+				size_t head = cfg->size < sizeof seq ? cfg->size : sizeof seq;
+				memcpy(msg, &seq, head);
+			}
+		} else {
+			len = batch * (th->request_len / cfg->pipeline);
+		}
+		for (unsigned i = 0; i < batch; i++)
+			c->sent_at[(c->sent + i) % cfg->pipeline] = when;
+		c->sent += batch;
+		if ((err = send_all(c->fd, cfg->mode == LAT_ECHO ? c->tx : th->request, len))) {
+			/* Wake the receiver: the connection is finished. */
+			shutdown(c->fd, SHUT_RDWR);
+			return uco_fail(err);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- a connection */
+
+static int connect_once(struct conn *c)
+{
+	struct run *run = c->th->run;
+	int fd = uco_socket(run->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	int err = uco_connect(fd, (const struct sockaddr *)&run->addr, run->addrlen);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	c->fd = fd;
+	return 0;
+}
+
+/* Connect, run sender and receiver until the connection breaks or the run
+ * ends; reconnect after a break (counted as an error). */
+static void *connection(void *arg)
+{
+	struct conn *c = arg;
+	struct lat_thread *th = c->th;
+	const struct lat_config *cfg = &th->run->cfg;
+	c->interval = cfg->rate > 0 ? (int64_t)(1e9 * cfg->connections / cfg->rate) : 0;
+	while (!th->stopping) {
+		int err = connect_once(c);
+		if (err) {
+			if (err == -ECANCELED || th->stopping)
+				break;
+			count(&th->errors, 1);
+			if (uco_sleep(10 * UCO_NS_PER_MS))
+				break;
+			continue;
+		}
+		if (cfg->rate > 0 && !c->base)
+			c->base = uco_now() + (int64_t)(1e9 * c->index / cfg->rate);
+		uco_sem_init(&c->slots, cfg->pipeline);
+		c->sent = c->received = 0;
+		c->rx.head = c->rx.tail = 0;
+		c->closing = false;
+		uco_task *send_task = NULL;
+		err = uco_spawn(uco_loop_current(), &send_task, sender, c);
+		while (!err) {
+			err = cfg->mode == LAT_ECHO ? receive_echo(c) : receive_http(c);
+			if (err)
+				break;
+			record(c);
+			if (c->closing && c->received == c->sent)
+				break;
+		}
+		if (send_task) {
+			/* Its buffers are ours: it must have ended before they go. */
+			uco_task_cancel(send_task);
+			uco_await(send_task, NULL);
+			uco_task_release(send_task);
+		}
+		close(c->fd);
+		c->fd = -1;
+		if (th->stopping || err == -ECANCELED)
+			break;
+		if (err)
+			count(&th->errors, 1);
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- a thread's loop */
+
+static uint64_t load(const uint64_t *counter)
+{
+	return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
+/* Thread 0 redraws one line on the terminal each second. */
+static void progress(struct run *run, int64_t now, uint64_t *last, int64_t *last_at)
+{
+	uint64_t done = 0, errors = 0;
+	for (unsigned i = 0; i < run->cfg.threads; i++) {
+		done += load(&run->threads[i].requests);
+		errors += load(&run->threads[i].errors);
+	}
+	double dt = (double)(now - *last_at) / 1e9;
+	const char *phase = now < run->measure_from ? "warm-up" : "measuring";
+	fprintf(stderr, "\r\033[K%s %5.1f s: %10.0f req/s, %" PRIu64 " requests, %" PRIu64
+	        " errors", phase, (double)(now - run->measure_from) / 1e9,
+	        dt > 0 ? (double)(done - *last) / dt : 0, done, errors);
+	*last = done;
+	*last_at = now;
+}
+
+/* Ends the thread's part of the run at the end time (or on Ctrl-C): every
+ * connection is cancelled, and the loop then runs out of tasks. */
+static void *controller(void *arg)
+{
+	struct lat_thread *th = arg;
+	struct run *run = th->run;
+	bool show = th->index == 0 && !run->cfg.quiet && isatty(STDERR_FILENO);
+	uint64_t last = 0;
+	int64_t last_at = uco_now();
+	for (;;) {
+		int64_t now = uco_now();
+		if (now >= run->end || run->interrupted)
+			break;
+		int64_t next = now + (show ? UCO_NS_PER_S : 100 * UCO_NS_PER_MS);
+		if (uco_sleep_until(next < run->end ? next : run->end))
+			break;
+		if (show)
+			progress(run, uco_now(), &last, &last_at);
+	}
+	if (show)
+		fputs("\r\033[K", stderr);
+	th->stopping = true;
+	for (unsigned i = 0; i < th->nconn; i++)
+		uco_task_cancel(th->conns[i]);
+	return NULL;
+}
+
+static int thread_setup(uco_loop *loop, unsigned index, void *arg)
+{
+	struct run *run = arg;
+	struct lat_thread *th = &run->threads[index];
+	const struct lat_config *cfg = &run->cfg;
+	struct conn *conns = calloc(th->nconn, sizeof *conns);
+	th->conns = calloc(th->nconn, sizeof *th->conns);
+	if (!conns || !th->conns)
+		return -ENOMEM;
+	size_t tx = cfg->mode == LAT_ECHO ? (size_t)cfg->pipeline * cfg->size : 0;
+	size_t rx = cfg->mode == LAT_ECHO && 2 * cfg->size > 65536 ? 2 * cfg->size : 65536;
+	for (unsigned i = 0; i < th->nconn; i++) {
+		struct conn *c = &conns[i];
+		*c = (struct conn){ .th = th, .index = th->first_conn + i, .fd = -1 };
+		c->sent_at = calloc(cfg->pipeline, sizeof *c->sent_at);
+		c->tx = tx ? malloc(tx) : NULL;
+		c->rx.p = malloc(rx);
+		c->rx.cap = rx;
+		if (!c->sent_at || (tx && !c->tx) || !c->rx.p)
+			return -ENOMEM;
+		for (unsigned m = 0; m < cfg->pipeline && tx; m++)
+			memcpy(c->tx + m * cfg->size, th->pattern, cfg->size);
+		int err = uco_spawn(loop, &th->conns[i], connection, c);
+		if (err)
+			return err;
+	}
+	/* The connections' memory lives until the process ends: the loop
+	 * closes only after every task has finished, in uco_run_threads. */
+	return uco_spawn(loop, NULL, controller, th);
+}
+
+/* ---------------------------------------------------------------- target */
+
+static void *resolve(void *arg)
+{
+	struct run *run = arg;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	struct addrinfo *res;
+	int err = uco_getaddrinfo(run->cfg.host, run->cfg.port, &hints, &res);
+	if (err) {
+		fprintf(stderr, "uco-lat: cannot resolve %s port %s: %s\n", run->cfg.host,
+		        run->cfg.port, uco_gai_strerror(err));
+		return uco_fail(err);
+	}
+	memcpy(&run->addr, res->ai_addr, res->ai_addrlen);
+	run->addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return NULL;
+}
+
+/* The host name is looked up on a worker thread (getaddrinfo blocks), so
+ * even this one-off step goes through a loop. */
+static int resolve_target(struct run *run)
+{
+	uco_loop *loop;
+	int err = uco_loop_create(&loop, NULL);
+	if (err) {
+		fprintf(stderr, "uco-lat: %s\n", uco_loop_strerror(err));
+		return err;
+	}
+	uco_task *task;
+	if (!(err = uco_spawn(loop, &task, resolve, run))) {
+		err = uco_loop_run_until(loop, task, NULL);
+		uco_task_release(task);
+	}
+	uco_loop_close(loop);
+	return err;
+}
+
+/* host:port, [v6]:port, tcp://host:port, http://host[:port][/path]. */
+static int parse_target(struct lat_config *cfg, const char *t)
+{
+	const char *rest = t;
+	cfg->mode = LAT_ECHO;
+	snprintf(cfg->path, sizeof cfg->path, "/");
+	if (strncmp(t, "http://", 7) == 0) {
+		cfg->mode = LAT_HTTP;
+		rest = t + 7;
+		snprintf(cfg->port, sizeof cfg->port, "80");
+	} else if (strncmp(t, "tcp://", 6) == 0) {
+		rest = t + 6;
+	} else if (strstr(t, "://")) {
+		return -EPROTONOSUPPORT;
+	}
+	size_t hostport = strcspn(rest, "/");
+	if (rest[hostport]) {
+		if (cfg->mode != LAT_HTTP ||
+		    (size_t)snprintf(cfg->path, sizeof cfg->path, "%s", rest + hostport) >=
+		            sizeof cfg->path)
+			return -EINVAL;
+	}
+	const char *host = rest, *colon;
+	size_t hostlen;
+	if (*host == '[') {
+		const char *close = memchr(host, ']', hostport);
+		if (!close)
+			return -EINVAL;
+		host++;
+		hostlen = (size_t)(close - host);
+		colon = close + 1 < rest + hostport && close[1] == ':' ? close + 1 : NULL;
+	} else {
+		colon = memchr(host, ':', hostport);
+		hostlen = colon ? (size_t)(colon - host) : hostport;
+	}
+	if (!hostlen || hostlen >= sizeof cfg->host)
+		return -EINVAL;
+	memcpy(cfg->host, host, hostlen);
+	cfg->host[hostlen] = 0;
+	if (colon) {
+		size_t portlen = (size_t)(rest + hostport - colon - 1);
+		if (!portlen || portlen >= sizeof cfg->port)
+			return -EINVAL;
+		memcpy(cfg->port, colon + 1, portlen);
+		cfg->port[portlen] = 0;
+	} else if (cfg->mode == LAT_ECHO) {
+		return -EINVAL; /* an echo server has no usual port */
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static struct run *the_run;
+
+static void on_interrupt(int signo)
+{
+	(void)signo;
+	the_run->interrupted = 1;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: uco-lat [options] HOST:PORT | http://HOST[:PORT]/PATH\n"
+	      "  HOST:PORT                TCP echo ping-pong (tcp://HOST:PORT too)\n"
+	      "  http://HOST[:PORT]/PATH  HTTP/1.1 GET of PATH, keep-alive\n"
+	      "options:\n"
+	      "  -c, --connections N  connections (default 16)\n"
+	      "  -t, --threads N      loops, one per thread (default 1)\n"
+	      "  -d, --duration S     seconds measured (default 10)\n"
+	      "  -w, --warmup S       seconds of load before measuring (default 1)\n"
+	      "  -s, --size B         echo message size in bytes (default 64)\n"
+	      "  -p, --pipeline N     requests in flight per connection (default 1)\n"
+	      "  -r, --rate R         open loop: R requests/s in all, latency counted from\n"
+	      "                       each request's scheduled send time (default: closed loop)\n"
+	      "      --hgrm FILE      percentile distribution, HdrHistogram .hgrm format (ms)\n"
+	      "      --svg FILE       plot of latency by percentile\n"
+	      "      --json           one JSON object on stdout instead of the summary\n"
+	      "  -q, --quiet          no progress line\n",
+	      f);
+}
+
+static bool number(const char *s, double min, double max, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= min && v <= max))
+		return false;
+	*out = v;
+	return true;
+}
+
+static int parse_args(struct lat_config *cfg, int argc, char **argv)
+{
+	static const struct option longs[] = {
+		{ "connections", required_argument, NULL, 'c' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "size", required_argument, NULL, 's' },
+		{ "pipeline", required_argument, NULL, 'p' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "hgrm", required_argument, NULL, 'H' },
+		{ "svg", required_argument, NULL, 'S' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	*cfg = (struct lat_config){ .connections = 16, .threads = 1, .pipeline = 1, .size = 64,
+	                            .duration_s = 10, .warmup_s = 1 };
+	double v;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "c:t:d:w:s:p:r:qh", longs, NULL)) != -1) {
+		const char *what = NULL;
+		switch (opt) {
+		case 'c':
+			if (!number(optarg, 1, 1000000, &v) || v != (unsigned)v)
+				what = "--connections wants a whole number from 1";
+			cfg->connections = (unsigned)v;
+			break;
+		case 't':
+			if (!number(optarg, 1, 1024, &v) || v != (unsigned)v)
+				what = "--threads wants a whole number from 1 to 1024";
+			cfg->threads = (unsigned)v;
+			break;
+		case 'd':
+			if (!number(optarg, 0.001, 86400 * 365, &v))
+				what = "--duration wants seconds > 0";
+			cfg->duration_s = v;
+			break;
+		case 'w':
+			if (!number(optarg, 0, 86400, &v))
+				what = "--warmup wants seconds >= 0";
+			cfg->warmup_s = v;
+			break;
+		case 's':
+			if (!number(optarg, 1, 1 << 26, &v) || v != (size_t)v)
+				what = "--size wants bytes from 1 to 64 MiB";
+			cfg->size = (size_t)v;
+			break;
+		case 'p':
+			if (!number(optarg, 1, 4096, &v) || v != (unsigned)v)
+				what = "--pipeline wants a whole number from 1 to 4096";
+			cfg->pipeline = (unsigned)v;
+			break;
+		case 'r':
+			if (!number(optarg, 0.001, 1e9, &v))
+				what = "--rate wants requests per second > 0";
+			cfg->rate = v;
+			break;
+		case 'H': cfg->hgrm_path = optarg; break;
+		case 'S': cfg->svg_path = optarg; break;
+		case 'j': cfg->json = true; break;
+		case 'q': cfg->quiet = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+		if (what) {
+			fprintf(stderr, "uco-lat: %s, not '%s'\n", what, optarg);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "uco-lat: %s\n", optind < argc ? "one target only" : "no target");
+		usage(stderr);
+		return -EINVAL;
+	}
+	cfg->target = argv[optind];
+	int err = parse_target(cfg, cfg->target);
+	if (err) {
+		fprintf(stderr, "uco-lat: '%s' is not HOST:PORT or http://HOST[:PORT]/PATH\n",
+		        cfg->target);
+		return err;
+	}
+	if (cfg->threads > cfg->connections) {
+		fprintf(stderr, "uco-lat: %u threads need at least as many connections\n",
+		        cfg->threads);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int prepare_threads(struct run *run)
+{
+	const struct lat_config *cfg = &run->cfg;
+	run->threads = calloc(cfg->threads, sizeof *run->threads);
+	if (!run->threads)
+		return -ENOMEM;
+	size_t pattern = cfg->mode == LAT_ECHO ? cfg->size : 0;
+	char request[1400];
+	int reqlen = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: %s%s%s\r\n\r\n",
+	                      cfg->path, cfg->host, strcmp(cfg->port, "80") ? ":" : "",
+	                      strcmp(cfg->port, "80") ? cfg->port : "");
+	if (reqlen < 0 || (size_t)reqlen >= sizeof request)
+		return -E2BIG;
+	for (unsigned i = 0, first = 0; i < cfg->threads; i++) {
+		struct lat_thread *th = &run->threads[i];
+		th->run = run;
+		th->index = i;
+		th->nconn = cfg->connections / cfg->threads + (i < cfg->connections % cfg->threads);
+		th->first_conn = first;
+		first += th->nconn;
+		hdr_init(&th->latency);
+		if (pattern) {
+			if (!(th->pattern = malloc(pattern)))
+				return -ENOMEM;
+			for (size_t b = 0; b < pattern; b++)
+				th->pattern[b] = (char)(b * 31 + 7);
+		} else {
+			th->request_len = (size_t)reqlen * cfg->pipeline;
+			if (!(th->request = malloc(th->request_len)))
+				return -ENOMEM;
+			for (unsigned r = 0; r < cfg->pipeline; r++)
+				memcpy(th->request + (size_t)r * (size_t)reqlen, request, (size_t)reqlen);
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct run run;
+	if (parse_args(&run.cfg, argc, argv))
+		return 2;
+	the_run = &run;
+	signal(SIGPIPE, SIG_IGN);
+	if (resolve_target(&run))
+		return 1;
+	int err = prepare_threads(&run);
+	if (err) {
+		fprintf(stderr, "uco-lat: %s\n", strerror(-err));
+		return 1;
+	}
+	struct sigaction sa = { .sa_handler = on_interrupt };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	int64_t start = uco_now();
+	run.measure_from = start + (int64_t)(run.cfg.warmup_s * 1e9);
+	run.end = run.measure_from + (int64_t)(run.cfg.duration_s * 1e9);
+	err = uco_run_threads(run.cfg.threads, 0, thread_setup, &run);
+	int64_t stopped = uco_now();
+	if (err) {
+		fprintf(stderr, "uco-lat: %s\n", strerror(-err));
+		return 1;
+	}
+
+	struct lat_result res = { 0 };
+	hdr *all = malloc(sizeof *all);
+	if (!all)
+		return 1;
+	hdr_init(all);
+	for (unsigned i = 0; i < run.cfg.threads; i++) {
+		struct lat_thread *th = &run.threads[i];
+		hdr_merge(all, &th->latency);
+		res.requests += th->requests;
+		res.errors += th->errors;
+		res.bad += th->bad;
+		res.bytes += th->bytes;
+		if (th->max_send_lag > res.max_send_lag_ns)
+			res.max_send_lag_ns = th->max_send_lag;
+	}
+	res.latency = all;
+	int64_t measured_end = stopped < run.end ? stopped : run.end;
+	res.elapsed_s = measured_end > run.measure_from
+	                        ? (double)(measured_end - run.measure_from) / 1e9 : 0;
+	if (!res.requests && !run.interrupted)
+		fprintf(stderr, "uco-lat: no answer came back from %s\n", run.cfg.target);
+	if (lat_report(&run.cfg, &res))
+		return 1;
+	return res.errors || res.bad || !res.requests ? 3 : 0;
 }
