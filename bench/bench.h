@@ -16,6 +16,7 @@
 #ifndef UCO_BENCH_H
 #define UCO_BENCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -92,6 +93,13 @@ int bench_run_self(const char *bench, const char *impl,
  * MiB; negative if it cannot be read. */
 double bench_peak_rss_mib(void);
 
+/* Pin the calling thread (a child about to exec: the process) to one CPU:
+ * 0 or -1 with errno.  Servers and their clients each get a core. */
+int bench_pin_to(int cpu);
+
+/* Whether both CPUs are ours to use (pinning makes sense only then). */
+bool bench_two_cpus(int a, int b);
+
 /* Full path of an executable found in PATH, or NULL.  Free the result. */
 char *bench_find_in_path(const char *name);
 
@@ -105,6 +113,22 @@ char *bench_find_peer_file(const char *name);
  * address, or NULL.  Unmap with bench_stack_free(). */
 void *bench_stack_alloc(size_t size);
 void bench_stack_free(void *base, size_t size);
+
+/* ------------------------------------------------------------ the chart
+ * (bench_svg.c) */
+
+/* One bar: how many times better uco did than `peer` on one figure
+ * (> 1: uco ahead), medians of the same run. */
+struct bench_ratio {
+	char bench[32], metric[48], peer[32];
+	double advantage;
+};
+
+/* More is better for rates (a unit ending in "/s"), less for the rest. */
+bool bench_higher_is_better(const char *unit);
+
+/* The bar chart of every ratio, as SVG, to path: 0 or -errno. */
+int bench_svg_write(const char *path, const struct bench_ratio *rows, size_t n);
 
 /* ------------------------------------------------------------ benchmarks */
 
@@ -120,6 +144,7 @@ int bench_gather_run(const struct bench_opts *opts);
 int bench_cancel_run(const struct bench_opts *opts);
 int bench_chan_run(const struct bench_opts *opts);
 int bench_mutex_run(const struct bench_opts *opts);
+int bench_http_run(const struct bench_opts *opts);
 
 /* peers/echo_liburing.c: the plain-liburing echo server of `echo`, on the
  * listening socket lfd; runs until killed (returns only on an error). */

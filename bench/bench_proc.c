@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +248,26 @@ void bench_stack_free(void *base, size_t size)
 
 	if (base)
 		munmap((char *)base - page, size + page);
+}
+
+/* ------------------------------------------------------------ CPUs */
+
+int bench_pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof set, &set);
+}
+
+bool bench_two_cpus(int a, int b)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof set, &set) < 0)
+		return false;
+	return CPU_ISSET(a, &set) && CPU_ISSET(b, &set);
 }
 
 /* ------------------------------------------------------------ files */

@@ -47,6 +47,7 @@ static const char *const gather_impls[] = {"uco", "asyncio", NULL};
 static const char *const cancel_impls[] = {"uco", NULL};
 static const char *const chan_impls[] = {"uco", "pthread", NULL};
 static const char *const mutex_impls[] = {"uco", "pthread", NULL};
+static const char *const http_impls[] = {"uco", "nginx", NULL};
 
 static const struct bench_def benches[] = {
 	{"switch", switch_impls, bench_switch_run, NULL, false,
@@ -73,6 +74,8 @@ static const struct bench_def benches[] = {
 	 "page-cached file: QD32 sequential 128 KiB, 64 random 4 KiB reads"},
 	{"sendzc", sendzc_impls, bench_sendzc_run, NULL, false,
 	 "bulk TCP send on 127.0.0.1, uco_send vs uco_send_zc, 64 KiB and 1 MiB"},
+	{"http", http_impls, bench_http_run, NULL, false,
+	 "GET /plaintext, uco-http (1 thread) vs nginx (1 worker), wrk -t1 -c64"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 
@@ -204,7 +207,7 @@ void bench_emit(const char *bench, const char *impl, const char *metric,
 		json_string(stdout, unit);
 		fputs("}\n", stdout);
 		fflush(stdout);
-		return;
+		/* Kept as well, for --svg. */
 	}
 
 	struct result *r = NULL;
@@ -379,12 +382,52 @@ static void print_table(const struct bench_def *b)
 	fflush(stdout);
 }
 
+/* ------------------------------------------------------------ the chart */
+
+/* Every (figure, peer) ratio of the benchmarks run, in table order. */
+static void write_chart(const char *path, const struct bench_def *const *selected,
+                        size_t n_selected)
+{
+	struct bench_ratio *rows = calloc(n_results * 8 + 1, sizeof *rows);
+	size_t n = 0;
+	if (!rows) {
+		bench_fail(NULL, NULL, "out of memory for the chart");
+		return;
+	}
+	for (size_t s = 0; s < n_selected; s++) {
+		const struct bench_def *b = selected[s];
+		for (size_t i = 0; i < n_results; i++) {
+			const struct result *r = &results[i];
+			double uco_v, peer_v;
+			if (strcmp(r->bench, b->name) != 0 || strcmp(r->impl, "uco") != 0 ||
+			    !median_of(b->name, "uco", r->metric, &uco_v) || uco_v <= 0)
+				continue;
+			for (size_t k = 1; b->impls[k]; k++) {
+				if (!median_of(b->name, b->impls[k], r->metric, &peer_v) || peer_v <= 0)
+					continue;
+				struct bench_ratio *row = &rows[n++];
+				copy_name(row->bench, sizeof row->bench, b->name);
+				copy_name(row->metric, sizeof row->metric, r->metric);
+				copy_name(row->peer, sizeof row->peer, b->impls[k]);
+				row->advantage = bench_higher_is_better(r->unit) ? uco_v / peer_v
+				                                                 : peer_v / uco_v;
+			}
+		}
+	}
+	int err = bench_svg_write(path, rows, n);
+	if (err)
+		bench_fail(NULL, NULL, "cannot write %s: %s", path, strerror(-err));
+	else if (!json_out)
+		printf("chart of %zu ratios: %s\n", n, path);
+	free(rows);
+}
+
 /* ------------------------------------------------------------ command line */
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: uco-bench [--json] [--quick|--full] [NAME...]\n"
+	        "usage: uco-bench [--json] [--quick|--full] [--svg FILE] [NAME...]\n"
 	        "       uco-bench --list\n"
 	        "\n"
 	        "Measures uco and its peers in the same run.  With no NAME, runs\n"
@@ -393,6 +436,7 @@ static void usage(FILE *f)
 	        "  --json    one JSON object per measurement on stdout, nothing else\n"
 	        "  --quick   fewer rounds (for tests)\n"
 	        "  --full    more rounds, and the --full only benchmarks\n"
+	        "  --svg F   also write a bar chart of uco against each peer to F\n"
 	        "  --list    print the benchmark names and exit\n"
 	        "\n"
 	        "benchmarks:\n");
@@ -424,7 +468,7 @@ int main(int argc, char **argv)
 	const struct bench_def *selected[N_BENCHES];
 	size_t n_selected = 0;
 	bool list = false, quick = false, full = false;
-	const char *child_bench = NULL, *child_impl = NULL;
+	const char *child_bench = NULL, *child_impl = NULL, *svg_path = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -435,6 +479,12 @@ int main(int argc, char **argv)
 			quick = true;
 		} else if (strcmp(a, "--full") == 0) {
 			full = true;
+		} else if (strcmp(a, "--svg") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "uco-bench: --svg FILE\n");
+				return 2;
+			}
+			svg_path = argv[++i];
 		} else if (strcmp(a, "--list") == 0) {
 			list = true;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -499,6 +549,8 @@ int main(int argc, char **argv)
 			print_table(b);
 	}
 	progress_clear();
+	if (svg_path)
+		write_chart(svg_path, selected, n_selected);
 
 	for (size_t i = 0; i < n_results; i++)
 		free(results[i].v);

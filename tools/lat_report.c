@@ -132,7 +132,7 @@ static int write_svg(const struct lat_config *cfg, const struct lat_result *r, F
 			pts.p[i].x = decades;
 	double top = nice_ceiling(us(r->latency->total ? r->latency->max : 1) * 1.05);
 
-	const double W = 800, H = 480, L = 70, R = 20, T = 40, B = 50;
+	const double W = 800, H = 480, L = 70, R = 50, T = 40, B = 50;
 	const double pw = W - L - R, ph = H - T - B;
 	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
 	           "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uco-bench --svg: one horizontal bar per (benchmark, figure, peer), the
+ * length being how many times better uco did than that peer, on a log
+ * scale centred on 1x: to the right (green) where uco is ahead, to the
+ * left (red) where the peer is.  "Better" follows the unit: more is better
+ * for rates (units ending in "/s"), less for times and sizes.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+bool bench_higher_is_better(const char *unit)
+{
+	size_t n = strlen(unit);
+	return n >= 2 && strcmp(unit + n - 2, "/s") == 0;
+}
+
+static void xml_text(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '<')
+			fputs("&lt;", f);
+		else if (*s == '>')
+			fputs("&gt;", f);
+		else if (*s == '&')
+			fputs("&amp;", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+int bench_svg_write(const char *path, const struct bench_ratio *rows, size_t n)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	const double span = 4; /* log2: 1/16x .. 16x */
+	const double W = 900, label_w = 330, bar_h = 18, gap = 6, top = 50, bottom = 40;
+	const double plot_w = W - label_w - 70, mid = label_w + plot_w / 2;
+	double H = top + (double)n * (bar_h + gap) + bottom;
+
+	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+	           "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n"
+	           "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+	           "<text x=\"10\" y=\"22\" font-size=\"15\">uco-bench: how many times better "
+	           "uco did than each peer (same run, medians)</text>\n",
+	        W, H, W, H);
+	for (int e = -(int)span; e <= (int)span; e++) {
+		double x = mid + plot_w / 2 * e / span;
+		fprintf(f, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"%s\"/>\n"
+		           "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%gx</text>\n",
+		        x, top - 8, x, H - bottom + 4, e ? "#ddd" : "#333", x, H - bottom + 20,
+		        e < 0 ? 1 / exp2(-e) : exp2(e));
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct bench_ratio *r = &rows[i];
+		double y = top + (double)i * (bar_h + gap);
+		double lg = log2(r->advantage);
+		if (lg > span)
+			lg = span;
+		if (lg < -span)
+			lg = -span;
+		double len = plot_w / 2 * fabs(lg) / span;
+		double x = lg >= 0 ? mid : mid - len;
+		fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">", label_w - 8,
+		        y + bar_h - 5);
+		xml_text(f, r->bench);
+		fputs(" ", f);
+		xml_text(f, r->metric);
+		fputs(" vs ", f);
+		xml_text(f, r->peer);
+		fprintf(f, "</text>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.0f\" "
+		           "fill=\"%s\"/>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">%.2fx</text>\n",
+		        x, y, len < 1 ? 1 : len, bar_h, lg >= 0 ? "#2ca02c" : "#d62728",
+		        lg >= 0 ? x + len + 4 : x - 4, y + bar_h - 5, lg >= 0 ? "start" : "end",
+		        r->advantage);
+	}
+	fputs("</svg>\n", f);
+	int err = ferror(f) ? -EIO : 0;
+	if (fclose(f) && !err)
+		err = -errno;
+	return err;
+}
