@@ -251,7 +251,9 @@ UCO_API int uco_task_cancel(uco_task *task);
  * errors[i] (0, a failure code, or -ECANCELED) instead, returning how many
  * failed.  Cancelling the gathering coroutine cancels every task and
  * returns -ECANCELED once they have all finished.  values and errors may
- * be NULL.  -EPERM outside a coroutine, -EINVAL for bad arguments. */
+ * be NULL.  -EPERM outside a coroutine, -EINVAL for bad arguments,
+ * -EXDEV for a task of another loop, -EDEADLK if the caller is among the
+ * tasks (the same checks hold for uco_wait and uco_next_completed). */
 #define UCO_GATHER_COLLECT (1u << 0)
 UCO_API int uco_gather(uco_task *const *tasks, size_t n, void **values, int *errors,
                        unsigned flags);

@@ -105,9 +105,13 @@ static int check_tasks(uco_task *self, uco_task *const *tasks, size_t n)
 		return -EPERM;
 	if (n && !tasks)
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (!tasks[i] || tasks[i]->loop != self->loop)
 			return tasks[i] ? -EXDEV : -EINVAL;
+		/* Waiting for itself could never end (as uco_await says). */
+		if (tasks[i] == self)
+			return -EDEADLK;
+	}
 	return 0;
 }
 

@@ -98,6 +98,33 @@ Test(gather, values_in_order_and_collect_mode)
 	test_close(loop);
 }
 
+/* Waiting for itself could never end: refused, as uco_await refuses it. */
+static void *waits_for_itself(void *arg)
+{
+	(void)arg;
+	uco_task *t[2] = { NULL, uco_task_current() };
+	unsigned char taken[2] = { 0 };
+	cr_assert_eq(uco_spawn(NULL, &t[0], sleeps_then, (void *)(intptr_t)1), 0);
+	cr_expect_eq(uco_gather(t, 2, NULL, NULL, 0), -EDEADLK);
+	cr_expect_eq(uco_wait(t, 2, UCO_WAIT_ALL_COMPLETED, UCO_FOREVER, NULL), -EDEADLK);
+	cr_expect_eq(uco_next_completed(t, 2, taken, UCO_FOREVER), -EDEADLK);
+	cr_expect_eq(uco_gather(t, 1, NULL, NULL, 0), 0, "the others still work");
+	uco_task_release(t[0]);
+	return (void *)7;
+}
+
+Test(gather, the_caller_among_the_tasks_is_refused)
+{
+	uco_loop *loop = test_loop();
+	uco_task *t;
+	void *v;
+	cr_assert_eq(uco_spawn(loop, &t, waits_for_itself, NULL), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, &v), 0);
+	cr_assert_eq((intptr_t)v, 7);
+	uco_task_release(t);
+	test_close(loop);
+}
+
 static void *gathers_failing(void *arg)
 {
 	(void)arg;
