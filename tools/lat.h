@@ -19,6 +19,7 @@ struct lat_config {
 	size_t size;          /* echo message bytes */
 	double duration_s, warmup_s;
 	double rate;          /* requests/s in all; 0: closed loop */
+	double churn;         /* chance of a clean reconnect after an answer */
 	const char *hgrm_path, *svg_path;
 	bool json, quiet;
 };
@@ -32,6 +33,8 @@ struct lat_result {
 	uint64_t errors;     /* connect/IO errors and broken connections */
 	uint64_t bad;        /* echo bytes that differed; HTTP answers not 2xx */
 	uint64_t bytes;      /* payload bytes received and checked */
+	uint64_t bytes_sent; /* request bytes put on the wire */
+	uint64_t reconnects; /* clean ones (churn, Connection: close) */
 	int64_t max_send_lag_ns; /* open loop: how late the latest send was */
 };
 

@@ -51,6 +51,9 @@ static void print_summary(const struct lat_config *cfg, const struct lat_result 
 	       (unsigned long long)r->requests, r->elapsed_s, rps(r),
 	       (unsigned long long)r->errors, cfg->mode == LAT_HTTP ? "non-2xx" : "bad bytes",
 	       (unsigned long long)r->bad);
+	printf("  %llu bytes sent, %llu received and checked, %llu clean reconnects\n",
+	       (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes,
+	       (unsigned long long)r->reconnects);
 	printf("  latency (us):");
 	for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
 		printf(" %s %.1f", marks[i].name, us(hdr_percentile(r->latency, marks[i].p)));
@@ -71,11 +74,13 @@ static void print_json(const struct lat_config *cfg, const struct lat_result *r)
 			putchar(*c);
 	printf("\", \"connections\": %u, \"threads\": %u, \"pipeline\": %u, \"size\": %zu, "
 	       "\"rate\": %.0f, \"duration_s\": %.3f, \"requests\": %llu, \"rps\": %.1f, "
-	       "\"errors\": %llu, \"bad\": %llu, \"bytes\": %llu",
+	       "\"errors\": %llu, \"bad\": %llu, \"bytes\": %llu, \"bytes_sent\": %llu, "
+	       "\"reconnects\": %llu",
 	       cfg->connections, cfg->threads, cfg->pipeline, cfg->mode == LAT_ECHO ? cfg->size : 0,
 	       cfg->rate, r->elapsed_s, (unsigned long long)r->requests, rps(r),
 	       (unsigned long long)r->errors, (unsigned long long)r->bad,
-	       (unsigned long long)r->bytes);
+	       (unsigned long long)r->bytes, (unsigned long long)r->bytes_sent,
+	       (unsigned long long)r->reconnects);
 	for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
 		printf(", \"%s\": %.3f", marks[i].json, us(hdr_percentile(r->latency, marks[i].p)));
 	printf(", \"max_us\": %.3f, \"mean_us\": %.3f, \"max_send_lag_us\": %.3f}\n",

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,7 +54,8 @@ struct lat_thread {
 	bool stopping;
 	hdr latency;
 	/* Written by this thread only; read by thread 0's progress line. */
-	uint64_t requests, errors, bad, bytes;
+	uint64_t requests, errors, bad, bytes, bytes_sent, reconnects;
+	uint64_t rng; /* churn draws */
 	int64_t max_send_lag;
 	/* Checked against the received echo bytes. */
 	char *pattern;
@@ -71,7 +73,8 @@ struct conn {
 	uco_sem slots;       /* requests that may still be sent */
 	int64_t *sent_at;    /* per slot, when its request was (due to be) sent */
 	uint64_t sent, received;
-	bool closing;        /* the server said Connection: close */
+	bool closing;        /* no more requests: the server said Connection:
+	                      * close, or churn chose this connection */
 	char *tx;
 	struct rxbuf {
 		char *p;
@@ -190,6 +193,17 @@ static int receive_http(struct conn *c)
 	return 0;
 }
 
+/* xorshift64: a uniform draw in [0, 1) for churn. */
+static double chance(struct lat_thread *th)
+{
+	uint64_t x = th->rng;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	th->rng = x;
+	return (double)(x >> 11) / (double)(UINT64_C(1) << 53);
+}
+
 static void record(struct conn *c)
 {
 	struct lat_thread *th = c->th;
@@ -243,6 +257,8 @@ static void *sender(void *arg)
 		int err = uco_sem_acquire(&c->slots);
 		if (err)
 			return uco_fail(err);
+		if (c->closing)
+			return NULL;
 		unsigned batch = 1;
 		int64_t when;
 		if (cfg->rate > 0) {
@@ -276,6 +292,7 @@ static void *sender(void *arg)
 		for (unsigned i = 0; i < batch; i++)
 			c->sent_at[(c->sent + i) % cfg->pipeline] = when;
 		c->sent += batch;
+		count(&th->bytes_sent, len);
 		if ((err = send_all(c->fd, cfg->mode == LAT_ECHO ? c->tx : th->request, len))) {
 			/* Wake the receiver: the connection is finished. */
 			shutdown(c->fd, SHUT_RDWR);
@@ -334,6 +351,12 @@ static void *connection(void *arg)
 			if (err)
 				break;
 			record(c);
+			if (cfg->churn > 0 && !c->closing && chance(th) < cfg->churn) {
+				/* A client that leaves: stop sending, collect what is
+				 * owed, close, come back. */
+				c->closing = true;
+				uco_sem_release(&c->slots); /* wake a sender waiting for a slot */
+			}
 			if (c->closing && c->received == c->sent)
 				break;
 		}
@@ -349,6 +372,8 @@ static void *connection(void *arg)
 			break;
 		if (err)
 			count(&th->errors, 1);
+		else
+			count(&th->reconnects, 1);
 	}
 	return NULL;
 }
@@ -548,6 +573,8 @@ static void usage(FILE *f)
 	      "  -p, --pipeline N     requests in flight per connection (default 1)\n"
 	      "  -r, --rate R         open loop: R requests/s in all, latency counted from\n"
 	      "                       each request's scheduled send time (default: closed loop)\n"
+	      "      --churn P        after each answer, close and reconnect with probability P\n"
+	      "                       (a clean leave, not an error)\n"
 	      "      --hgrm FILE      percentile distribution, HdrHistogram .hgrm format (ms)\n"
 	      "      --svg FILE       plot of latency by percentile\n"
 	      "      --json           one JSON object on stdout instead of the summary\n"
@@ -576,6 +603,7 @@ static int parse_args(struct lat_config *cfg, int argc, char **argv)
 		{ "size", required_argument, NULL, 's' },
 		{ "pipeline", required_argument, NULL, 'p' },
 		{ "rate", required_argument, NULL, 'r' },
+		{ "churn", required_argument, NULL, 'C' },
 		{ "hgrm", required_argument, NULL, 'H' },
 		{ "svg", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
@@ -624,6 +652,11 @@ static int parse_args(struct lat_config *cfg, int argc, char **argv)
 			if (!number(optarg, 0.001, 1e9, &v))
 				what = "--rate wants requests per second > 0";
 			cfg->rate = v;
+			break;
+		case 'C':
+			if (!number(optarg, 0, 1, &v))
+				what = "--churn wants a fraction from 0 to 1";
+			cfg->churn = v;
 			break;
 		case 'H': cfg->hgrm_path = optarg; break;
 		case 'S': cfg->svg_path = optarg; break;
@@ -678,6 +711,7 @@ static int prepare_threads(struct run *run)
 		th->first_conn = first;
 		first += th->nconn;
 		hdr_init(&th->latency);
+		th->rng = 0x9E3779B97F4A7C15u * (i + 1);
 		if (pattern) {
 			if (!(th->pattern = malloc(pattern)))
 				return -ENOMEM;
@@ -694,6 +728,21 @@ static int prepare_threads(struct run *run)
 	return 0;
 }
 
+/* Thousands of connections need more descriptors than the usual soft
+ * limit of 1024: take what the hard limit allows, and say so when that is
+ * still too few. */
+static void raise_fd_limit(unsigned connections)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)connections + 64)
+		fprintf(stderr, "uco-lat: %u connections, but only %llu descriptors allowed "
+		        "(ulimit -n)\n", connections, (unsigned long long)rl.rlim_cur);
+}
+
 int main(int argc, char **argv)
 {
 	static struct run run;
@@ -701,6 +750,7 @@ int main(int argc, char **argv)
 		return 2;
 	the_run = &run;
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(run.cfg.connections);
 	if (resolve_target(&run))
 		return 1;
 	int err = prepare_threads(&run);
@@ -734,6 +784,8 @@ int main(int argc, char **argv)
 		res.errors += th->errors;
 		res.bad += th->bad;
 		res.bytes += th->bytes;
+		res.bytes_sent += th->bytes_sent;
+		res.reconnects += th->reconnects;
 		if (th->max_send_lag > res.max_send_lag_ns)
 			res.max_send_lag_ns = th->max_send_lag;
 	}

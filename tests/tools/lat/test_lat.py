@@ -86,6 +86,13 @@ def test_echo():
         check(r["bytes"] >= r["requests"] * size, f"{extra}: {r}")
         check(0 < r["p50_us"] <= r["p99_us"] <= r["max_us"], f"{extra}: {r}")
         check(abs(r["rps"] - r["requests"] / r["duration_s"]) < 1, f"{extra}: {r}")
+        check(r["bytes_sent"] >= r["bytes"], f"{extra}: {r}")
+    # Clients that leave and come back: clean reconnects, nothing lost.
+    for extra in ([], ["-p", "4"], ["-r", "2000"]):
+        rc, r, err = run_json("-c", 8, "-d", 0.5, "-w", 0, "--churn", 0.1, *extra,
+                              f"127.0.0.1:{srv.port}")
+        check(rc == 0 and r["reconnects"] > 10 and r["errors"] == 0 and r["bad"] == 0,
+              f"churn {extra}: rc {rc} {r} {err}")
 
 
 def test_verify():
