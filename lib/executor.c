@@ -47,9 +47,15 @@ struct uco__inbox {
 	uint64_t efd_value;           /* read buffer for the eventfd */
 	struct uco__completion read_done;
 	struct uco__completion bell;  /* the MSG_RING doorbell */
+	/* The doorbell's own completion on another loop's ring that rang it:
+	 * that loop holds a reference until it has seen it. */
+	struct uco__completion bell_back;
+	unsigned refs;                /* the loop's, plus bells in flight */
 	pthread_mutex_t lock;
 	struct uco__post *posted;     /* LIFO, reversed when drained */
 };
+
+static void inbox_unref(struct uco__inbox *in);
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DROPPED };
 
@@ -118,13 +124,61 @@ static void ring_eventfd(struct uco__inbox *to)
 		;
 }
 
+/* From a loop's own thread (a cross-loop channel serving a waiter,
+ * uco_loop_call from a loop): the MSG_RING goes on the posting loop's own
+ * ring and is submitted at once, under to->lock, so that the target's
+ * ring descriptor is looked up while the target cannot have closed.  Its
+ * completion comes back to the posting loop (bell_back), counted as work
+ * in flight, and holds a reference on the inbox until then: a refused
+ * message rings the eventfd from there.  false: not sent (no MSG_RING
+ * here, no SQE, or the submit failed), ring the eventfd. */
+static bool ring_bell_from_loop(struct uco__inbox *to)
+{
+	uco_loop *self = uco_loop_current();
+	if (!self || !uco__has_op(self, IORING_OP_MSG_RING))
+		return false;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&self->ring);
+	if (!sqe)
+		return false;
+	io_uring_prep_msg_ring(sqe, to->ring_fd, 0, (uint64_t)(uintptr_t)&to->bell, 0);
+	io_uring_sqe_set_data(sqe, &to->bell_back);
+	self->inflight++;
+	__atomic_fetch_add(&to->refs, 1, __ATOMIC_RELAXED);
+	if (uco__ring_submit_now(self) < 0) {
+		/* Nothing was consumed: the SQE is still ours, and must not
+		 * reach the kernel after the lock is gone.  Its completion
+		 * (res 0) only drops the reference. */
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data(sqe, &to->bell_back);
+		return false;
+	}
+	return true;
+}
+
+static void bell_back(uco_loop *loop, struct uco__completion *c,
+                      const struct io_uring_cqe *cqe)
+{
+	(void)loop;
+	struct uco__inbox *to = UCO__CONTAINER_OF(c, struct uco__inbox, bell_back);
+	if (cqe->res < 0) {
+		/* Refused (a full target CQ, an old kernel's rule): the posts
+		 * wait unannounced; the eventfd announces them. */
+		pthread_mutex_lock(&to->lock);
+		ring_eventfd(to);
+		pthread_mutex_unlock(&to->lock);
+	}
+	inbox_unref(to);
+}
+
 /* Ring the loop's doorbell, under to->lock: a MSG_RING into its ring from
- * this worker's ring (its own CQE skipped on success), else the eventfd.
- * Under the lock because once the loop can see the posts it may finish and
- * close, and its ring or eventfd must not be written after that (or, worse,
- * a descriptor that reuses the number). */
+ * this worker's ring (its own CQE skipped on success) or from the posting
+ * loop's ring, else the eventfd.  Under the lock because once the loop can
+ * see the posts it may finish and close, and its ring or eventfd must not
+ * be written after that (or, worse, a descriptor that reuses the number). */
 static void ring_bell(struct worker *w, struct uco__inbox *to)
 {
+	if (!w && ring_bell_from_loop(to))
+		return;
 	if (w && w->ex->use_msg_ring) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
 		if (!sqe) {
@@ -256,6 +310,8 @@ static struct uco__inbox *loop_inbox(uco_loop *loop, int *err)
 	in->read_done.uncounted = true; /* a listener does not keep the loop alive */
 	in->bell.complete = bell_rung;
 	in->bell.uncounted = true;      /* the posts it announces are counted */
+	in->bell_back.complete = bell_back;
+	in->refs = 1;
 	*err = arm_inbox(loop, in);
 	if (*err) {
 		close(in->efd);
@@ -267,13 +323,21 @@ static struct uco__inbox *loop_inbox(uco_loop *loop, int *err)
 	return in;
 }
 
-void uco__inbox_destroy(struct uco__inbox *in)
+static void inbox_unref(struct uco__inbox *in)
 {
-	if (!in)
+	if (__atomic_sub_fetch(&in->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	close(in->efd);
 	pthread_mutex_destroy(&in->lock);
 	free(in);
+}
+
+/* The loop lets go; a bell still on its way back to another loop keeps
+ * the lock and eventfd it may use. */
+void uco__inbox_destroy(struct uco__inbox *in)
+{
+	if (in)
+		inbox_unref(in);
 }
 
 /* ------------------------------------------------------------ workers */

@@ -314,6 +314,10 @@ struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c);
 /* Make room for n SQEs in a row (a linked chain must not be split by a
  * submit in its middle).  0, or -EAGAIN/-EBUSY if the kernel refuses. */
 int uco__sqe_reserve(uco_loop *loop, unsigned n);
+/* One io_uring_submit of what the SQ holds, now, without reaping (safe
+ * under a lock that completions may take): 0 or the error, in which case
+ * nothing was consumed. */
+int uco__ring_submit_now(uco_loop *loop);
 /* Submit what is pending; wait for at least one CQE if `wait` (up to
  * timeout_ns when >= 0), then hand every available CQE to its completion. */
 int uco__ring_turn(uco_loop *loop, bool wait, int64_t timeout_ns);

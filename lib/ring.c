@@ -138,6 +138,14 @@ static int submit_pending(uco_loop *loop)
 	return -EBUSY;
 }
 
+int uco__ring_submit_now(uco_loop *loop)
+{
+	unsigned pending = io_uring_sq_ready(&loop->ring);
+	int ret = io_uring_submit(&loop->ring);
+	count_submit(loop, pending);
+	return ret < 0 ? ret : 0;
+}
+
 struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
