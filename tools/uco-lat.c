@@ -51,6 +51,7 @@ struct lat_thread {
 	struct run *run;
 	unsigned index, first_conn, nconn;
 	uco_task **conns;
+	struct conn *conn_mem; /* freed by main once the threads are done */
 	bool stopping;
 	hdr latency;
 	/* Written by this thread only; read by thread 0's progress line. */
@@ -434,7 +435,7 @@ static int thread_setup(uco_loop *loop, unsigned index, void *arg)
 	struct run *run = arg;
 	struct lat_thread *th = &run->threads[index];
 	const struct lat_config *cfg = &run->cfg;
-	struct conn *conns = calloc(th->nconn, sizeof *conns);
+	struct conn *conns = th->conn_mem = calloc(th->nconn, sizeof *conns);
 	th->conns = calloc(th->nconn, sizeof *th->conns);
 	if (!conns || !th->conns)
 		return -ENOMEM;
@@ -455,8 +456,8 @@ static int thread_setup(uco_loop *loop, unsigned index, void *arg)
 		if (err)
 			return err;
 	}
-	/* The connections' memory lives until the process ends: the loop
-	 * closes only after every task has finished, in uco_run_threads. */
+	/* The connections' memory outlives the loop (uco_run_threads closes
+	 * it once every task has finished); main frees it. */
 	return uco_spawn(loop, NULL, controller, th);
 }
 
@@ -743,6 +744,26 @@ static void raise_fd_limit(unsigned connections)
 		        "(ulimit -n)\n", connections, (unsigned long long)rl.rlim_cur);
 }
 
+/* After the run: the counters are read, everything else goes. */
+static void free_threads(struct run *run)
+{
+	for (unsigned i = 0; i < run->cfg.threads; i++) {
+		struct lat_thread *th = &run->threads[i];
+		for (unsigned k = 0; th->conn_mem && k < th->nconn; k++) {
+			free(th->conn_mem[k].sent_at);
+			free(th->conn_mem[k].tx);
+			free(th->conn_mem[k].rx.p);
+		}
+		for (unsigned k = 0; th->conns && k < th->nconn; k++)
+			if (th->conns[k])
+				uco_task_release(th->conns[k]);
+		free(th->conn_mem);
+		free(th->conns);
+		free(th->pattern);
+		free(th->request);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct run run;
@@ -790,12 +811,14 @@ int main(int argc, char **argv)
 			res.max_send_lag_ns = th->max_send_lag;
 	}
 	res.latency = all;
+	free_threads(&run);
 	int64_t measured_end = stopped < run.end ? stopped : run.end;
 	res.elapsed_s = measured_end > run.measure_from
 	                        ? (double)(measured_end - run.measure_from) / 1e9 : 0;
 	if (!res.requests && !run.interrupted)
 		fprintf(stderr, "uco-lat: no answer came back from %s\n", run.cfg.target);
-	if (lat_report(&run.cfg, &res))
-		return 1;
-	return res.errors || res.bad || !res.requests ? 3 : 0;
+	int ret = lat_report(&run.cfg, &res) ? 1 : res.errors || res.bad || !res.requests ? 3 : 0;
+	free(all);
+	free(run.threads);
+	return ret;
 }
