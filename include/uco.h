@@ -102,7 +102,8 @@ UCO_API const char *uco_loop_strerror(int err);
 /* Run until no task is left (0), or until uco_loop_stop() was called (1; the
  * tasks left are kept, and a later run continues them).  -EBUSY if a loop
  * is already running on this thread, -EPERM from another thread than the
- * creator, -EINVAL for NULL. */
+ * creator, -EINVAL for NULL, -EDEADLK if tasks are left that nothing can
+ * ever wake (no operation in flight), or io_uring_enter's error. */
 UCO_API int uco_loop_run(uco_loop *loop);
 
 /* Run until `task` has finished, then return like uco_task_result().  Other
@@ -117,9 +118,11 @@ UCO_API int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value);
 UCO_API int uco_loop_stop(uco_loop *loop);
 
 /* Destroy a loop that is not running and has no unfinished task (-EBUSY
- * otherwise: the loop is left as it was).  Task handles the user still holds
- * stay valid for uco_task_state/result/release; everything else on them
- * returns -ESHUTDOWN. */
+ * otherwise: the loop is left as it was; -EPERM from another thread).
+ * Task handles the user still holds stay valid for uco_task_state_get,
+ * uco_task_result, retain and release; adding a done-callback returns
+ * -ESHUTDOWN, cancelling -EALREADY (they have all finished), and awaiting
+ * one from another loop -EXDEV. */
 UCO_API int uco_loop_close(uco_loop *loop);
 
 /* The loop running on this thread, or NULL. */
@@ -152,6 +155,32 @@ UCO_API int uco_loop_stats_get(const uco_loop *loop, uco_loop_stats *out);
 #define UCO_RING_COOP_TASKRUN (1u << 2)
 #define UCO_RING_GUARD_MADVISE (1u << 3) /* stacks guarded by MADV_GUARD_INSTALL */
 UCO_API unsigned uco_loop_features(const uco_loop *loop);
+
+/* ---------------------------------------------------------------- debugging */
+
+/*
+ * A task that overflows its stack is reported on stderr (which task, its
+ * function, its stack size and how to raise it) before the process aborts;
+ * UCO_OVERFLOW_REPORT=0 in the environment turns that off.  The README's
+ * "Debugging" section has the rest: the gdb commands, Valgrind.
+ */
+
+/* Debug mode's slow-task warning (asyncio's slow_callback_duration): each
+ * time a task of `loop` (NULL: the loop running on this thread) runs longer
+ * than threshold_ns without yielding or blocking, one line on stderr names
+ * it and says for how long it ran.  0 turns it off (the default); while on,
+ * each switch into a task reads the clock twice.  -EINVAL for a negative
+ * threshold or no loop, -EPERM from another thread than the loop's. */
+UCO_API int uco_loop_set_slow_warning(uco_loop *loop, int64_t threshold_ns);
+
+/* Write a report of every task of `loop` (NULL: the loop running on this
+ * thread) to fd, one line each: its state (runnable, running, waiting,
+ * done), its function, its stack size and use, and what it waits for
+ * (a sleep and the time left, an IO operation and its fd, the task it
+ * awaits, a mutex, channel, executor job, gather ...).  From the loop's
+ * thread, inside a task or not.  Returns how many tasks it listed,
+ * -EINVAL (no loop), -EPERM (another thread), -EBADF, or a write error. */
+UCO_API int uco_loop_dump(uco_loop *loop, int fd);
 
 /* ---------------------------------------------------------------- tasks */
 
@@ -409,8 +438,10 @@ UCO_API int uco_listen_reuseport(const struct sockaddr *addr, socklen_t addrlen,
 UCO_API int uco_signal_wait(const sigset_t *set, int64_t deadline);
 
 /* Run cb(signo, user) on the loop each time signo arrives (asyncio's
- * loop.add_signal_handler), until the loop closes.  The handler lives in a
- * task of the loop, which does not keep the loop running by itself. */
+ * loop.add_signal_handler), until the loop closes.  It is a standing
+ * signalfd read, not a task: it does not keep the loop running by itself,
+ * and cb runs on the loop's own stack, outside any coroutine (it may spawn,
+ * cancel and stop, but not block). */
 UCO_API int uco_loop_on_signal(uco_loop *loop, int signo, void (*cb)(int signo, void *user),
                                void *user);
 

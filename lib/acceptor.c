@@ -6,8 +6,17 @@
  * the multishot (an error, or a kernel before 5.19 that refuses the flag
  * with -EINVAL), the acceptor arms again, one-shot accepts from then on if
  * multishot was refused.
+ *
+ * After an error it arms again only when a coroutine asks for the next
+ * connection.  The kernel answers -EMFILE/-ENFILE at once while the
+ * descriptor table is full (it takes a descriptor before it looks for a
+ * connection), so arming again at once would spin the loop and queue one
+ * error per turn until descriptors are freed.  Waiting for the consumer
+ * lets the server handle the error (close something, back off) while the
+ * clients wait in the listen backlog.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -24,6 +33,7 @@ struct uco_acceptor {
 	int listen_fd, flags;
 	bool multishot;          /* the kernel takes IORING_ACCEPT_MULTISHOT */
 	bool armed, closing;
+	int unqueued;            /* an error no room was found for: reported next */
 	/* Accepted descriptors (>= 0) and errors (< 0), in arrival order. */
 	int *queue;
 	size_t head, len, cap;
@@ -96,13 +106,18 @@ static void accepted(uco_loop *loop, struct uco__completion *c, const struct io_
 		arm(a);
 		return;
 	}
-	if (cqe->res != -ECANCELED && push(a, cqe->res) < 0 && cqe->res >= 0)
-		close(cqe->res); /* no memory to queue it: refuse the connection */
+	if (cqe->res != -ECANCELED && push(a, cqe->res) < 0) {
+		/* No memory to queue it: refuse the connection, and say so
+		 * rather than leave the consumer waiting for it. */
+		if (cqe->res >= 0)
+			close(cqe->res);
+		a->unqueued = cqe->res < 0 ? cqe->res : -ENOMEM;
+	}
 	uco_task *t = uco__waitq_pop(&a->waiters);
 	if (t)
 		uco__wake(loop, t, 0);
-	if (!more)
-		arm(a);
+	if (!more && (cqe->res >= 0 || cqe->res == -ECANCELED))
+		arm(a); /* after an error: at the next uco_acceptor_next() */
 }
 
 int uco_acceptor_open(uco_loop *loop, uco_acceptor **out, int listen_fd, int flags)
@@ -138,6 +153,14 @@ int uco_acceptor_next(uco_acceptor *a)
 	return uco_acceptor_next_dl(a, UCO_FOREVER);
 }
 
+static void describe_acceptor(const uco_task *t, char *buf, size_t len)
+{
+	const uco_acceptor *a = UCO__CONTAINER_OF(t->wait.queue, uco_acceptor, waiters);
+	snprintf(buf, len, "%p, listening fd %d", (const void *)a, a->listen_fd);
+}
+
+static const struct uco__wait_kind acceptor_kind = { "acceptor", describe_acceptor };
+
 int uco_acceptor_next_dl(uco_acceptor *a, int64_t deadline)
 {
 	uco_task *self = uco__self();
@@ -154,7 +177,18 @@ int uco_acceptor_next_dl(uco_acceptor *a, int64_t deadline)
 			a->len--;
 			return res;
 		}
-		int r = uco__wait_in(self, &a->waiters, deadline);
+		if (a->unqueued) {
+			int err = a->unqueued;
+			a->unqueued = 0;
+			return err;
+		}
+		if (!a->armed) {
+			/* Stopped at an error (or no SQE could be had then). */
+			int err = arm(a);
+			if (err)
+				return err;
+		}
+		int r = uco__wait_in(self, &a->waiters, &acceptor_kind, deadline);
 		if (r < 0)
 			return r;
 	}

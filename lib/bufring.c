@@ -12,6 +12,7 @@
  * mapped and registered here.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -27,13 +28,21 @@ struct uco_bufring {
 	unsigned count, size, mask;
 	uint16_t bgid;
 	unsigned streams;        /* open streams using it */
+	/* Streams whose receive ended with -ENOBUFS, oldest first: each
+	 * buffer that comes back re-arms one, so that a stream whose task is
+	 * already waiting is not left waiting after the drought. */
+	struct uco_recv_stream *starved;
 };
+
+static void rearm_starved(uco_bufring *br);
 
 static void give_back(uco_bufring *br, unsigned bid)
 {
 	io_uring_buf_ring_add(br->ring, br->buffers + (size_t)bid * br->size, br->size,
 	                      (unsigned short)bid, (int)br->mask, 0);
 	io_uring_buf_ring_advance(br->ring, 1);
+	if (br->starved)
+		rearm_starved(br);
 }
 
 static void free_bufring(uco_bufring *br, bool registered)
@@ -124,11 +133,37 @@ struct uco_recv_stream {
 	uco_bufring *br;
 	int fd;
 	bool armed, closing, ended, starved;
+	struct uco_recv_stream *next_starved; /* br->starved list, while starved */
+	int lost;               /* -ENOMEM: a chunk could not be queued */
 	int held;               /* buffer handed out, or -1 */
 	struct chunk *queue;
 	size_t head, len, cap;
 	struct uco__waitq waiters;
 };
+
+static void starve(uco_recv_stream *s)
+{
+	if (s->starved)
+		return;
+	s->starved = true;
+	s->next_starved = NULL;
+	uco_recv_stream **p = &s->br->starved;
+	while (*p)
+		p = &(*p)->next_starved;
+	*p = s;
+}
+
+static void unstarve(uco_recv_stream *s)
+{
+	if (!s->starved)
+		return;
+	s->starved = false;
+	for (uco_recv_stream **p = &s->br->starved; *p; p = &(*p)->next_starved)
+		if (*p == s) {
+			*p = s->next_starved;
+			break;
+		}
+}
 
 static int arm_stream(uco_recv_stream *s)
 {
@@ -139,12 +174,24 @@ static int arm_stream(uco_recv_stream *s)
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = s->br->bgid;
 	s->armed = true;
-	s->starved = false;
+	unstarve(s);
 	return 0;
+}
+
+/* A buffer came back: the oldest starved stream gets to receive again.
+ * Without an SQE it stays listed, and its next call arms it. */
+static void rearm_starved(uco_bufring *br)
+{
+	uco_recv_stream *s = br->starved;
+	if (!s->armed && !s->closing && !s->ended)
+		arm_stream(s);
+	else
+		unstarve(s);
 }
 
 static void free_stream(uco_recv_stream *s, bool give_buffers)
 {
+	unstarve(s);
 	if (give_buffers) {
 		if (s->held >= 0)
 			give_back(s->br, (unsigned)s->held);
@@ -199,15 +246,34 @@ static void received(uco_loop *loop, struct uco__completion *c, const struct io_
 		return;
 	}
 	if (cqe->res == -ENOBUFS) {
-		/* Every buffer is out: arm again when one comes back. */
-		s->starved = true;
+		/* Every buffer is out: arm again when one comes back (the
+		 * kernel has ended this multishot receive). */
+		if (!s->ended && !more)
+			starve(s);
+		return;
+	}
+	if (s->ended) {
+		/* After a loss (below), until the cancel lands: dropped. */
+		if (has_buffer)
+			give_back(s->br, bid);
 		return;
 	}
 	struct chunk ch = { cqe->res, bid };
-	if (push_chunk(s, ch) < 0 && has_buffer)
-		give_back(s->br, bid); /* no memory to queue it: data lost, say so below */
-	if (cqe->res <= 0)
+	if (push_chunk(s, ch) < 0) {
+		/* No memory to queue it: these bytes are lost, so the stream
+		 * ends here, with -ENOMEM once what was queued has been read
+		 * (silently going on would hand out data with a hole in it),
+		 * and stops receiving. */
+		if (has_buffer)
+			give_back(s->br, bid);
+		s->lost = -ENOMEM;
 		s->ended = true;
+		struct io_uring_sqe *sqe = more ? uco__sqe_get(loop, NULL) : NULL;
+		if (sqe)
+			io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&s->done, 0);
+	} else if (cqe->res <= 0) {
+		s->ended = true;
+	}
 	uco_task *t = uco__waitq_pop(&s->waiters);
 	if (t)
 		uco__wake(loop, t, 0);
@@ -247,6 +313,14 @@ ssize_t uco_recv_stream_next(uco_recv_stream *s, const void **data)
 	return uco_recv_stream_next_dl(s, data, UCO_FOREVER);
 }
 
+static void describe_stream(const uco_task *t, char *buf, size_t len)
+{
+	const uco_recv_stream *s = UCO__CONTAINER_OF(t->wait.queue, uco_recv_stream, waiters);
+	snprintf(buf, len, "%p, fd %d", (const void *)s, s->fd);
+}
+
+static const struct uco__wait_kind stream_kind = { "recv stream", describe_stream };
+
 ssize_t uco_recv_stream_next_dl(uco_recv_stream *s, const void **data, int64_t deadline)
 {
 	uco_task *self = uco__self();
@@ -258,8 +332,11 @@ ssize_t uco_recv_stream_next_dl(uco_recv_stream *s, const void **data, int64_t d
 		give_back(s->br, (unsigned)s->held);
 		s->held = -1;
 	}
-	if (s->starved && !s->armed && !s->ended)
-		arm_stream(s); /* a buffer just came back */
+	if (s->starved && !s->armed && !s->ended) {
+		int err = arm_stream(s); /* a buffer just came back */
+		if (err && !s->len)
+			return err;
+	}
 	for (;;) {
 		if (s->len) {
 			struct chunk c = s->queue[s->head];
@@ -272,8 +349,8 @@ ssize_t uco_recv_stream_next_dl(uco_recv_stream *s, const void **data, int64_t d
 			return c.res;
 		}
 		if (s->ended)
-			return 0;
-		int r = uco__wait_in(self, &s->waiters, deadline);
+			return s->lost;
+		int r = uco__wait_in(self, &s->waiters, &stream_kind, deadline);
 		if (r < 0)
 			return r;
 	}

@@ -10,6 +10,7 @@
  * wait_for passes it on, as an await does.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,15 @@ static int check_tasks(uco_task *self, uco_task *const *tasks, size_t n)
 	return 0;
 }
 
+static void describe_set(const uco_task *t, char *buf, size_t len)
+{
+	const struct set_watch *s = t->wait_data;
+	snprintf(buf, len, "%zu of %zu tasks finished", s->finished, s->n);
+}
+
+static const struct uco__wait_kind gather_kind = { "gather", describe_set };
+static const struct uco__wait_kind wait_kind = { "wait", describe_set };
+
 /* ------------------------------------------------------------ gather */
 
 static struct set_watch *gathering(uco_task *t)
@@ -152,7 +162,7 @@ int uco_gather(uco_task *const *tasks, size_t n, void **values, int *errors, uns
 	}
 	if (!condition(&s)) {
 		self->wait_data = &s;
-		uco__park(self->loop, self, cancel_gather);
+		uco__park(self->loop, self, &gather_kind, cancel_gather);
 		/* The hook ran if we were cancelled: that was delivered here. */
 		if (s.all) {
 			self->cancelling = false;
@@ -232,7 +242,7 @@ static int set_wait(struct set_watch *s, int64_t deadline)
 		return r;
 	/* member_finished wakes us once; an interrupt wakes us instead. */
 	self->wait_data = s;
-	return uco__timer_disarm(self, uco__park(self->loop, self, interrupt_wait));
+	return uco__timer_disarm(self, uco__park(self->loop, self, &wait_kind, interrupt_wait));
 }
 
 int uco_wait(uco_task *const *tasks, size_t n, int mode, int64_t deadline,

@@ -38,7 +38,7 @@ static void task_entry(void *arg)
 }
 
 /* Switch from the scheduler into t, until t parks or ends. */
-static void enter(uco_loop *loop, uco_task *t)
+static inline void switch_in(uco_loop *loop, uco_task *t)
 {
 	loop->current = t;
 	t->run_state = UCO__RUNNING;
@@ -58,6 +58,26 @@ static void enter(uco_loop *loop, uco_task *t)
 	__sanitizer_finish_switch_fiber(loop->asan_fake_stack, NULL, NULL);
 #endif
 	loop->current = NULL;
+}
+
+/* Debug mode: time the run, kept out of line so that the default path
+ * pays only enter()'s test of slow_ns. */
+__attribute__((noinline, cold)) static void enter_timed(uco_loop *loop, uco_task *t)
+{
+	int64_t limit = loop->slow_ns; /* the task may change it meanwhile */
+	int64_t start = uco_now();
+	switch_in(loop, t);
+	int64_t ran = uco_now() - start;
+	if (ran > limit)
+		uco__slow_report(loop, t, ran, limit);
+}
+
+static void enter(uco_loop *loop, uco_task *t)
+{
+	if (__builtin_expect(loop->slow_ns != 0, 0))
+		enter_timed(loop, t);
+	else
+		switch_in(loop, t);
 }
 
 void uco__coro_start(uco_loop *loop, uco_task *t)

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -146,10 +147,16 @@ static bool ring_bell_from_loop(struct uco__inbox *to)
 	__atomic_fetch_add(&to->refs, 1, __ATOMIC_RELAXED);
 	if (uco__ring_submit_now(self) < 0) {
 		/* Nothing was consumed: the SQE is still ours, and must not
-		 * reach the kernel after the lock is gone.  Its completion
-		 * (res 0) only drops the reference. */
+		 * reach the kernel after the lock is gone.  It becomes a NOP
+		 * that nobody waits for, and the reference goes now: its
+		 * completion might never be reaped (a loop whose last task
+		 * this was closes without another turn), which would leak
+		 * the target's inbox.  The target loop holds its own
+		 * reference, so this one is never the last. */
 		io_uring_prep_nop(sqe);
-		io_uring_sqe_set_data(sqe, &to->bell_back);
+		io_uring_sqe_set_data(sqe, NULL);
+		self->inflight--;
+		__atomic_fetch_sub(&to->refs, 1, __ATOMIC_RELEASE);
 		return false;
 	}
 	return true;
@@ -332,12 +339,16 @@ static void inbox_unref(struct uco__inbox *in)
 	free(in);
 }
 
+static void drop_calls(struct uco__inbox *in);
+
 /* The loop lets go; a bell still on its way back to another loop keeps
  * the lock and eventfd it may use. */
 void uco__inbox_destroy(struct uco__inbox *in)
 {
-	if (in)
+	if (in) {
+		drop_calls(in);
 		inbox_unref(in);
+	}
 }
 
 /* ------------------------------------------------------------ workers */
@@ -643,6 +654,30 @@ static void cancel_job(uco_task *t)
 	}
 }
 
+static void describe_job(const uco_task *t, char *buf, size_t len)
+{
+	struct uco__job *job = t->wait_data;
+	const char *state = "handed over at the end of this turn";
+	if (!job->batched) {
+		pthread_mutex_lock(&job->ex->lock);
+		state = job->state == JOB_QUEUED ? "queued" : "running";
+		pthread_mutex_unlock(&job->ex->lock);
+	}
+	char fn[160];
+	uco__describe_fn(job->fn, fn, sizeof fn);
+	snprintf(buf, len, "%s on executor %p, %s%s", fn, (void *)job->ex, state,
+	         job->cancelled ? ", cancelled" : "");
+}
+
+static void describe_room(const uco_task *t, char *buf, size_t len)
+{
+	const struct room_wait *rw = t->wait_data;
+	snprintf(buf, len, "executor %p, its queue is full", (void *)rw->ex);
+}
+
+static const struct uco__wait_kind job_kind = { "executor job", describe_job };
+static const struct uco__wait_kind room_kind = { "executor queue", describe_room };
+
 static void cancel_room_wait(uco_task *t)
 {
 	struct room_wait *rw = t->wait_data;
@@ -739,7 +774,7 @@ static int wait_for_room(uco_executor *ex, uco_task *self, struct uco__inbox *to
 	pthread_mutex_unlock(&ex->lock);
 	self->loop->inflight++;
 	self->wait_data = &rw;
-	int r = uco__park(self->loop, self, cancel_room_wait);
+	int r = uco__park(self->loop, self, &room_kind, cancel_room_wait);
 	pthread_mutex_lock(&ex->lock);
 	return r;
 }
@@ -806,7 +841,7 @@ int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
 	}
 	loop->inflight++; /* the post that will come back */
 	self->wait_data = &job;
-	int r = uco__park(loop, self, cancel_job);
+	int r = uco__park(loop, self, &job_kind, cancel_job);
 	if (r)
 		return r;
 	if (value)
@@ -935,6 +970,7 @@ struct call {
 	struct uco__post post;
 	void (*fn)(void *arg);
 	void *arg;
+	bool owns_arg;            /* arg is freed if the call is dropped */
 };
 
 static void run_loop_call(uco_loop *loop, struct uco__completion *c,
@@ -949,7 +985,29 @@ static void run_loop_call(uco_loop *loop, struct uco__completion *c,
 	fn(arg);
 }
 
-int uco_loop_call(uco_loop *loop, void (*fn)(void *arg), void *arg)
+/* Calls still posted when their loop closes never run (asyncio's close()
+ * drops its pending callbacks too): their memory goes with the loop.
+ * Nothing else can be posted then, since every other post is awaited by
+ * a task, and a loop with tasks does not close. */
+static void drop_calls(struct uco__inbox *in)
+{
+	pthread_mutex_lock(&in->lock);
+	struct uco__post *p = in->posted;
+	in->posted = NULL;
+	pthread_mutex_unlock(&in->lock);
+	while (p) {
+		struct uco__post *next = p->next_posted;
+		if (p->done.complete == run_loop_call) {
+			struct call *call = UCO__CONTAINER_OF(p, struct call, post);
+			if (call->owns_arg)
+				free(call->arg);
+			free(call);
+		}
+		p = next;
+	}
+}
+
+static int loop_call(uco_loop *loop, void (*fn)(void *arg), void *arg, bool owns_arg)
 {
 	if (!loop || !fn)
 		return -EINVAL;
@@ -957,12 +1015,22 @@ int uco_loop_call(uco_loop *loop, void (*fn)(void *arg), void *arg)
 	if (!call)
 		return -ENOMEM;
 	*call = (struct call){ .post.done.complete = run_loop_call, .post.to = loop->inbox,
-	                       .fn = fn, .arg = arg };
+	                       .fn = fn, .arg = arg, .owns_arg = owns_arg };
 	/* Not work in flight: a loop with nothing else to do need not wait
 	 * for calls, they run when it next runs (asyncio's rule). */
 	call->post.done.uncounted = true;
 	post(NULL, &call->post);
 	return 0;
+}
+
+int uco_loop_call(uco_loop *loop, void (*fn)(void *arg), void *arg)
+{
+	return loop_call(loop, fn, arg, false);
+}
+
+int uco__loop_call_owned(uco_loop *loop, void (*fn)(void *arg), void *arg)
+{
+	return loop_call(loop, fn, arg, true);
 }
 
 void uco__post_to(uco_loop *loop, struct uco__post *p)

@@ -51,6 +51,9 @@ static inline bool uco__all_zero(const unsigned *words, size_t n)
 struct uco__stack {
 	char *base;
 	size_t size;
+#ifdef UCO_VALGRIND
+	unsigned valgrind_id;  /* VALGRIND_STACK_REGISTER's, while in use */
+#endif
 };
 
 struct uco__stack_pool {
@@ -107,6 +110,20 @@ struct uco__waitq {
 struct uco__wait {
 	uco_task *prev, *next;
 	struct uco__waitq *queue; /* NULL when not waiting */
+};
+
+/*
+ * What a parked task waits for, for uco_loop_dump() and tools/uco-gdb.py.
+ * Each kind of wait is one static descriptor in the file that owns the
+ * wait; uco__park() records which (one store per park), and describe()
+ * reads the details from the wait's own state when a dump asks.
+ */
+struct uco__wait_kind {
+	const char *name;  /* "sleep", "io", "mutex" ... (gdb prints it) */
+	/* The details of parked t's wait (which fd, which task, how long
+	 * left), snprintf-style into buf; NULL when the name says it all.
+	 * Called on the loop's thread. */
+	void (*describe)(const uco_task *t, char *buf, size_t len);
 };
 
 void uco__waitq_push(struct uco__waitq *q, uco_task *t);
@@ -171,6 +188,8 @@ int uco__timers_init(struct uco__timers *tm);
 int uco__timer_arm(uco_task *t, int64_t deadline);
 int uco__timer_disarm(uco_task *t, int result);
 void uco__timers_destroy(struct uco__timers *tm);
+/* At least how long until b's timer fires (for dumps; never negative). */
+int64_t uco__timer_left(const struct uco__timer_bucket *b, int64_t now);
 
 /* ------------------------------------------------------------ tasks */
 
@@ -218,6 +237,7 @@ struct uco_task {
 	 * what the waiting primitive needs for it. */
 	void (*wait_cancel)(uco_task *t);
 	void *wait_data;
+	const struct uco__wait_kind *why; /* what it parks for, while PARKED */
 	uint32_t refs;
 	uco_fn fn;
 	void *arg;
@@ -282,6 +302,9 @@ struct uco_loop {
 	struct uco__job *batch_head, *batch_tail;
 	uco_executor *batch_ex;
 	bool owns_executor;
+	/* Debug mode: warn when a task runs longer than this without
+	 * yielding (0: off; see debug.c). */
+	int64_t slow_ns;
 	uco_loop_stats stats;
 #ifdef UCO__ASAN
 	void *asan_fake_stack;
@@ -350,6 +373,9 @@ struct uco__post {
 	struct uco__inbox *to;          /* the loop it goes to */
 };
 void uco__post_to(uco_loop *loop, struct uco__post *p);
+/* uco_loop_call() whose arg is the caller's malloc'd memory, freed if the
+ * loop closes before the call runs. */
+int uco__loop_call_owned(uco_loop *loop, void (*fn)(void *arg), void *arg);
 
 void uco__inbox_destroy(struct uco__inbox *in);
 int uco__inbox_create(uco_loop *loop);
@@ -368,15 +394,32 @@ void uco__wake(uco_loop *loop, uco_task *t, int result);
  * ask uco__cancel_due() and return -ECANCELED without waiting if a
  * cancellation is pending.
  */
-int uco__park(uco_loop *loop, uco_task *t, void (*cancel)(uco_task *t));
+int uco__park(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
+              void (*cancel)(uco_task *t));
 bool uco__cancel_due(uco_task *t);
 /* Park the running task in q until something wakes it (0, or the wake
  * result), a cancel (-ECANCELED) or the deadline (-ETIMEDOUT; -1: none). */
-int uco__wait_in(uco_task *self, struct uco__waitq *q, int64_t deadline);
+int uco__wait_in(uco_task *self, struct uco__waitq *q, const struct uco__wait_kind *why,
+                 int64_t deadline);
 /* The running task of this thread, and its loop. */
 uco_task *uco__self(void);
 /* The loop a spawn-like call works on: *loop, or (NULL) the loop running
  * on this thread.  0, -EINVAL (no loop) or -EPERM (another thread's). */
 int uco__spawn_loop(uco_loop **loop);
+
+/* debug.c */
+/* Name a task's function for a human: its symbol, else "file+0xoffset"
+ * (for addr2line), else the address.  snprintf's return. */
+int uco__describe_fn(uco_fn fn, char *buf, size_t len);
+/* "850 ns", "40.0 us", "12.5 ms", "3.0 s". */
+int uco__format_ns(int64_t ns, char *buf, size_t len);
+/* Debug mode: t ran ran_ns without yielding, more than limit_ns. */
+void uco__slow_report(const uco_loop *loop, const uco_task *t, int64_t ran_ns,
+                      int64_t limit_ns);
+
+/* overflow.c: the stack-overflow report (a SIGSEGV handler on an
+ * alternate signal stack), watched for while this thread has a loop. */
+void uco__overflow_watch(void);
+void uco__overflow_unwatch(void);
 
 #endif

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -25,8 +26,40 @@ struct op {
 	uco_task *task;
 	int res;
 	bool cancel_sent;
+	uint8_t opcode;                    /* IORING_OP_*, for dumps */
+	int fd;                            /* likewise */
 	struct __kernel_timespec deadline; /* read by the kernel at submit */
 };
+
+/* What a dump calls each operation this file starts. */
+static const char *const op_names[IORING_OP_LAST] = {
+	[IORING_OP_READ] = "read",         [IORING_OP_WRITE] = "write",
+	[IORING_OP_READV] = "readv",       [IORING_OP_WRITEV] = "writev",
+	[IORING_OP_RECV] = "recv",         [IORING_OP_SEND] = "send",
+	[IORING_OP_RECVMSG] = "recvmsg",   [IORING_OP_SENDMSG] = "sendmsg",
+	[IORING_OP_SEND_ZC] = "send_zc",   [IORING_OP_ACCEPT] = "accept",
+	[IORING_OP_CONNECT] = "connect",   [IORING_OP_POLL_ADD] = "poll",
+	[IORING_OP_OPENAT] = "openat",     [IORING_OP_CLOSE] = "close",
+	[IORING_OP_FSYNC] = "fsync",       [IORING_OP_FALLOCATE] = "fallocate",
+	[IORING_OP_STATX] = "statx",       [IORING_OP_SPLICE] = "splice",
+	[IORING_OP_SOCKET] = "socket",     [IORING_OP_SHUTDOWN] = "shutdown",
+};
+
+static void describe_op(const uco_task *t, char *buf, size_t len)
+{
+	const struct op *op = t->wait_data;
+	const char *name = op->opcode < IORING_OP_LAST ? op_names[op->opcode] : NULL;
+	int n = name ? snprintf(buf, len, "%s", name)
+	             : snprintf(buf, len, "opcode %u", (unsigned)op->opcode);
+	if (op->fd >= 0 && (size_t)n < len)
+		n += (op->fd & UCO_FIXED_FD)
+		     ? snprintf(buf + n, len - (size_t)n, " fixed file %d", op->fd & ~UCO_FIXED_FD)
+		     : snprintf(buf + n, len - (size_t)n, " fd %d", op->fd);
+	if (op->cancel_sent && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ", cancel requested");
+}
+
+static const struct uco__wait_kind io_kind = { "io", describe_op };
 
 static void op_done(uco_loop *loop, struct uco__completion *c,
                     const struct io_uring_cqe *cqe)
@@ -77,7 +110,7 @@ static struct io_uring_sqe *op_start(struct op *op, unsigned opcode, int64_t dea
 		*err = -ECANCELED;
 		return NULL;
 	}
-	*op = (struct op){ .done.complete = op_done, .task = self };
+	*op = (struct op){ .done.complete = op_done, .task = self, .opcode = (uint8_t)opcode };
 	*err = uco__sqe_reserve(self->loop, deadline >= 0 ? 2 : 1);
 	if (*err)
 		return NULL;
@@ -90,6 +123,7 @@ static int op_wait(struct op *op, struct io_uring_sqe *sqe, int64_t deadline)
 {
 	uco_task *self = op->task;
 	uco_loop *loop = self->loop;
+	op->fd = sqe->fd; /* as the caller gave it: a fixed handle shows as one */
 	if (sqe->fd >= 0 && (sqe->fd & UCO_FIXED_FD)) {
 		sqe->fd &= ~UCO_FIXED_FD; /* a registered file's index */
 		sqe->flags |= IOSQE_FIXED_FILE;
@@ -103,7 +137,7 @@ static int op_wait(struct op *op, struct io_uring_sqe *sqe, int64_t deadline)
 		io_uring_prep_link_timeout(t, &op->deadline, IORING_TIMEOUT_ABS);
 	}
 	self->wait_data = op;
-	int r = uco__park(loop, self, cancel_op);
+	int r = uco__park(loop, self, &io_kind, cancel_op);
 	if (r == -ECANCELED)
 		return -ECANCELED; /* our cancel, and the kernel did cancel */
 	if (deadline >= 0 && (op->res == -ECANCELED || op->res == -EINTR) && !op->cancel_sent &&
@@ -311,6 +345,10 @@ ssize_t uco_write_all(int fd, const void *buf, size_t len, int64_t deadline)
 		ssize_t n = uco_write_dl(fd, (const char *)buf + done, len - done, -1, deadline);
 		if (n < 0)
 			return n;
+		/* write(2) moves nothing only when it cannot: asking again would
+		 * spin forever (a full device, a write to a closed end). */
+		if (n == 0)
+			return -EIO;
 		done += (size_t)n;
 	}
 	return (ssize_t)done;

@@ -18,8 +18,10 @@
 
 #include "internal.h"
 
-/* The loop running on this thread; the only global state uco keeps. */
-static __thread uco_loop *tls_running;
+/* The loop running on this thread; the only global state uco keeps.
+ * initial-exec: read with no call to __tls_get_addr, which may allocate
+ * (in a dlopen'ed libuco), so that the SIGSEGV handler can read it. */
+static __thread uco_loop *tls_running __attribute__((tls_model("initial-exec")));
 static __thread char tls_token;
 
 #define TRIM_PERIOD_NS UCO_NS_PER_S
@@ -155,9 +157,11 @@ void uco__wake(uco_loop *loop, uco_task *t, int result)
 	uco__ready_push(loop, t);
 }
 
-int uco__park(uco_loop *loop, uco_task *t, void (*cancel)(uco_task *t))
+int uco__park(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
+              void (*cancel)(uco_task *t))
 {
 	t->run_state = UCO__PARKED;
+	t->why = why;
 	t->wait_cancel = cancel;
 	uco__coro_park(loop, t);
 	t->wait_cancel = NULL;
@@ -172,7 +176,8 @@ static void leave_waitq(uco_task *t)
 	uco__wake(t->loop, t, -ECANCELED);
 }
 
-int uco__wait_in(uco_task *self, struct uco__waitq *q, int64_t deadline)
+int uco__wait_in(uco_task *self, struct uco__waitq *q, const struct uco__wait_kind *why,
+                 int64_t deadline)
 {
 	if (uco__cancel_due(self))
 		return -ECANCELED;
@@ -180,7 +185,7 @@ int uco__wait_in(uco_task *self, struct uco__waitq *q, int64_t deadline)
 	if (r)
 		return r;
 	uco__waitq_push(q, self);
-	return uco__timer_disarm(self, uco__park(self->loop, self, leave_waitq));
+	return uco__timer_disarm(self, uco__park(self->loop, self, why, leave_waitq));
 }
 
 bool uco__cancel_due(uco_task *t)
@@ -234,8 +239,12 @@ int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
 	err = uco__timers_init(&loop->timers);
 	if (err)
 		goto fail_ring;
-	uco__stack_pool_init(&loop->pool, stack_size,
-	                     opts->stack_keep_warm ? opts->stack_keep_warm : 64);
+	err = uco__stack_pool_init(&loop->pool, stack_size,
+	                           opts->stack_keep_warm ? opts->stack_keep_warm : 64);
+	if (err) {
+		uco__timers_destroy(&loop->timers);
+		goto fail_ring;
+	}
 	/* Other threads reach the loop through its inbox (uco_loop_call, the
 	 * executors): made now, so that they never race to make it. */
 	err = uco__inbox_create(loop);
@@ -247,6 +256,8 @@ int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
 		loop->features |= UCO_RING_GUARD_MADVISE;
 	loop->owner = uco__thread_token();
 	loop->next_trim = uco_now() + TRIM_PERIOD_NS;
+	/* Best effort: without it an overflow is a plain SIGSEGV. */
+	uco__overflow_watch();
 	*out = loop;
 	return 0;
 
@@ -570,6 +581,7 @@ int uco_loop_close(uco_loop *loop)
 	uco__task_cache_trim(loop, 0);
 	free(loop->ready.slots);
 	free(loop);
+	uco__overflow_unwatch();
 	return 0;
 }
 

@@ -4,6 +4,7 @@
  * that never drops an operation, one submit per loop turn, and the reaper.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -21,20 +22,30 @@ static const struct ring_variant {
 };
 
 /* Which opcodes the kernel has.  Without IORING_REGISTER_PROBE (before
- * 5.6) assume what 5.5 had: NOP through CONNECT. */
-static void probe_opcodes(uco_loop *loop)
+ * 5.6: -EINVAL) assume what 5.5 had: NOP through CONNECT.  Any other
+ * failure (no memory) fails the set-up: a loop that guessed instead would
+ * refuse most operations with -EOPNOTSUPP for the whole of its life.
+ * (io_uring_get_probe_ring() says NULL for both, so it is not used.) */
+static int probe_opcodes(uco_loop *loop)
 {
-	struct io_uring_probe *probe = io_uring_get_probe_ring(&loop->ring);
+	struct io_uring_probe *probe =
+		calloc(1, sizeof *probe + 256 * sizeof(struct io_uring_probe_op));
+	if (!probe)
+		return -ENOMEM;
+	int err = io_uring_register_probe(&loop->ring, probe, 256);
 	memset(loop->opcodes, 0, sizeof loop->opcodes);
-	if (!probe) {
+	if (err == -EINVAL) {
 		for (unsigned op = 0; op <= IORING_OP_CONNECT; op++)
 			loop->opcodes[op / 64] |= UINT64_C(1) << (op % 64);
-		return;
+		err = 0;
+	} else if (err >= 0) {
+		for (unsigned op = 0; op <= probe->last_op && op < 256; op++)
+			if (io_uring_opcode_supported(probe, (int)op))
+				loop->opcodes[op / 64] |= UINT64_C(1) << (op % 64);
+		err = 0;
 	}
-	for (unsigned op = 0; op <= probe->last_op && op < 256; op++)
-		if (io_uring_opcode_supported(probe, (int)op))
-			loop->opcodes[op / 64] |= UINT64_C(1) << (op % 64);
-	io_uring_free_probe(probe);
+	free(probe);
+	return err;
 }
 
 void uco__forget_opcode(uco_loop *loop, unsigned op)
@@ -68,8 +79,10 @@ int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags)
 		loop->features |= variants[i].features;
 		/* Saves an fd lookup per io_uring_enter; 5.18+, optional. */
 		io_uring_register_ring_fd(&loop->ring);
-		probe_opcodes(loop);
-		return 0;
+		err = probe_opcodes(loop);
+		if (err)
+			io_uring_queue_exit(&loop->ring);
+		return err;
 	}
 	return err;
 }

@@ -21,6 +21,18 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+#ifdef UCO_VALGRIND
+#include <valgrind/valgrind.h>
+/* While a stack is in use, Valgrind knows it is one, and so takes a jump
+ * of the stack pointer into it for a switch (otherwise it warns "client
+ * switching stacks?" and may misjudge what is addressable). */
+#define STACK_IN_USE(s) ((s)->valgrind_id = VALGRIND_STACK_REGISTER((s)->base, (s)->base + (s)->size))
+#define STACK_UNUSED(s) VALGRIND_STACK_DEREGISTER((s)->valgrind_id)
+#else
+#define STACK_IN_USE(s) ((void)(s))
+#define STACK_UNUSED(s) ((void)(s))
+#endif
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
 #endif
@@ -57,14 +69,17 @@ static int install_guard(char *page, bool guard_madvise)
 	return mprotect(page, uco__page_size(), PROT_NONE) ? -errno : 0;
 }
 
-/* Does this kernel have MADV_GUARD_INSTALL?  Asked once, on a scratch page. */
-static bool probe_guard_madvise(void)
+/* Does this kernel have MADV_GUARD_INSTALL?  Asked once, on a scratch
+ * page: 1 yes, 0 no (-EINVAL: an advice it does not know), -ENOMEM when it
+ * could not be asked.  Guessing "no" then would cap the loop near 32k
+ * stacks (vm.max_map_count) for the whole of its life. */
+static int probe_guard_madvise(void)
 {
 	size_t page = uco__page_size();
 	char *p = map_stack_memory(2 * page);
 	if (!p)
-		return false;
-	bool ok = madvise(p, page, MADV_GUARD_INSTALL) == 0;
+		return -ENOMEM;
+	int ok = madvise(p, page, MADV_GUARD_INSTALL) == 0 ? 1 : errno == EINVAL ? 0 : -ENOMEM;
 	munmap(p, 2 * page);
 	return ok;
 }
@@ -73,9 +88,12 @@ int uco__stack_pool_init(struct uco__stack_pool *pool, size_t stack_size,
                          size_t keep_warm)
 {
 	memset(pool, 0, sizeof *pool);
+	int guard = probe_guard_madvise();
+	if (guard < 0)
+		return guard;
 	pool->stack_size = stack_size;
 	pool->keep_warm = keep_warm;
-	pool->guard_madvise = probe_guard_madvise();
+	pool->guard_madvise = guard;
 	return 0;
 }
 
@@ -160,12 +178,14 @@ int uco__stack_pool_get(struct uco__stack_pool *pool, struct uco__stack *out)
 	 * it (ClickHouse #100281). */
 	ASAN_UNPOISON_MEMORY_REGION(base, pool->stack_size);
 #endif
-	*out = (struct uco__stack){ base, pool->stack_size };
+	*out = (struct uco__stack){ .base = base, .size = pool->stack_size };
+	STACK_IN_USE(out);
 	return 0;
 }
 
 void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s)
 {
+	STACK_UNUSED(s);
 	/* add_slab() reserved a slot for every stack it made. */
 	pool->free[pool->nfree++] = s->base;
 }
@@ -202,12 +222,14 @@ int uco__stack_map(size_t size, bool guard_madvise, struct uco__stack *out)
 		munmap(p, size + page);
 		return -ENOMEM;
 	}
-	*out = (struct uco__stack){ p + page, size };
+	*out = (struct uco__stack){ .base = p + page, .size = size };
+	STACK_IN_USE(out);
 	return 0;
 }
 
 void uco__stack_unmap(const struct uco__stack *s)
 {
+	STACK_UNUSED(s);
 	size_t page = uco__page_size();
 	munmap(s->base - page, s->size + page);
 }

@@ -7,6 +7,7 @@
  * late-comer can overtake it.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,37 @@ _Static_assert(sizeof(struct sem) <= sizeof(uco_sem), "uco_sem storage");
 #define COND(c) ((struct cond *)(void *)(c))
 #define SEM(s) ((struct sem *)(void *)(s))
 
+/* ------------------------------------------------------------ for dumps */
+
+/* The primitive a parked task waits in: its queue is a member of it. */
+#define WAITED_IN(t, type, member) UCO__CONTAINER_OF((t)->wait.queue, type, member)
+
+static void describe_mutex(const uco_task *t, char *buf, size_t len)
+{
+	const struct mutex *mx = WAITED_IN(t, struct mutex, waiters);
+	snprintf(buf, len, "%p, held by task %p", (const void *)mx, (void *)mx->owner);
+}
+
+static void describe_event(const uco_task *t, char *buf, size_t len)
+{
+	snprintf(buf, len, "%p", (void *)WAITED_IN(t, struct event, waiters));
+}
+
+static void describe_cond(const uco_task *t, char *buf, size_t len)
+{
+	snprintf(buf, len, "%p", (void *)WAITED_IN(t, struct cond, waiters));
+}
+
+static void describe_sem(const uco_task *t, char *buf, size_t len)
+{
+	snprintf(buf, len, "%p", (void *)WAITED_IN(t, struct sem, waiters));
+}
+
+static const struct uco__wait_kind mutex_kind = { "mutex", describe_mutex };
+static const struct uco__wait_kind event_kind = { "event", describe_event };
+static const struct uco__wait_kind cond_kind = { "condition", describe_cond };
+static const struct uco__wait_kind sem_kind = { "semaphore", describe_sem };
+
 /* ------------------------------------------------------------ mutex */
 
 void uco_mutex_init(uco_mutex *m)
@@ -63,7 +95,7 @@ int uco_mutex_lock_dl(uco_mutex *m, int64_t deadline)
 		return 0;
 	}
 	/* 0: uco_mutex_unlock handed it over. */
-	return uco__wait_in(self, &mx->waiters, deadline);
+	return uco__wait_in(self, &mx->waiters, &mutex_kind, deadline);
 }
 
 int uco_mutex_lock(uco_mutex *m)
@@ -110,7 +142,7 @@ int uco_event_wait_dl(uco_event *e, int64_t deadline)
 		return -EPERM;
 	if (EVENT(e)->set)
 		return uco__cancel_due(self) ? -ECANCELED : 0;
-	return uco__wait_in(self, &EVENT(e)->waiters, deadline);
+	return uco__wait_in(self, &EVENT(e)->waiters, &event_kind, deadline);
 }
 
 int uco_event_wait(uco_event *e)
@@ -152,7 +184,7 @@ int uco_cond_wait_dl(uco_cond *c, uco_mutex *m, int64_t deadline)
 	if (MUTEX(m)->owner != self)
 		return -EPERM;
 	uco_mutex_unlock(m);
-	int r = uco__wait_in(self, &COND(c)->waiters, deadline);
+	int r = uco__wait_in(self, &COND(c)->waiters, &cond_kind, deadline);
 	/* The mutex comes back whatever happened; a cancel pending now is
 	 * delivered by the next call, not by this relock. */
 	bool cancel_pending = self->cancelling;
@@ -202,7 +234,7 @@ int uco_sem_acquire_dl(uco_sem *s, int64_t deadline)
 		sm->value--;
 		return 0;
 	}
-	return uco__wait_in(self, &sm->waiters, deadline); /* 0: handed a unit */
+	return uco__wait_in(self, &sm->waiters, &sem_kind, deadline); /* 0: handed a unit */
 }
 
 int uco_sem_acquire(uco_sem *s)
@@ -243,6 +275,25 @@ struct uco_chan {
 struct slot {
 	void *item;
 };
+
+static void describe_chan(const uco_chan *c, char *buf, size_t len)
+{
+	snprintf(buf, len, "%p, %zu of %zu buffered%s", (const void *)c, c->len, c->cap,
+	         c->closed ? ", closed" : "");
+}
+
+static void describe_send(const uco_task *t, char *buf, size_t len)
+{
+	describe_chan(WAITED_IN(t, uco_chan, senders), buf, len);
+}
+
+static void describe_recv(const uco_task *t, char *buf, size_t len)
+{
+	describe_chan(WAITED_IN(t, uco_chan, receivers), buf, len);
+}
+
+static const struct uco__wait_kind chan_send_kind = { "channel send", describe_send };
+static const struct uco__wait_kind chan_recv_kind = { "channel receive", describe_recv };
 
 int uco_chan_create(uco_chan **out, size_t capacity)
 {
@@ -288,7 +339,7 @@ int uco_chan_send_dl(uco_chan *c, void *item, int64_t deadline)
 	}
 	struct slot slot = { item };
 	self->wait_data = &slot;
-	int err = uco__wait_in(self, &c->senders, deadline);
+	int err = uco__wait_in(self, &c->senders, &chan_send_kind, deadline);
 	/* 0: a receiver took the item (or put it in the buffer); -EPIPE: the
 	 * channel closed; otherwise the item stayed with us. */
 	return err;
@@ -330,7 +381,7 @@ int uco_chan_recv_dl(uco_chan *c, void **item, int64_t deadline)
 		return -EPIPE;
 	struct slot slot = { NULL };
 	self->wait_data = &slot;
-	int err = uco__wait_in(self, &c->receivers, deadline);
+	int err = uco__wait_in(self, &c->receivers, &chan_recv_kind, deadline);
 	if (err == 0)
 		*item = slot.item;
 	return err;

@@ -9,6 +9,7 @@
  * on while someone holds a reference, to read the state and the value.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,7 +227,7 @@ void uco__task_finish(uco_loop *loop, uco_task *t)
 		uco__stack_pool_put(&loop->pool, &t->stack);
 	else
 		uco__stack_unmap(&t->stack);
-	t->stack = (struct uco__stack){ NULL, 0 };
+	t->stack = (struct uco__stack){ .base = NULL };
 	uco__coro_release(t);
 	loop->live--;
 
@@ -321,6 +322,16 @@ void uco__cancel_await(uco_task *self)
 	uco_task_cancel(self->awaiting);
 }
 
+static void describe_await(const uco_task *t, char *buf, size_t len)
+{
+	char fn[160];
+	uco__describe_fn(t->awaiting->fn, fn, sizeof fn);
+	snprintf(buf, len, "task %p (%s)", (void *)t->awaiting, fn);
+}
+
+static const struct uco__wait_kind await_kind = { "await", describe_await };
+static const struct uco__wait_kind shield_kind = { "shield", describe_await };
+
 /* Await `task`; `hook` says what a cancel of the caller does (pass it on,
  * or leave at once for a shield); a deadline (>= 0) interrupts through the
  * same hook, and an expired one reports -ETIMEDOUT unless the task ended
@@ -352,7 +363,10 @@ int uco__await(uco_task *task, void **value, void (*hook)(uco_task *), int64_t d
 		task->refs++;
 		self->awaiting = task;
 		uco__waitq_push(&task->awaiters, self);
-		r = uco__timer_disarm(self, uco__park(self->loop, self, hook));
+		r = uco__timer_disarm(self, uco__park(self->loop, self,
+		                                      hook == uco__cancel_await ? &await_kind
+		                                                                : &shield_kind,
+		                                      hook));
 		self->awaiting = NULL;
 		expired = expired || r == -ETIMEDOUT;
 		if (r == -ECANCELED && hook != uco__cancel_await) {

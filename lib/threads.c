@@ -35,7 +35,7 @@ int uco_loop_spawn_threadsafe(uco_loop *loop, uco_fn fn, void *arg)
 	if (!rs)
 		return -ENOMEM;
 	*rs = (struct remote_spawn){ loop, fn, arg };
-	int err = uco_loop_call(loop, spawn_here, rs);
+	int err = uco__loop_call_owned(loop, spawn_here, rs);
 	if (err)
 		free(rs);
 	return err;
@@ -69,7 +69,17 @@ static void *loop_thread_main(void *p)
 		int r = uco_loop_run(loop);
 		lt->err = r < 0 ? r : 0;
 	}
+	/* A failed setup or run (the ring refused a submit, say) leaves tasks,
+	 * and a loop with tasks cannot close: cancel them and let them end,
+	 * so that the loop and all it holds are freed.  A ring that keeps
+	 * failing leaves the loop behind, since the kernel may still hold
+	 * its tasks' memory. */
 	int c = uco_loop_close(loop);
+	for (int tries = 0; c == -EBUSY && tries < 100; tries++) {
+		uco_loop_cancel_all(loop);
+		uco_loop_run(loop);
+		c = uco_loop_close(loop);
+	}
 	if (!lt->err)
 		lt->err = c;
 	return NULL;

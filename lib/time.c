@@ -23,6 +23,7 @@
  * turn share one SQE.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +37,9 @@ struct uco__timer_bucket {
 	struct uco__completion done;   /* the TIMEOUT's CQE lands here */
 	struct uco__timer_bucket *hash_next;
 	int64_t length;                /* rounded sleep length, ns */
+	/* uco_now() when it was made, before its timer started: for dumps,
+	 * one clock read per bucket (not per sleep). */
+	int64_t made;
 	uint64_t generation;           /* submission it goes to the kernel in */
 	bool closed;                   /* emptied by cancels: joins no one */
 	struct __kernel_timespec ts;   /* read by the kernel at submit */
@@ -202,6 +206,23 @@ static void close_if_empty(uco_loop *loop, struct uco__timer_bucket *b)
 	/* No SQE: the empty bucket simply expires. */
 }
 
+int64_t uco__timer_left(const struct uco__timer_bucket *b, int64_t now)
+{
+	int64_t left = b->made + b->length - now;
+	return left > 0 ? left : 0;
+}
+
+static void describe_sleep(const uco_task *t, char *buf, size_t len)
+{
+	const struct uco__timer_bucket *b =
+		UCO__CONTAINER_OF(t->wait.queue, struct uco__timer_bucket, sleepers);
+	char left[32];
+	uco__format_ns(uco__timer_left(b, uco_now()), left, sizeof left);
+	snprintf(buf, len, "at least %s left", left);
+}
+
+static const struct uco__wait_kind sleep_kind = { "sleep", describe_sleep };
+
 static void cancel_sleep(uco_task *t)
 {
 	struct uco__timer_bucket *b =
@@ -227,6 +248,7 @@ static struct uco__timer_bucket *bucket_for(uco_loop *loop, int64_t ns, int *err
 		}
 		b->done.complete = bucket_fired;
 		b->length = length;
+		b->made = uco_now();
 		*err = arm(loop, b);
 		if (*err) {
 			free(b);
@@ -303,7 +325,7 @@ int uco_sleep(int64_t ns)
 	if (!b)
 		return err;
 	uco__waitq_push(&b->sleepers, self);
-	return uco__park(loop, self, cancel_sleep);
+	return uco__park(loop, self, &sleep_kind, cancel_sleep);
 }
 
 int uco_sleep_until(int64_t deadline)

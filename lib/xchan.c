@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -131,6 +132,15 @@ int uco_xchan_create(uco_xchan **out, size_t capacity)
 	return 0;
 }
 
+static void describe_xwaiter(const uco_task *t, char *buf, size_t len)
+{
+	const struct xwaiter *w = t->wait_data;
+	snprintf(buf, len, "%p", (void *)w->chan);
+}
+
+static const struct uco__wait_kind send_kind = { "xchan send", describe_xwaiter };
+static const struct uco__wait_kind recv_kind = { "xchan receive", describe_xwaiter };
+
 /* Wait in `list` (c->lock held on entry, released here): 0 when served,
  * -EPIPE if closed meanwhile, -ECANCELED, -ETIMEDOUT. */
 static int wait_in(uco_xchan *c, struct xlist *list, struct xwaiter *w, int64_t deadline)
@@ -145,7 +155,8 @@ static int wait_in(uco_xchan *c, struct xlist *list, struct xwaiter *w, int64_t 
 	pthread_mutex_unlock(&c->lock);
 	self->loop->inflight++; /* the wake-up that will be posted */
 	self->wait_data = w;
-	r = uco__timer_disarm(self, uco__park(self->loop, self, leave));
+	r = uco__timer_disarm(self, uco__park(self->loop, self,
+	                                      list == &c->senders ? &send_kind : &recv_kind, leave));
 	/* Served first: what it was given wins over a deadline that fired
 	 * while the wake-up was on its way (the item would be lost), and a
 	 * cancel stays pending for the next call. */

@@ -1007,6 +1007,72 @@ Test(io, acceptor_and_stream_waits_time_out_and_go_on)
 	test_close(loop);
 }
 
+/* ---- a waiting stream after the buffers ran out */
+
+struct drought {
+	uco_bufring *br;
+	int a[2], b[2];
+	uco_recv_stream *sa, *sb;
+	ssize_t got;
+	int64_t waited;
+};
+
+static void *waits_on_b(void *arg)
+{
+	struct drought *d = arg;
+	const void *data;
+	int64_t t0 = uco_now();
+	d->got = uco_recv_stream_next_dl(d->sb, &data, uco_now() + 3 * UCO_NS_PER_S);
+	d->waited = uco_now() - t0;
+	return NULL;
+}
+
+static void *drives_the_drought(void *arg)
+{
+	struct drought *d = arg;
+	uco_task *t;
+	cr_assert_eq(uco_spawn(NULL, &t, waits_on_b, d), 0);
+	uco_sleep(5 * UCO_NS_PER_MS);
+	/* A's bytes take both buffers (nobody reads A), so B's receive ends
+	 * with -ENOBUFS while B's task waits. */
+	cr_assert_eq(write(d->a[1], "1", 1), 1);
+	uco_sleep(5 * UCO_NS_PER_MS);
+	cr_assert_eq(write(d->a[1], "2", 1), 1);
+	uco_sleep(5 * UCO_NS_PER_MS);
+	cr_assert_eq(write(d->b[1], "B", 1), 1);
+	uco_sleep(5 * UCO_NS_PER_MS);
+	cr_assert_eq(uco_recv_stream_close(d->sa), 0); /* its buffers come back */
+	cr_assert_eq(uco_await(t, NULL), 0);
+	uco_task_release(t);
+	return NULL;
+}
+
+Test(io, a_stream_starved_of_buffers_wakes_when_one_comes_back)
+{
+	uco_loop *loop = test_loop();
+	struct drought d;
+	memset(&d, 0, sizeof d);
+	if (uco_bufring_create(loop, &d.br, 2, 64) == -EOPNOTSUPP)
+		cr_skip_test("no provided buffer rings (Linux < 5.19)");
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, d.a), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, d.b), 0);
+	cr_assert_eq(uco_recv_stream_open(&d.sa, d.a[0], d.br), 0);
+	cr_assert_eq(uco_recv_stream_open(&d.sb, d.b[0], d.br), 0);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, drives_the_drought, &d), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
+	cr_assert_eq(d.got, 1, "B's byte: %zd", d.got);
+	cr_assert_lt(d.waited, UCO_NS_PER_S, "woken when a buffer came back, not at the deadline");
+	cr_assert_eq(uco_recv_stream_close(d.sb), 0);
+	/* The ring goes with the loop, once B's receive has been cancelled. */
+	for (int i = 0; i < 2; i++) {
+		close(d.a[i]);
+		close(d.b[i]);
+	}
+	uco_task_release(t);
+	test_close(loop);
+}
+
 /* ---- registered files */
 
 static void *reads_through_handle(void *arg)

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Debugging aids for a running program: the task dump (asyncio's
+ * all_tasks(), with what each task waits for) and debug mode's
+ * slow-coroutine warning (asyncio's slow_callback_duration).  Nothing here
+ * runs unless asked for; the waits describe themselves (struct
+ * uco__wait_kind, in the file that owns each wait).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int uco__describe_fn(uco_fn fn, char *buf, size_t len)
+{
+	void *addr;
+	memcpy(&addr, &fn, sizeof addr); /* ISO C has no function-to-object cast */
+	/* dladdr sees only dynamic symbols: a static function, or one in an
+	 * executable not linked with -rdynamic, gets "file+0xoffset", which
+	 * addr2line -e file turns into a name and a line. */
+	Dl_info info;
+	if (dladdr(addr, &info)) {
+		if (info.dli_sname && info.dli_saddr == addr)
+			return snprintf(buf, len, "%s", info.dli_sname);
+		if (info.dli_fname && info.dli_fname[0]) {
+			const char *base = strrchr(info.dli_fname, '/');
+			return snprintf(buf, len, "%s+%#tx", base ? base + 1 : info.dli_fname,
+			                (char *)addr - (char *)info.dli_fbase);
+		}
+	}
+	return snprintf(buf, len, "%p", addr);
+}
+
+int uco__format_ns(int64_t ns, char *buf, size_t len)
+{
+	if (ns < 1000)
+		return snprintf(buf, len, "%" PRId64 " ns", ns);
+	if (ns < UCO_NS_PER_MS)
+		return snprintf(buf, len, "%.1f us", (double)ns / 1e3);
+	if (ns < UCO_NS_PER_S)
+		return snprintf(buf, len, "%.1f ms", (double)ns / 1e6);
+	return snprintf(buf, len, "%.1f s", (double)ns / 1e9);
+}
+
+/* ------------------------------------------------------------ slow tasks */
+
+int uco_loop_set_slow_warning(uco_loop *loop, int64_t threshold_ns)
+{
+	int err = uco__spawn_loop(&loop);
+	if (err)
+		return err;
+	if (threshold_ns < 0)
+		return -EINVAL;
+	loop->slow_ns = threshold_ns;
+	return 0;
+}
+
+void uco__slow_report(const uco_loop *loop, const uco_task *t, int64_t ran_ns,
+                      int64_t limit_ns)
+{
+	char fn[160], ran[32], limit[32], line[512];
+	uco__describe_fn(t->fn, fn, sizeof fn);
+	uco__format_ns(ran_ns, ran, sizeof ran);
+	uco__format_ns(limit_ns, limit, sizeof limit);
+	int n = snprintf(line, sizeof line,
+	                 "uco: slow task %p (%s) of loop %p ran %s without yielding "
+	                 "(threshold %s): blocking work belongs in uco_run_in_executor()\n",
+	                 (void *)t, fn, (void *)loop, ran, limit);
+	if (n > (int)sizeof line - 1)
+		n = (int)sizeof line - 1;
+	/* One write per line, so that lines of loops on other threads do
+	 * not interleave; a warning that cannot be written is dropped. */
+	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	(void)w;
+}
+
+/* ------------------------------------------------------------ dump */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static const char *state_name(const uco_task *t)
+{
+	switch (t->run_state) {
+	case UCO__NEW:
+	case UCO__READY:
+		return "runnable";
+	case UCO__RUNNING:
+		return "running";
+	case UCO__PARKED:
+		return "waiting";
+	default:
+		return "done";
+	}
+}
+
+/* How much of t's stack is in use: what lies above its saved stack
+ * pointer, or above this frame for the task calling the dump.  -1: no
+ * stack, or never ran. */
+static long stack_used(const uco_task *t)
+{
+	if (t->run_state == UCO__FINISHED || !t->stack.base)
+		return -1;
+	const char *top = uco__stack_top(&t->stack);
+	if (t->run_state == UCO__RUNNING)
+		return t == uco__self() ? (long)(top - (char *)__builtin_frame_address(0)) : -1;
+	return t->sp ? (long)(top - (char *)t->sp) : -1;
+}
+
+/* What t is doing or how it ended, after its state. */
+static void describe_task(const uco_task *t, char *buf, size_t len)
+{
+	int n = 0;
+	buf[0] = '\0';
+	switch (t->run_state) {
+	case UCO__NEW:
+		n = snprintf(buf, len, "not started");
+		break;
+	case UCO__PARKED:
+		n = snprintf(buf, len, "%s", t->why ? t->why->name : "?");
+		if (t->why && t->why->describe && (size_t)n + 2 < len) {
+			n += snprintf(buf + n, len - (size_t)n, ": ");
+			t->why->describe(t, buf + n, len - (size_t)n);
+			n += (int)strlen(buf + n);
+		}
+		if (t->timer_bucket && (size_t)n < len) {
+			char left[32];
+			uco__format_ns(uco__timer_left(t->timer_bucket, uco_now()), left, sizeof left);
+			n += snprintf(buf + n, len - (size_t)n, ", deadline in at least %s", left);
+		}
+		break;
+	case UCO__FINISHED:
+		if (t->state == UCO_TASK_DONE)
+			n = snprintf(buf, len, "value %p", t->value);
+		else if (t->state == UCO_TASK_FAILED)
+			n = snprintf(buf, len, "failed: %d (%s)", t->error, strerror(-t->error));
+		else
+			n = snprintf(buf, len, "cancelled");
+		if (t->in_cb_queue && (size_t)n < len)
+			n += snprintf(buf + n, len - (size_t)n, ", done-callbacks due");
+		break;
+	default:
+		break;
+	}
+	if (t->cancelling && t->state == UCO_TASK_PENDING && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, "%scancel requested", n ? ", " : "");
+}
+
+int uco_loop_dump(uco_loop *loop, int fd)
+{
+	int err = uco__spawn_loop(&loop);
+	if (err)
+		return err;
+	if (fd < 0)
+		return -EBADF;
+	char line[1024];
+	int n = snprintf(line, sizeof line,
+	                 "uco loop %p: %zu tasks, %" PRIu64 " unfinished, %zu ready, "
+	                 "%" PRIu64 " operations in flight\n",
+	                 (void *)loop, loop->ntasks, loop->live, loop->ready.len, loop->inflight);
+	err = write_all(fd, line, (size_t)n);
+	/* Oldest first: the list is pushed at its head. */
+	const uco_task *oldest = loop->all_tasks;
+	while (oldest && oldest->all_next)
+		oldest = oldest->all_next;
+	int count = 0;
+	for (const uco_task *t = oldest; t && !err; t = t->all_prev, count++) {
+		char fn[160], what[512], stack[64] = "";
+		uco__describe_fn(t->fn, fn, sizeof fn);
+		describe_task(t, what, sizeof what);
+		long used = stack_used(t);
+		if (used >= 0)
+			snprintf(stack, sizeof stack, "  stack %.1f of %zu KiB", (double)used / 1024,
+			         t->stack.size / 1024);
+		else if (t->stack.base)
+			snprintf(stack, sizeof stack, "  stack %zu KiB", t->stack.size / 1024);
+		n = snprintf(line, sizeof line, "  task %p %-8s  %s%s%s%s\n", (const void *)t,
+		             state_name(t), fn, stack, what[0] ? "  " : "", what);
+		if (n > (int)sizeof line - 1) {
+			n = (int)sizeof line - 1;
+			line[n - 1] = '\n';
+		}
+		err = write_all(fd, line, (size_t)n);
+	}
+	return err ? err : count;
+}

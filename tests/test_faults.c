@@ -1,0 +1,1341 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Faults survived.  libuco is linked here with its allocators, mappings,
+ * ring set-up and registration, eventfd/signalfd, pthread_create and
+ * submits wrapped (tests/faults/fault.h), and each test fails the nth of
+ * those calls, for n = 1, 2, ... until the operation runs without reaching
+ * the nth: once (one call fails) and sticky (every call from the nth on,
+ * memory that stays short).  For every n:
+ *   - the operation succeeds or returns a negative errno (never a crash;
+ *     never a hang: every wait has a deadline, and SIGALRM names the n);
+ *   - without a failure it succeeds;
+ *   - once injection stops, the loop finishes what was left, runs a task
+ *     that does IO and sleeps 1 ms and returns a value, with the same ring
+ *     features and opcodes as a loop made without faults, and closes;
+ *   - nothing it took is still held: allocations and mappings counted by
+ *     the wrappers, and descriptors; under ASan, LeakSanitizer is asked
+ *     too, at the end of each test.
+ * Loops use an 8-entry SQ, so that the SQ fills for real and the
+ * "submit to make room" paths fail too.
+ */
+#include <fcntl.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "internal.h"
+#include "faults/fault.h"
+
+#ifdef UCO__ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#define SOON() (uco_now() + 2 * UCO_NS_PER_S)
+
+/* ------------------------------------------------------------ fixture */
+
+/* What one run of an operation works with; reset for every n. */
+static struct fx {
+	int fd[4];                /* pipes, socket pairs, clients: -1 if unused */
+	int listen_fd;
+	struct sockaddr_in addr;
+	char path[64];
+	const char *bad;          /* a broken invariant, reported with n */
+	int calls_run, signal_seen, callbacks;
+	uco_xchan *xc;
+	pthread_t thread;
+	bool thread_started;
+	sem_t go;
+} fx;
+
+#define BAD(why) ((void)(fx.bad = fx.bad ? fx.bad : (why)))
+
+static void reset_fx(void)
+{
+	memset(&fx, 0, sizeof fx);
+	for (int i = 0; i < 4; i++)
+		fx.fd[i] = -1;
+	fx.listen_fd = -1;
+}
+
+static void close_fx(void)
+{
+	for (int i = 0; i < 4; i++)
+		if (fx.fd[i] >= 0)
+			close(fx.fd[i]);
+	if (fx.listen_fd >= 0)
+		close(fx.listen_fd);
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static uco_loop_opts small_ring(void)
+{
+	uco_loop_opts o;
+	memset(&o, 0, sizeof o);
+	o.ring_entries = 8;
+	const char *ring = getenv("UCO_TEST_RING");
+	if (ring && strcmp(ring, "plain") == 0)
+		o.flags |= UCO_LOOP_PLAIN_RING;
+	return o;
+}
+
+/* ------------------------------------------------------------ the harness */
+
+struct fault_case {
+	const char *name;
+	unsigned kinds;           /* FAULT_* families failed */
+	bool creates_loop;        /* the body makes the loop itself */
+	void (*setup)(void);      /* not armed: descriptors, files */
+	int (*body)(uco_loop **loop); /* armed: 0 or -errno */
+	void (*teardown)(void);   /* not armed, after the loop has closed */
+	bool once_only;           /* no sticky pass (a failure retried forever) */
+	unsigned sticky_kinds;    /* the families of the sticky pass, if not `kinds` */
+	bool cold_pool;           /* no stack in the pool yet: the body maps slabs */
+};
+
+static int run_task(uco_loop *loop, uco_fn fn, void *arg);
+static void *returns_arg(void *arg);
+
+static const char *alarm_case;
+static unsigned long alarm_n;
+static bool alarm_sticky;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	char msg[256];
+	int len = snprintf(msg, sizeof msg, "faults: %s hung with call %lu failed (%s)\n",
+	                   alarm_case, alarm_n, alarm_sticky ? "sticky" : "once");
+	if (write(2, msg, (size_t)len) < 0)
+		_exit(3);
+	_exit(2);
+}
+
+static void *healthy(void *arg)
+{
+	int p[2];
+	if (pipe(p))
+		return uco_fail(-errno);
+	char c = 'h', d = 0;
+	ssize_t w = uco_write(p[1], &c, 1, -1);
+	ssize_t r = uco_read_dl(p[0], &d, 1, -1, SOON());
+	close(p[0]);
+	close(p[1]);
+	if (w != 1 || r != 1 || d != 'h')
+		return uco_fail(w < 0 ? (int)w : r < 0 ? (int)r : -EIO);
+	int s = uco_sleep(UCO_NS_PER_MS);
+	return s ? uco_fail(s) : arg;
+}
+
+/* After the injection: the loop finishes what the operation left, still
+ * works as a fresh one does, and closes. */
+static void check_loop(uco_loop *loop, const uco_loop *ref, const char *name, unsigned long n,
+                       const char *what)
+{
+	int r = uco_loop_run(loop);
+	cr_assert_eq(r, 0, "%s, call %lu (%s) failed: the leftovers ran into %d", name, n, what, r);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, healthy, (void *)42), 0);
+	void *v = NULL;
+	r = uco_loop_run_until(loop, t, &v);
+	cr_assert_eq(r, 0, "%s, call %lu (%s) failed: the loop is left broken (%d)", name, n, what,
+	             r);
+	cr_assert_eq(v, (void *)42);
+	uco_task_release(t);
+	cr_assert_eq(uco_loop_features(loop), uco_loop_features(ref),
+	             "%s, call %lu (%s) failed: ring features %#x, not %#x", name, n, what,
+	             uco_loop_features(loop), uco_loop_features(ref));
+	cr_assert(memcmp(loop->opcodes, ref->opcodes, sizeof ref->opcodes) == 0,
+	          "%s, call %lu (%s) failed: the loop lost opcodes", name, n, what);
+	r = uco_loop_close(loop);
+	cr_assert_eq(r, 0, "%s, call %lu (%s) failed: close gives %d", name, n, what, r);
+}
+
+static void run_case(const struct fault_case *c)
+{
+	uco_loop_opts o = small_ring();
+	uco_loop *ref = test_loop_opts(&o);
+	signal(SIGALRM, on_alarm);
+	alarm_case = c->name;
+	unsigned long most = 0;
+	for (int sticky = 0; sticky <= !c->once_only; sticky++) {
+		unsigned long n;
+		for (n = 1;; n++) {
+			cr_assert_lt(n, 100000, "%s: no end to the calls", c->name);
+			alarm_n = n;
+			alarm_sticky = sticky;
+			alarm(20);
+			long allocs = fault_live_allocs(), maps = fault_live_maps();
+			unsigned long mark = fault_alloc_mark();
+			int fds = count_fds();
+			reset_fx();
+			if (c->setup)
+				c->setup();
+			uco_loop *loop = NULL;
+			if (!c->creates_loop) {
+				o = small_ring();
+				cr_assert_eq(uco_loop_create(&loop, &o), 0);
+				/* A warm stack pool: the 64 guard pages of a new
+				 * slab are failed in the spawn cases. */
+				if (!c->cold_pool)
+					cr_assert_eq(run_task(loop, returns_arg, NULL), 0);
+			}
+
+			fault_arm(sticky && c->sticky_kinds ? c->sticky_kinds : c->kinds, n, sticky);
+			int r = c->body(&loop);
+			unsigned long failed = fault_disarm();
+			const char *what = fault_first_failed();
+
+			cr_assert(r <= 0 && r > -4096, "%s, call %lu (%s) failed: returned %d",
+			          c->name, n, what, r);
+			cr_assert(failed || r == 0, "%s: no call failed, yet %d (%s)", c->name, r,
+			          strerror(-r));
+			if (!loop) {
+				o = small_ring();
+				cr_assert_eq(uco_loop_create(&loop, &o), 0);
+			}
+			check_loop(loop, ref, c->name, n, what);
+			if (c->teardown)
+				c->teardown();
+			close_fx();
+			cr_assert(!fx.bad, "%s, call %lu (%s, %s) failed: %s", c->name, n, what,
+			          sticky ? "sticky" : "once", fx.bad);
+			if (fault_live_allocs() != allocs)
+				fault_print_live_since(mark);
+			cr_assert_eq(fault_live_allocs(), allocs,
+			             "%s, call %lu (%s, %s) failed: %ld allocations leaked", c->name, n,
+			             what, sticky ? "sticky" : "once", fault_live_allocs() - allocs);
+			cr_assert_eq(fault_live_maps(), maps,
+			             "%s, call %lu (%s, %s) failed: %ld mappings leaked", c->name, n,
+			             what, sticky ? "sticky" : "once", fault_live_maps() - maps);
+			cr_assert_eq(count_fds(), fds, "%s, call %lu (%s, %s) failed: %d descriptors leaked",
+			             c->name, n, what, sticky ? "sticky" : "once", count_fds() - fds);
+			if (!failed)
+				break;
+		}
+		if (n - 1 > most)
+			most = n - 1;
+	}
+	alarm(0);
+#ifdef UCO__ASAN
+	/* Criterion passes a test whose worker LeakSanitizer reports at exit:
+	 * ask it here instead. */
+	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "%s: LeakSanitizer found leaks",
+	             c->name);
+#endif
+	fprintf(stderr, "faults: %s: failed each of its %lu calls%s\n", c->name, most,
+	        c->once_only ? "" : ", once and sticky");
+	cr_assert_eq(uco_loop_close(ref), 0);
+}
+
+/* Run fn as a task to its end: 0, its failure, or the loop's error. */
+static int run_task(uco_loop *loop, uco_fn fn, void *arg)
+{
+	uco_task *t;
+	int err = uco_spawn(loop, &t, fn, arg);
+	if (err)
+		return err;
+	err = uco_loop_run_until(loop, t, NULL);
+	uco_task_release(t);
+	return err;
+}
+
+static void *returns_arg(void *arg)
+{
+	return arg;
+}
+
+static void *sleeps_ms(void *arg)
+{
+	int r = uco_sleep((intptr_t)arg * UCO_NS_PER_MS);
+	return r ? uco_fail(r) : arg;
+}
+
+static void *fails_after_1ms(void *arg)
+{
+	(void)arg;
+	uco_sleep(UCO_NS_PER_MS);
+	return uco_fail(-EIO);
+}
+
+/* Spawn fn(args[i]) for i < n from a task; on failure the ones spawned are
+ * released (they run on and end by themselves). */
+static int spawn_all(uco_task **out, size_t n, uco_fn fn, const intptr_t *args)
+{
+	for (size_t i = 0; i < n; i++) {
+		int err = uco_spawn(NULL, &out[i], fn, (void *)args[i]);
+		if (err) {
+			while (i-- > 0)
+				uco_task_release(out[i]);
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void release_all(uco_task **t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		uco_task_release(t[i]);
+}
+
+/* ------------------------------------------------------------ loops and tasks */
+
+static int body_loop_create(uco_loop **loop)
+{
+	uco_loop_opts o = small_ring();
+	int err = uco_loop_create(loop, &o);
+	if (err && *loop)
+		BAD("a failed create stored a loop");
+	return err;
+}
+
+Test(faults, loop_create_and_close, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "loop create", .kinds = FAULT_ALL,
+	                               .creates_loop = true, .body = body_loop_create });
+}
+
+static void count_callback(uco_task *t, void *user)
+{
+	(void)t;
+	(void)user;
+	fx.callbacks++;
+}
+
+/* A failed spawn started nothing: after `spawned` spawns, as many tasks. */
+static int spawn_checked(int err, uco_loop *loop, uint64_t spawned)
+{
+	uco_loop_stats s;
+	uco_loop_stats_get(loop, &s);
+	if (s.tasks_live_now != spawned - (err != 0))
+		BAD("a failed spawn started a task, or a spawn none");
+	return err;
+}
+
+static int body_spawn(uco_loop **lp)
+{
+	uco_loop *loop = *lp;
+	uco_task *a = NULL, *b = NULL;
+	int err = spawn_checked(uco_spawn(loop, &a, sleeps_ms, (void *)1), loop, 1);
+	if (!err)
+		err = spawn_checked(uco_spawn_sized(loop, &b, returns_arg, (void *)2, 32 * 1024),
+		                    loop, 2);
+	if (!err)
+		err = spawn_checked(uco_spawn(loop, NULL, returns_arg, NULL), loop, 3);
+	if (!err)
+		err = uco_task_add_done_callback(a, count_callback, NULL);
+	void *v = NULL;
+	if (!err && (err = uco_loop_run_until(loop, b, &v)) == 0 && v != (void *)2)
+		BAD("wrong value");
+	if (!err && (err = uco_loop_run_until(loop, a, &v)) == 0 && v != (void *)1)
+		BAD("wrong value");
+	if (!err && fx.callbacks != 1)
+		BAD("the done-callback did not run once");
+	uco_task_release(a);
+	uco_task_release(b);
+	return err;
+}
+
+Test(faults, spawn_and_run, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "spawn", .kinds = FAULT_ALL,
+	                               .cold_pool = true, .body = body_spawn });
+}
+
+/* Many tasks at once: the run queue and the stack pool grow (slabs of 64
+ * stacks), and a sticky failure is the pool running dry. */
+static int body_spawn_many(uco_loop **lp)
+{
+	int err = 0;
+	for (intptr_t i = 0; i < 300 && !err; i++)
+		err = uco_spawn(*lp, NULL, i % 2 ? sleeps_ms : returns_arg, (void *)(i % 3));
+	int r = uco_loop_run(*lp);
+	return err ? err : r;
+}
+
+Test(faults, spawn_many_stack_pool_growth, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "spawn many", .kinds = FAULT_ALL,
+	                               .cold_pool = true, .body = body_spawn_many });
+}
+
+/* ------------------------------------------------------------ IO */
+
+static void setup_pipe(void)
+{
+	cr_assert_eq(pipe2(fx.fd, O_CLOEXEC), 0);
+}
+
+static void *pipe_io(void *arg)
+{
+	(void)arg;
+	char out[8] = "ping", in[8] = { 0 };
+	ssize_t w = uco_write_dl(fx.fd[1], out, 4, -1, SOON());
+	if (w < 0)
+		return uco_fail((int)w);
+	ssize_t r = uco_read_dl(fx.fd[0], in, sizeof in, -1, SOON());
+	if (r == -ETIMEDOUT)
+		BAD("a read timed out with data waiting");
+	if (r < 0)
+		return uco_fail((int)r);
+	if (r != 4 || memcmp(in, "ping", 4))
+		BAD("read the wrong bytes");
+	if ((w = uco_write(fx.fd[1], out, 4, -1)) < 0)
+		return uco_fail((int)w);
+	if ((r = uco_read(fx.fd[0], in, 4, -1)) < 0)
+		return uco_fail((int)r);
+	struct iovec iov = { out, 4 };
+	if ((w = uco_writev(fx.fd[1], &iov, 1, -1)) < 0)
+		return uco_fail((int)w);
+	iov.iov_base = in;
+	if ((r = uco_readv_dl(fx.fd[0], &iov, 1, -1, SOON())) < 0)
+		return uco_fail((int)r);
+	/* A deadline that expires, and one that does not. */
+	r = uco_read_dl(fx.fd[0], in, 1, -1, uco_now() + 2 * UCO_NS_PER_MS);
+	if (r >= 0)
+		BAD("read from an empty pipe");
+	if (r != -ETIMEDOUT)
+		return uco_fail((int)r);
+	int p = uco_poll_dl(fx.fd[1], POLLOUT, SOON());
+	if (p < 0)
+		return uco_fail(p);
+	if (!(p & POLLOUT))
+		BAD("a pipe with room is not writable");
+	return NULL;
+}
+
+static int body_pipe(uco_loop **lp)
+{
+	return run_task(*lp, pipe_io, NULL);
+}
+
+Test(faults, io_pipe_read_write_deadlines, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "pipe IO", .kinds = FAULT_ALL,
+	                               .setup = setup_pipe, .body = body_pipe });
+}
+
+static void setup_socketpair(void)
+{
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fx.fd), 0);
+}
+
+static void *socket_io(void *arg)
+{
+	(void)arg;
+	char in[16] = { 0 };
+	ssize_t n = uco_send_dl(fx.fd[0], "abc", 3, 0, SOON());
+	if (n < 0)
+		return uco_fail((int)n);
+	n = uco_recv_dl(fx.fd[1], in, sizeof in, 0, SOON());
+	if (n == -ETIMEDOUT)
+		BAD("a recv timed out with data waiting");
+	if (n < 0)
+		return uco_fail((int)n);
+	if (n != 3 || memcmp(in, "abc", 3))
+		BAD("received the wrong bytes");
+	struct iovec iov = { "defg", 4 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if ((n = uco_sendmsg(fx.fd[1], &msg, 0)) < 0)
+		return uco_fail((int)n);
+	iov = (struct iovec){ in, sizeof in };
+	if ((n = uco_recvmsg_dl(fx.fd[0], &msg, 0, SOON())) < 0)
+		return uco_fail((int)n);
+	if (n != 4 || memcmp(in, "defg", 4))
+		BAD("recvmsg got the wrong bytes");
+	if ((n = uco_send(fx.fd[1], "x", 1, 0)) < 0 || (n = uco_recv(fx.fd[0], in, 1, 0)) < 0)
+		return uco_fail((int)n);
+	int r = uco_shutdown(fx.fd[1], SHUT_WR);
+	if (r < 0)
+		return uco_fail(r);
+	n = uco_recv_dl(fx.fd[0], in, sizeof in, 0, SOON());
+	if (n < 0)
+		return uco_fail((int)n);
+	if (n != 0)
+		BAD("no end of stream after shutdown");
+	return NULL;
+}
+
+static int body_socketpair(uco_loop **lp)
+{
+	return run_task(*lp, socket_io, NULL);
+}
+
+Test(faults, io_socketpair_send_recv, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "socket IO", .kinds = FAULT_ALL,
+	                               .setup = setup_socketpair, .body = body_socketpair });
+}
+
+static void setup_listener(void)
+{
+	fx.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fx.listen_fd, 0);
+	fx.addr = (struct sockaddr_in){ .sin_family = AF_INET,
+	                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	cr_assert_eq(bind(fx.listen_fd, (struct sockaddr *)&fx.addr, sizeof fx.addr), 0);
+	cr_assert_eq(listen(fx.listen_fd, 64), 0);
+	socklen_t len = sizeof fx.addr;
+	cr_assert_eq(getsockname(fx.listen_fd, (struct sockaddr *)&fx.addr, &len), 0);
+}
+
+/* Connect, accept, exchange a byte: in one task, since a loopback connect
+ * completes from the listener's backlog before any accept. */
+static void *accept_connect(void *arg)
+{
+	(void)arg;
+	int err, c = -1, s = uco_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return uco_fail(s);
+	err = uco_connect_dl(s, (struct sockaddr *)&fx.addr, sizeof fx.addr, SOON());
+	if (!err) {
+		c = uco_accept_dl(fx.listen_fd, NULL, NULL, SOCK_CLOEXEC, SOON());
+		if (c == -ETIMEDOUT)
+			BAD("accept timed out with a connection waiting");
+		err = c < 0 ? c : 0;
+	}
+	char b = 0;
+	ssize_t n = 0;
+	if (!err && (n = uco_send(s, "z", 1, 0)) >= 0)
+		n = uco_recv_dl(c, &b, 1, 0, SOON());
+	if (!err && n < 0)
+		err = (int)n;
+	if (!err && b != 'z')
+		BAD("accepted the wrong connection");
+	if (c >= 0) {
+		int r = uco_close(c);
+		if (r < 0) {
+			close(c); /* the ring could not take it */
+			err = err ? err : r;
+		}
+	}
+	int r = uco_close(s);
+	if (r < 0) {
+		close(s);
+		err = err ? err : r;
+	}
+	return err ? uco_fail(err) : NULL;
+}
+
+static int body_accept_connect(uco_loop **lp)
+{
+	return run_task(*lp, accept_connect, NULL);
+}
+
+Test(faults, io_accept_connect, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "accept/connect", .kinds = FAULT_ALL,
+	                               .setup = setup_listener, .body = body_accept_connect });
+}
+
+static void setup_file(void)
+{
+	snprintf(fx.path, sizeof fx.path, "/tmp/uco-faults-%d", (int)getpid());
+	unlink(fx.path);
+}
+
+static void teardown_file(void)
+{
+	unlink(fx.path);
+}
+
+static void *file_io(void *arg)
+{
+	(void)arg;
+	int fd = uco_openat_dl(AT_FDCWD, fx.path, O_CREAT | O_RDWR | O_TRUNC | O_CLOEXEC, 0600,
+	                       SOON());
+	if (fd < 0)
+		return uco_fail(fd);
+	int err = 0;
+	ssize_t n = uco_write_dl(fd, "0123456789", 10, 0, SOON());
+	if (n < 0)
+		err = (int)n;
+	if (!err)
+		err = uco_fsync_dl(fd, 1, SOON());
+	if (!err)
+		err = uco_fallocate(fd, 0, 0, 4096);
+	struct statx st;
+	if (!err)
+		err = uco_statx_dl(AT_FDCWD, fx.path, 0, STATX_SIZE, &st, SOON());
+	if (!err && st.stx_size != 4096)
+		BAD("statx gives the wrong size");
+	char in[10];
+	if (!err && (n = uco_read(fd, in, sizeof in, 0)) < 0)
+		err = (int)n;
+	if (!err && memcmp(in, "0123456789", 10))
+		BAD("read back the wrong bytes");
+	int r = uco_close(fd);
+	if (r < 0) {
+		close(fd);
+		err = err ? err : r;
+	}
+	return err ? uco_fail(err) : NULL;
+}
+
+static int body_file(uco_loop **lp)
+{
+	return run_task(*lp, file_io, NULL);
+}
+
+Test(faults, io_file_openat_statx_close, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "file IO", .kinds = FAULT_ALL,
+	                               .setup = setup_file, .body = body_file,
+	                               .teardown = teardown_file });
+}
+
+/* A registered (fixed) descriptor. */
+static void *fixed_io(void *arg)
+{
+	(void)arg;
+	int h = uco_fd_register(NULL, fx.fd[0]);
+	if (h < 0)
+		return uco_fail(h);
+	char c = 0;
+	ssize_t n = write(fx.fd[1], "f", 1);
+	if (n == 1)
+		n = uco_read_dl(h, &c, 1, -1, SOON());
+	if (n == 1 && c != 'f')
+		BAD("read the wrong byte through a fixed file");
+	int r = uco_fd_unregister(NULL, h);
+	if (n < 0)
+		return uco_fail((int)n);
+	return r < 0 ? uco_fail(r) : NULL;
+}
+
+static int body_fixed(uco_loop **lp)
+{
+	return run_task(*lp, fixed_io, NULL);
+}
+
+Test(faults, io_fixed_files, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "fixed files", .kinds = FAULT_ALL,
+	                               .setup = setup_pipe, .body = body_fixed });
+}
+
+/* The multishot acceptor, with two clients waiting in the backlog. */
+static void setup_acceptor(void)
+{
+	setup_listener();
+	for (int i = 0; i < 2; i++) {
+		fx.fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_geq(fx.fd[i], 0);
+		cr_assert_eq(connect(fx.fd[i], (struct sockaddr *)&fx.addr, sizeof fx.addr), 0);
+	}
+}
+
+static void *acceptor_task(void *arg)
+{
+	uco_acceptor *a = arg;
+	int err = 0;
+	for (int i = 0; i < 2 && !err; i++) {
+		int c = uco_acceptor_next_dl(a, SOON());
+		if (c == -ETIMEDOUT)
+			BAD("the acceptor timed out with clients waiting");
+		if (c < 0)
+			err = c;
+		else
+			close(c);
+	}
+	uco_acceptor_close(a);
+	return err ? uco_fail(err) : NULL;
+}
+
+static int body_acceptor(uco_loop **lp)
+{
+	uco_acceptor *a;
+	int err = uco_acceptor_open(*lp, &a, fx.listen_fd, SOCK_CLOEXEC);
+	if (err)
+		return err;
+	uco_task *t;
+	err = uco_spawn(*lp, &t, acceptor_task, a);
+	if (err) {
+		uco_acceptor_close(a);
+		return err;
+	}
+	err = uco_loop_run_until(*lp, t, NULL);
+	uco_task_release(t);
+	return err;
+}
+
+Test(faults, io_acceptor, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "acceptor", .kinds = FAULT_ALL,
+	                               .setup = setup_acceptor, .body = body_acceptor });
+}
+
+/* A provided-buffer ring and a receive stream on it. */
+static void setup_stream(void)
+{
+	setup_socketpair();
+	cr_assert_eq(write(fx.fd[1], "hello", 5), 5);
+}
+
+static void *stream_task(void *arg)
+{
+	uco_recv_stream *s = arg;
+	const void *data = NULL;
+	ssize_t n = uco_recv_stream_next_dl(s, &data, SOON());
+	if (n == -ETIMEDOUT)
+		BAD("the stream timed out with data waiting");
+	if (n > 0 && (n != 5 || memcmp(data, "hello", 5)))
+		BAD("the stream gave the wrong bytes");
+	uco_recv_stream_close(s);
+	return n < 0 ? uco_fail((int)n) : NULL;
+}
+
+static int body_stream(uco_loop **lp)
+{
+	uco_bufring *br;
+	uco_recv_stream *s;
+	int err = uco_bufring_create(*lp, &br, 8, 256);
+	if (err)
+		return err;
+	err = uco_recv_stream_open(&s, fx.fd[0], br);
+	if (err) {
+		if (uco_bufring_destroy(br))
+			BAD("a bufring without streams refused to go");
+		return err;
+	}
+	uco_task *t;
+	err = uco_spawn(*lp, &t, stream_task, s);
+	if (err) {
+		uco_recv_stream_close(s);
+	} else {
+		err = uco_loop_run_until(*lp, t, NULL);
+		uco_task_release(t);
+	}
+	/* -EBUSY while the stream's cancel is on its way: the close frees it. */
+	uco_bufring_destroy(br);
+	return err;
+}
+
+Test(faults, io_bufring_recv_stream, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "bufring stream", .kinds = FAULT_ALL,
+	                               .setup = setup_stream, .body = body_stream });
+}
+
+/* ------------------------------------------------------------ time */
+
+static void *wait_forever(void *arg)
+{
+	(void)arg;
+	int r = uco_sleep(10 * UCO_NS_PER_S);
+	return r ? uco_fail(r) : NULL;
+}
+
+static void *timers_task(void *arg)
+{
+	(void)arg;
+	/* More distinct lengths than the SQ holds: one timeout SQE each. */
+	enum { N = 12 };
+	static const intptr_t ms[N] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+	uco_task *t[N];
+	int err = spawn_all(t, N, sleeps_ms, ms);
+	if (err)
+		return uco_fail(err);
+	for (size_t i = 0; i < N && !err; i++) {
+		void *v;
+		err = uco_await(t[i], &v);
+		if (!err && v != (void *)ms[i])
+			BAD("a sleeper returned the wrong value");
+	}
+	release_all(t, N);
+	if (!err)
+		err = uco_sleep_until(uco_now() + UCO_NS_PER_MS);
+	/* A cancelled sleeper. */
+	uco_task *s;
+	if (!err && !(err = uco_spawn(NULL, &s, wait_forever, NULL))) {
+		uco_yield();
+		uco_task_cancel(s);
+		int r = uco_await(s, NULL);
+		if (r != -ECANCELED && r != -ENOMEM && r != -EAGAIN)
+			BAD("a cancelled sleeper did not end cancelled");
+		uco_task_release(s);
+	}
+	/* A deadline on a wait. */
+	uco_event e;
+	uco_event_init(&e);
+	if (!err) {
+		int r = uco_event_wait_dl(&e, uco_now() + UCO_NS_PER_MS);
+		if (r != -ETIMEDOUT)
+			err = r ? r : -EPROTO;
+	}
+	return err ? uco_fail(err) : NULL;
+}
+
+static int body_timers(uco_loop **lp)
+{
+	return run_task(*lp, timers_task, NULL);
+}
+
+Test(faults, sleeps_and_timers, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "timers", .kinds = FAULT_ALL,
+	                               .body = body_timers });
+}
+
+/* ------------------------------------------------------------ the executor */
+
+static void *blocking_add_one(void *arg)
+{
+	return (void *)((intptr_t)arg + 1);
+}
+
+static void *executor_task(void *arg)
+{
+	(void)arg;
+	uco_executor_opts o = { .threads = 2 };
+	uco_executor *ex;
+	int err = uco_executor_create(&ex, &o);
+	if (err)
+		return uco_fail(err);
+	void *v = NULL;
+	err = uco_run_in_executor(ex, blocking_add_one, (void *)1, &v);
+	if (!err && v != (void *)2)
+		BAD("run_in_executor: wrong value");
+	uco_task *t;
+	if (!err && !(err = uco_spawn_in_executor(NULL, &t, ex, blocking_add_one, (void *)5))) {
+		err = uco_await(t, &v);
+		if (!err && v != (void *)6)
+			BAD("spawn_in_executor: wrong value");
+		uco_task_release(t);
+	}
+	/* The loop's default executor, made on first use. */
+	if (!err && !(err = uco_run_in_executor(NULL, blocking_add_one, (void *)7, &v)) &&
+	    v != (void *)8)
+		BAD("default executor: wrong value");
+	int r = uco_executor_shutdown(ex, 0);
+	if (r)
+		BAD("shutdown failed");
+	return err ? uco_fail(err) : NULL;
+}
+
+static int body_executor(uco_loop **lp)
+{
+	return run_task(*lp, executor_task, NULL);
+}
+
+Test(faults, executor, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "executor", .kinds = FAULT_ALL,
+	                               .body = body_executor });
+}
+
+/* Through the eventfd inbox instead of MSG_RING. */
+static void *executor_inbox_task(void *arg)
+{
+	(void)arg;
+	uco_executor_opts o = { .threads = 1, .flags = UCO_EXECUTOR_NO_MSG_RING };
+	uco_executor *ex;
+	int err = uco_executor_create(&ex, &o);
+	if (err)
+		return uco_fail(err);
+	void *v = NULL;
+	err = uco_run_in_executor(ex, blocking_add_one, (void *)1, &v);
+	if (!err && v != (void *)2)
+		BAD("run_in_executor: wrong value");
+	uco_executor_shutdown(ex, 0);
+	return err ? uco_fail(err) : NULL;
+}
+
+static int body_executor_inbox(uco_loop **lp)
+{
+	return run_task(*lp, executor_inbox_task, NULL);
+}
+
+Test(faults, executor_inbox, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "executor inbox", .kinds = FAULT_ALL,
+	                               .body = body_executor_inbox });
+}
+
+/* ------------------------------------------------------------ combinators */
+
+static void *combinators_task(void *arg)
+{
+	(void)arg;
+	static const intptr_t ms[3] = { 1, 2, 3 };
+	uco_task *t[3];
+	void *values[3];
+	int errors[3];
+	int err = spawn_all(t, 3, sleeps_ms, ms);
+	if (err)
+		return uco_fail(err);
+	err = uco_gather(t, 3, values, NULL, 0);
+	if (!err && (values[0] != (void *)1 || values[2] != (void *)3))
+		BAD("gather: wrong values");
+	release_all(t, 3);
+
+	/* COLLECT with one failure. */
+	if (!err && !(err = uco_spawn(NULL, &t[0], fails_after_1ms, NULL))) {
+		if (!(err = uco_spawn(NULL, &t[1], sleeps_ms, (void *)1))) {
+			int r = uco_gather(t, 2, values, errors, UCO_GATHER_COLLECT);
+			if (r < 0)
+				err = r;
+			else if (errors[0] != -EIO)
+				BAD("gather COLLECT lost the failure");
+			uco_task_release(t[1]);
+		}
+		uco_task_release(t[0]);
+	}
+
+	/* wait FIRST_COMPLETED, then next_completed over the rest. */
+	if (!err && !(err = spawn_all(t, 3, sleeps_ms, ms))) {
+		unsigned char done[3] = { 0 };
+		int r = uco_wait(t, 3, UCO_WAIT_FIRST_COMPLETED, SOON(), done);
+		if (r < 0)
+			err = r;
+		unsigned char taken[3] = { 0 };
+		for (int i = 0; i < 3 && !err; i++) {
+			r = uco_next_completed(t, 3, taken, SOON());
+			if (r < 0)
+				err = r;
+		}
+		uco_wait(t, 3, UCO_WAIT_ALL_COMPLETED, SOON(), NULL);
+		release_all(t, 3);
+	}
+
+	/* wait_for that expires: the task is cancelled and waited for. */
+	if (!err && !(err = uco_spawn(NULL, &t[0], wait_forever, NULL))) {
+		int r = uco_wait_for(t[0], uco_now() + UCO_NS_PER_MS, NULL);
+		if (r != -ETIMEDOUT)
+			err = r ? r : -EPROTO;
+		if (r == -ETIMEDOUT && uco_task_state_get(t[0]) == UCO_TASK_PENDING)
+			BAD("wait_for returned before its task ended");
+		if (r != -ETIMEDOUT) { /* it could not wait (no timer): stop it */
+			uco_task_cancel(t[0]);
+			uco_await(t[0], NULL);
+		}
+		uco_task_release(t[0]);
+	}
+
+	/* shield, and a gather as a task. */
+	if (!err && !(err = uco_spawn(NULL, &t[0], sleeps_ms, (void *)1))) {
+		void *v = NULL;
+		err = uco_shield(t[0], &v);
+		if (!err && v != (void *)1)
+			BAD("shield: wrong value");
+		uco_task_release(t[0]);
+	}
+	if (!err && !(err = spawn_all(t, 2, sleeps_ms, ms))) {
+		uco_task *g;
+		if (!(err = uco_spawn_gather(NULL, &g, t, 2, 0))) {
+			err = uco_await(g, NULL);
+			uco_task_release(g);
+		} else {
+			uco_gather(t, 2, NULL, NULL, UCO_GATHER_COLLECT); /* t must outlive */
+		}
+		release_all(t, 2);
+	}
+	return err ? uco_fail(err) : NULL;
+}
+
+static int body_combinators(uco_loop **lp)
+{
+	return run_task(*lp, combinators_task, NULL);
+}
+
+Test(faults, combinators, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "combinators", .kinds = FAULT_ALL,
+	                               .body = body_combinators });
+}
+
+static void *group_task(void *arg)
+{
+	(void)arg;
+	uco_group *g;
+	int err = uco_group_create(NULL, &g);
+	if (err)
+		return uco_fail(err);
+	/* More members than the first array holds (8). */
+	for (intptr_t i = 0; i < 10 && !err; i++)
+		err = uco_group_spawn(g, NULL, i == 5 ? fails_after_1ms : sleeps_ms,
+		                      (void *)(i % 3 + 1));
+	int r = uco_group_wait(g);
+	if (!err && r != -EIO && r >= 0)
+		BAD("the group lost its member's failure");
+	if (!err && r != -EIO)
+		err = r;
+	uco_group_destroy(g);
+	return err ? uco_fail(err) : NULL;
+}
+
+static int body_groups(uco_loop **lp)
+{
+	return run_task(*lp, group_task, NULL);
+}
+
+Test(faults, groups, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "groups", .kinds = FAULT_ALL,
+	                               .body = body_groups });
+}
+
+/* ------------------------------------------------------------ synchronisation */
+
+static void *chan_receiver(void *arg)
+{
+	uco_chan *c = arg;
+	for (intptr_t i = 1; i <= 6; i++) {
+		void *item;
+		int r = uco_chan_recv_dl(c, &item, SOON());
+		if (r == -ETIMEDOUT)
+			BAD("a receiver timed out");
+		if (r < 0) {
+			uco_chan_close(c); /* the sender stops waiting */
+			return uco_fail(r);
+		}
+		if (item != (void *)i)
+			BAD("items out of order");
+	}
+	return NULL;
+}
+
+static void *chan_task(void *arg)
+{
+	size_t capacity = (size_t)(intptr_t)arg;
+	uco_chan *c;
+	int err = uco_chan_create(&c, capacity);
+	if (err)
+		return uco_fail(err);
+	uco_task *rx;
+	if (!(err = uco_spawn(NULL, &rx, chan_receiver, c))) {
+		for (intptr_t i = 1; i <= 6 && !err; i++)
+			err = uco_chan_send_dl(c, (void *)i, SOON());
+		if (err)
+			uco_chan_close(c); /* the receiver ends with -EPIPE */
+		int r = uco_await(rx, NULL);
+		err = err ? err : r;
+		uco_task_release(rx);
+	}
+	/* A mutex and a semaphore allocate nothing: they must just work. */
+	uco_mutex m;
+	uco_mutex_init(&m);
+	if (uco_mutex_lock_dl(&m, SOON()) || uco_mutex_unlock(&m))
+		BAD("an uncontended mutex failed");
+	if (uco_chan_destroy(c))
+		BAD("a channel nobody waits on refused to go");
+	return err ? uco_fail(err) : NULL;
+}
+
+static int body_chan(uco_loop **lp)
+{
+	int err = run_task(*lp, chan_task, (void *)0);
+	return err ? err : run_task(*lp, chan_task, (void *)2);
+}
+
+Test(faults, sync_channels, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "channels", .kinds = FAULT_ALL,
+	                               .body = body_chan });
+}
+
+/* ------------------------------------------------------------ signals */
+
+static void setup_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	cr_assert_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+	raise(SIGUSR1); /* pending until a signal wait takes it */
+}
+
+static void teardown_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	struct timespec zero = { 0, 0 };
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+}
+
+static void on_usr2(int signo, void *user)
+{
+	(void)user;
+	if (signo == SIGUSR2)
+		fx.signal_seen++;
+}
+
+static void *signal_task(void *arg)
+{
+	uco_loop *loop = arg;
+	sigset_t one;
+	sigemptyset(&one);
+	sigaddset(&one, SIGUSR1);
+	int r = uco_signal_wait(&one, SOON());
+	if (r == -ETIMEDOUT)
+		BAD("a pending signal was not seen");
+	if (r < 0)
+		return uco_fail(r);
+	if (r != SIGUSR1)
+		BAD("the wrong signal");
+	r = uco_loop_on_signal(loop, SIGUSR2, on_usr2, NULL);
+	if (r < 0)
+		return uco_fail(r);
+	raise(SIGUSR2);
+	for (int i = 0; i < 200 && !fx.signal_seen; i++)
+		if ((r = uco_sleep(UCO_NS_PER_MS)) < 0)
+			return uco_fail(r);
+	if (!fx.signal_seen)
+		BAD("the signal handler never ran");
+	return NULL;
+}
+
+static int body_signals(uco_loop **lp)
+{
+	return run_task(*lp, signal_task, *lp);
+}
+
+Test(faults, signals, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "signals", .kinds = FAULT_ALL,
+	                               .setup = setup_signals, .body = body_signals,
+	                               .teardown = teardown_signals });
+}
+
+/* ------------------------------------------------------------ many loops */
+
+static void count_call(void *arg)
+{
+	(void)arg;
+	fx.calls_run++;
+}
+
+static void *spawned_remotely(void *arg)
+{
+	(void)arg;
+	fx.calls_run += 10;
+	return NULL;
+}
+
+static void *waits_for_calls(void *arg)
+{
+	int want = (int)(intptr_t)arg;
+	for (int i = 0; i < 200 && fx.calls_run < want; i++) {
+		int r = uco_sleep(UCO_NS_PER_MS);
+		if (r < 0)
+			return uco_fail(r);
+	}
+	return NULL;
+}
+
+static int body_threadsafe(uco_loop **lp)
+{
+	uco_loop *loop = *lp;
+	int want = 0;
+	int err = uco_loop_call(loop, count_call, NULL);
+	if (!err) {
+		want += 1;
+		err = uco_loop_spawn_threadsafe(loop, spawned_remotely, NULL);
+		if (!err)
+			want += 10;
+	}
+	/* The posts do not keep a loop running: a task waits for them. */
+	int r = run_task(loop, waits_for_calls, (void *)(intptr_t)want);
+	/* A remote spawn may itself fail on the loop, silently (its caller
+	 * has long returned 0); the call must have run. */
+	if (!r && want && fx.calls_run % 10 != 1)
+		BAD("a posted call never ran");
+	return err ? err : r;
+}
+
+Test(faults, loop_call_and_spawn_threadsafe, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "loop_call", .kinds = FAULT_ALL,
+	                               .body = body_threadsafe });
+}
+
+/* xchan: items from a task of this loop to one on another thread's loop. */
+static void *xchan_receiver(void *arg)
+{
+	(void)arg;
+	for (intptr_t i = 1; i <= 3; i++) {
+		void *item;
+		int r = uco_xchan_recv_dl(fx.xc, &item, SOON());
+		if (r == -ETIMEDOUT)
+			BAD("an xchan receiver timed out");
+		if (r < 0)
+			return uco_fail(r);
+		if (item != (void *)i)
+			BAD("xchan items out of order");
+	}
+	return NULL;
+}
+
+static void *other_thread(void *arg)
+{
+	(void)arg;
+	sem_wait(&fx.go);
+	if (!fx.xc)
+		return NULL;
+	uco_loop_opts o = small_ring();
+	uco_loop *loop;
+	uco_task *t = NULL;
+	int err = uco_loop_create(&loop, &o);
+	if (err) {
+		uco_xchan_close(fx.xc); /* so that the sender does not wait */
+		return NULL;
+	}
+	if (uco_spawn(loop, &t, xchan_receiver, NULL) == 0) {
+		/* Injected submit failures stop a run: go on until the task
+		 * has ended (the injection stops after the sender's side). */
+		while (uco_loop_run_until(loop, t, NULL) < 0 &&
+		       uco_task_state_get(t) == UCO_TASK_PENDING)
+			usleep(200);
+		uco_task_release(t);
+	}
+	uco_xchan_close(fx.xc);
+	while (uco_loop_run(loop) < 0)
+		usleep(200);
+	if (uco_loop_close(loop))
+		BAD("the other loop did not close");
+	return NULL;
+}
+
+static void setup_xchan(void)
+{
+	cr_assert_eq(sem_init(&fx.go, 0, 0), 0);
+	cr_assert_eq(pthread_create(&fx.thread, NULL, other_thread, NULL), 0);
+	fx.thread_started = true;
+}
+
+static void teardown_xchan(void)
+{
+	sem_post(&fx.go); /* in case the body never got that far */
+	pthread_join(fx.thread, NULL);
+	sem_destroy(&fx.go);
+	if (fx.xc && uco_xchan_destroy(fx.xc))
+		BAD("an xchan nobody waits on refused to go");
+}
+
+static void *xchan_sender(void *arg)
+{
+	(void)arg;
+	int err = 0;
+	for (intptr_t i = 1; i <= 3 && !err; i++) {
+		err = uco_xchan_send_dl(fx.xc, (void *)i, SOON());
+		if (err == -ETIMEDOUT)
+			BAD("an xchan sender timed out");
+	}
+	return err ? uco_fail(err) : NULL;
+}
+
+static int body_xchan(uco_loop **lp)
+{
+	int err = uco_xchan_create(&fx.xc, 1);
+	sem_post(&fx.go);
+	if (err)
+		return err;
+	err = run_task(*lp, xchan_sender, NULL);
+	if (err)
+		uco_xchan_close(fx.xc); /* the receiver stops waiting */
+	return err;
+}
+
+Test(faults, xchan_between_loops, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "xchan", .kinds = FAULT_ALL,
+	                               .setup = setup_xchan, .body = body_xchan,
+	                               .teardown = teardown_xchan });
+}
+
+static int run_threads_setup(uco_loop *loop, unsigned index, void *arg)
+{
+	(void)arg;
+	return uco_spawn(loop, NULL, sleeps_ms, (void *)(intptr_t)(index + 1));
+}
+
+static int body_run_threads(uco_loop **lp)
+{
+	(void)lp;
+	return uco_run_threads(2, 0, run_threads_setup, NULL);
+}
+
+Test(faults, run_threads, .timeout = 60)
+{
+	/* Not sticky for submits: a loop whose ring refuses every submit can
+	 * never finish its tasks, and its thread must leave it (leaked, as
+	 * the kernel may still hold their memory). */
+	run_case(&(struct fault_case){ .name = "run_threads", .kinds = FAULT_ALL,
+	                               .sticky_kinds = FAULT_ALL & ~FAULT_SUBMIT,
+	                               .body = body_run_threads });
+}
+
+/* ------------------------------------------------------------ what the kernel answers */
+
+/* -EAGAIN and -EBUSY are what io_uring_enter really answers when it is
+ * short of memory or of CQ room: the loop retries them (once only: a
+ * kernel that answers so forever keeps the loop retrying). */
+static void submit_errors(int err)
+{
+	fault_submit_errno(err);
+	run_case(&(struct fault_case){ .name = "timers, submit", .kinds = FAULT_SUBMIT,
+	                               .body = body_timers, .once_only = true });
+	run_case(&(struct fault_case){ .name = "pipe IO, submit", .kinds = FAULT_SUBMIT,
+	                               .setup = setup_pipe, .body = body_pipe, .once_only = true });
+	run_case(&(struct fault_case){ .name = "executor, submit", .kinds = FAULT_SUBMIT,
+	                               .body = body_executor, .once_only = true });
+	fault_submit_errno(-ENOMEM);
+}
+
+Test(faults, submit_EAGAIN_is_retried, .timeout = 60)
+{
+	submit_errors(-EAGAIN);
+}
+
+Test(faults, submit_EBUSY_is_retried, .timeout = 60)
+{
+	submit_errors(-EBUSY);
+}
+
+/* ------------------------------------------------------------ closing */
+
+static void never_runs(void *arg)
+{
+	(void)arg;
+	fx.calls_run++;
+}
+
+/* A loop that closes before it ran the calls posted to it drops them, as
+ * asyncio's close() does, and frees them (a remote spawn's too). */
+Test(faults, calls_posted_to_a_loop_that_closes_are_freed)
+{
+	long allocs = fault_live_allocs();
+	uco_loop_opts o = small_ring();
+	uco_loop *loop = test_loop_opts(&o);
+	reset_fx();
+	cr_assert_eq(uco_loop_call(loop, never_runs, NULL), 0);
+	cr_assert_eq(uco_loop_spawn_threadsafe(loop, spawned_remotely, NULL), 0);
+	cr_assert_eq(uco_loop_close(loop), 0);
+	cr_assert_eq(fx.calls_run, 0);
+	cr_assert_eq(fault_live_allocs(), allocs, "%ld allocations leaked",
+	             fault_live_allocs() - allocs);
+}
