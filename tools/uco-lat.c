@@ -247,6 +247,30 @@ static int send_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* Stamp `batch` requests with `when` and put them on the wire in one send. */
+static int put_requests(struct conn *c, unsigned batch, int64_t when)
+{
+	struct lat_thread *th = c->th;
+	const struct lat_config *cfg = &th->run->cfg;
+	size_t len;
+	if (cfg->mode == LAT_ECHO) {
+		len = batch * cfg->size;
+		for (unsigned i = 0; i < batch; i++) {
+			char *msg = c->tx + i * cfg->size;
+			uint64_t seq = c->sent + i;
+			size_t head = cfg->size < sizeof seq ? cfg->size : sizeof seq;
+			memcpy(msg, &seq, head);
+		}
+	} else {
+		len = batch * (th->request_len / cfg->pipeline);
+	}
+	for (unsigned i = 0; i < batch; i++)
+		c->sent_at[(c->sent + i) % cfg->pipeline] = when;
+	c->sent += batch;
+	count(&th->bytes_sent, len);
+	return send_all(c->fd, cfg->mode == LAT_ECHO ? c->tx : th->request, len);
+}
+
 /* Take the slots that are free now (at least one, waiting for it), stamp
  * them, and put their requests on the wire in one send. */
 static void *sender(void *arg)
@@ -278,27 +302,30 @@ static void *sender(void *arg)
 				batch++;
 			when = uco_now();
 		}
-		size_t len;
-		if (cfg->mode == LAT_ECHO) {
-			len = batch * cfg->size;
-			for (unsigned i = 0; i < batch; i++) {
-				char *msg = c->tx + i * cfg->size;
-				uint64_t seq = c->sent + i;
-				size_t head = cfg->size < sizeof seq ? cfg->size : sizeof seq;
-				memcpy(msg, &seq, head);
-			}
-		} else {
-			len = batch * (th->request_len / cfg->pipeline);
-		}
-		for (unsigned i = 0; i < batch; i++)
-			c->sent_at[(c->sent + i) % cfg->pipeline] = when;
-		c->sent += batch;
-		count(&th->bytes_sent, len);
-		if ((err = send_all(c->fd, cfg->mode == LAT_ECHO ? c->tx : th->request, len))) {
+		if ((err = put_requests(c, batch, when))) {
 			/* Wake the receiver: the connection is finished. */
 			shutdown(c->fd, SHUT_RDWR);
 			return uco_fail(err);
 		}
+	}
+}
+
+/* Closed loop, one request at a time: no second coroutine, the same
+ * send-then-receive a blocking client does (sockperf's ping-pong), which
+ * saves a hand-over between coroutines and a loop turn per request. */
+static int lockstep(struct conn *c)
+{
+	struct lat_thread *th = c->th;
+	const struct lat_config *cfg = &th->run->cfg;
+	for (;;) {
+		int err = put_requests(c, 1, uco_now());
+		if (!err)
+			err = cfg->mode == LAT_ECHO ? receive_echo(c) : receive_http(c);
+		if (err)
+			return err;
+		record(c);
+		if (c->closing || (cfg->churn > 0 && chance(th) < cfg->churn))
+			return 0;
 	}
 }
 
@@ -346,8 +373,11 @@ static void *connection(void *arg)
 		c->rx.head = c->rx.tail = 0;
 		c->closing = false;
 		uco_task *send_task = NULL;
-		err = uco_spawn(uco_loop_current(), &send_task, sender, c);
-		while (!err) {
+		if (cfg->rate == 0 && cfg->pipeline == 1)
+			err = lockstep(c);
+		else
+			err = uco_spawn(uco_loop_current(), &send_task, sender, c);
+		while (!err && send_task) {
 			err = cfg->mode == LAT_ECHO ? receive_echo(c) : receive_http(c);
 			if (err)
 				break;
