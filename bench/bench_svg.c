@@ -16,7 +16,8 @@
 bool bench_higher_is_better(const char *unit)
 {
 	size_t n = strlen(unit);
-	return n >= 2 && strcmp(unit + n - 2, "/s") == 0;
+	/* "cpu_s/s" is a cost (CPU seconds per second), not a rate. */
+	return n >= 2 && strcmp(unit + n - 2, "/s") == 0 && strncmp(unit, "cpu", 3) != 0;
 }
 
 static void xml_text(FILE *f, const char *s)
@@ -73,11 +74,12 @@ int bench_svg_write(const char *path, const struct bench_ratio *rows, size_t n)
 		xml_text(f, r->metric);
 		fputs(" vs ", f);
 		xml_text(f, r->peer);
+		/* The figure goes beyond a green bar's end, and just right of
+		 * the 1x line for a red one, clear of the labels on the left. */
 		fprintf(f, "</text>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.0f\" "
-		           "fill=\"%s\"/>\n<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">%.2fx</text>\n",
+		           "fill=\"%s\"/>\n<text x=\"%.1f\" y=\"%.1f\">%.2fx</text>\n",
 		        x, y, len < 1 ? 1 : len, bar_h, lg >= 0 ? "#2ca02c" : "#d62728",
-		        lg >= 0 ? x + len + 4 : x - 4, y + bar_h - 5, lg >= 0 ? "start" : "end",
-		        r->advantage);
+		        lg >= 0 ? x + len + 4 : mid + 4, y + bar_h - 5, r->advantage);
 	}
 	fputs("</svg>\n", f);
 	int err = ferror(f) ? -EIO : 0;
