@@ -572,8 +572,13 @@ int uco_loop_close(uco_loop *loop)
 	free(loop->fixed_used);
 	uco__inbox_destroy(loop->inbox);
 	while (loop->resources) {
+		/* Unlinked properly before it goes: some destroy functions
+		 * unlink themselves (a receive stream), which must not write
+		 * into the resource freed just before. */
 		struct uco__resource *r = loop->resources;
 		loop->resources = r->next;
+		if (r->next)
+			r->next->prev = NULL;
 		r->destroy(r);
 	}
 	uco__timers_destroy(&loop->timers);

@@ -3,6 +3,7 @@
  * cancellation with stack buffers, bad descriptors, batching. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -905,6 +906,12 @@ static void *waits_on_stream(void *arg)
 	return (void *)(intptr_t)uco_recv_stream_next(arg, &data);
 }
 
+static void ignore_signal(int signo, void *user)
+{
+	(void)signo;
+	(void)user;
+}
+
 Test(io, closing_a_loop_frees_what_was_left_open)
 {
 	uco_loop *loop = test_loop();
@@ -919,6 +926,9 @@ Test(io, closing_a_loop_frees_what_was_left_open)
 	int l = listen_loopback(&addr);
 	uco_acceptor *a;
 	cr_assert_eq(uco_acceptor_open(loop, &a, l, 0), 0);
+	/* A signal listener last: it is freed first at close, and the stream
+	 * unlinks itself after it (a use after free, once). */
+	cr_assert_eq(uco_loop_on_signal(loop, SIGUSR2, ignore_signal, NULL), 0);
 	uco_task *t;
 	cr_assert_eq(uco_spawn(loop, &t, waits_on_stream, s), 0);
 	cr_assert_eq(write(sv[1], "x", 1), 1);

@@ -114,7 +114,7 @@ def finish(proc, name):
         proc.kill()
         fail(f"{name} did not exit on SIGINT")
     if proc.returncode != 0:
-        fail(f"{name} exited with {proc.returncode}: {err[-2000:]}")
+        fail(f"{name} exited with {proc.returncode}: {err[-20000:]}")
     return err
 
 
