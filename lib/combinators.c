@@ -196,7 +196,6 @@ struct gather_call {
 static void *run_gather(void *arg)
 {
 	struct gather_call call = *(struct gather_call *)arg;
-	free(arg);
 	int r = uco_gather(call.tasks, call.n, NULL, NULL, call.flags);
 	if (r > 0)
 		r = -ECHILD; /* COLLECT: some failed */
@@ -212,10 +211,7 @@ int uco_spawn_gather(uco_loop *loop, uco_task **out, uco_task *const *tasks, siz
 	if (!call)
 		return -ENOMEM;
 	*call = (struct gather_call){ tasks, n, flags };
-	int err = uco_spawn(loop, out, run_gather, call);
-	if (err)
-		free(call);
-	return err;
+	return uco__spawn_owning(loop, out, run_gather, call);
 }
 
 /* ------------------------------------------------------------ wait */

@@ -858,7 +858,6 @@ struct executor_call {
 static void *run_call(void *arg)
 {
 	struct executor_call call = *(struct executor_call *)arg;
-	free(arg);
 	void *value = NULL;
 	int err = uco_run_in_executor(call.ex, call.fn, call.arg, &value);
 	return err ? uco_fail(err) : value;
@@ -885,10 +884,7 @@ int uco_spawn_in_executor(uco_loop *loop, uco_task **out, uco_executor *ex,
 	if (!call)
 		return -ENOMEM;
 	*call = (struct executor_call){ ex, fn, arg };
-	err = uco_spawn(loop, out, run_call, call);
-	if (err)
-		free(call);
-	return err;
+	return uco__spawn_owning(loop, out, run_call, call);
 }
 
 int uco_loop_set_executor(uco_loop *loop, uco_executor *ex)

@@ -316,6 +316,11 @@ struct uco_loop {
 #endif
 };
 
+/* uco_spawn() of a task that owns `mem` (malloc'ed): freed once the task
+ * has ended, however it ends, even cancelled before it ran; freed at once
+ * when the spawn fails. */
+int uco__spawn_owning(uco_loop *loop, uco_task **out, uco_fn fn, void *mem);
+
 /* The token of the calling thread (the address of a thread-local). */
 const void *uco__thread_token(void);
 

@@ -437,3 +437,34 @@ int uco_loop_cancel_all(uco_loop *loop)
 			n++;
 	return n;
 }
+
+static void free_owned(uco_task *task, void *mem)
+{
+	(void)task;
+	free(mem);
+}
+
+/* The memory is freed by a done-callback, which runs however the task
+ * ends, even cancelled before it first ran (when fn never sees mem). */
+int uco__spawn_owning(uco_loop *loop, uco_task **out, uco_fn fn, void *mem)
+{
+	uco_task *t;
+	int err = uco_spawn(loop, &t, fn, mem);
+	if (err) {
+		free(mem);
+		return err;
+	}
+	err = uco_task_add_done_callback(t, free_owned, mem);
+	if (err) {
+		/* It has not run: cancelled now, it never will. */
+		uco_task_cancel(t);
+		uco_task_release(t);
+		free(mem);
+		return err;
+	}
+	if (out)
+		*out = t;
+	else
+		uco_task_release(t);
+	return 0;
+}

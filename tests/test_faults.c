@@ -1339,3 +1339,26 @@ Test(faults, calls_posted_to_a_loop_that_closes_are_freed)
 	cr_assert_eq(fault_live_allocs(), allocs, "%ld allocations leaked",
 	             fault_live_allocs() - allocs);
 }
+
+/* Tasks that own a heap record (spawn_in_executor's call, spawn_gather's
+ * arguments) free it even when cancelled before they first ran. */
+
+Test(faults, owning_tasks_cancelled_before_they_ran_free_what_they_own)
+{
+	long allocs = fault_live_allocs();
+	uco_loop_opts o = small_ring();
+	uco_loop *loop = test_loop_opts(&o);
+	uco_task *t[2];
+	cr_assert_eq(uco_spawn_in_executor(loop, &t[0], NULL, returns_arg, NULL), 0);
+	cr_assert_eq(uco_spawn_gather(loop, &t[1], t, 1, 0), 0);
+	cr_assert_eq(uco_task_cancel(t[0]), 0);
+	cr_assert_eq(uco_task_cancel(t[1]), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(uco_task_state_get(t[0]), UCO_TASK_CANCELLED);
+	cr_assert_eq(uco_task_state_get(t[1]), UCO_TASK_CANCELLED);
+	uco_task_release(t[0]);
+	uco_task_release(t[1]);
+	cr_assert_eq(uco_loop_close(loop), 0);
+	cr_assert_eq(fault_live_allocs(), allocs, "%ld allocations leaked",
+	             fault_live_allocs() - allocs);
+}
