@@ -604,7 +604,9 @@ static void room_posted(uco_loop *loop, struct uco__completion *c,
 {
 	(void)cqe;
 	struct room_wait *rw = UCO__CONTAINER_OF(c, struct room_wait, post.done);
-	received(rw->ex);
+	/* Its hold on the executor is let go by the coroutine itself, once
+	 * it is done with the executor (uco_run_in_executor): after a
+	 * shutdown, letting go here could free it under the coroutine. */
 	uco__wake(loop, rw->task, rw->cancelled ? -ECANCELED : 0);
 }
 
@@ -697,7 +699,6 @@ static void cancel_room_wait(uco_task *t)
 	}
 	pthread_mutex_unlock(&ex->lock);
 	if (listed) {
-		received(ex);
 		t->loop->inflight--;
 		uco__wake(t->loop, t, -ECANCELED);
 	} else {
@@ -758,7 +759,9 @@ void uco__executor_flush(uco_loop *loop)
 }
 
 /* Wait for room in a bounded queue; called and returns with ex->lock
- * held.  0 to try again, or -ECANCELED. */
+ * held.  0 to try again, or -ECANCELED.  Each wait keeps the executor
+ * alive until the caller lets go of it with received(), after its last
+ * unlock. */
 static int wait_for_room(uco_executor *ex, uco_task *self, struct uco__inbox *to)
 {
 	struct room_wait rw = {
@@ -824,20 +827,23 @@ int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
 		loop->batch_tail = &job;
 		loop->batch_ex = ex;
 	} else {
+		unsigned held = 0; /* room waits still holding the executor */
 		pthread_mutex_lock(&ex->lock);
 		while (!ex->stopping && ex->queue_max && ex->queued >= ex->queue_max) {
 			err = wait_for_room(ex, self, to);
-			if (err) {
-				pthread_mutex_unlock(&ex->lock);
-				return err;
-			}
+			held++;
+			if (err)
+				break;
 		}
-		if (ex->stopping) {
-			pthread_mutex_unlock(&ex->lock);
-			return -ESHUTDOWN;
-		}
-		enqueue(ex, &job, &job, 1);
+		if (!err && ex->stopping)
+			err = -ESHUTDOWN;
+		if (!err)
+			enqueue(ex, &job, &job, 1); /* the job holds it from here */
 		pthread_mutex_unlock(&ex->lock);
+		while (held--)
+			received(ex); /* may free it: not touched after */
+		if (err)
+			return err;
 	}
 	loop->inflight++; /* the post that will come back */
 	self->wait_data = &job;
