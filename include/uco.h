@@ -288,14 +288,17 @@ UCO_API int uco_gather(uco_task *const *tasks, size_t n, void **values, int *err
                        unsigned flags);
 
 /* A task that gathers `tasks` (asyncio's gather() future, for groups of
- * groups): it ends with uco_gather()'s result as its failure, or value
- * NULL.  The array must outlive it; cancelling it cancels them all. */
+ * groups): it ends with uco_gather()'s failure as its own, -ECHILD with
+ * UCO_GATHER_COLLECT when some failed, or value NULL.  The array must
+ * outlive it.  Cancelling it cancels them all once it runs; cancelled
+ * before it first ran, it ends without gathering (nor cancelling). */
 UCO_API int uco_spawn_gather(uco_loop *loop, uco_task **out, uco_task *const *tasks,
                              size_t n, unsigned flags);
 
 /* Wait until the condition holds or the deadline passes; cancels nothing.
- * done[i] (if given) is set to 1 for the tasks that have finished.  Returns
- * how many have, -ECANCELED, -EPERM, -EINVAL. */
+ * done[i] (if given) is set to 1 for the tasks that have finished and 0
+ * for the others.  Returns how many have finished, -ECANCELED, -EPERM,
+ * -EINVAL. */
 #define UCO_WAIT_ALL_COMPLETED 0
 #define UCO_WAIT_FIRST_COMPLETED 1
 #define UCO_WAIT_FIRST_EXCEPTION 2 /* a failure or cancellation, or all done */
@@ -480,7 +483,8 @@ UCO_API int uco_executor_create(uco_executor **out, const uco_executor_opts *opt
 /* Stop an executor and free it, blocking the calling thread until every
  * running job has ended.  Queued jobs run first, or with
  * UCO_EXECUTOR_CANCEL_QUEUED are dropped (their callers get -ECANCELED).
- * Submissions after this call begins get -ESHUTDOWN.  Not from a job. */
+ * Submissions racing with this call get -ESHUTDOWN; once it has returned
+ * the executor is gone (use it no more).  Not from a job. */
 #define UCO_EXECUTOR_CANCEL_QUEUED (1u << 0)
 UCO_API int uco_executor_shutdown(uco_executor *ex, unsigned flags);
 
@@ -617,7 +621,8 @@ typedef struct uco_acceptor uco_acceptor;
 UCO_API int uco_acceptor_open(uco_loop *loop, uco_acceptor **out, int listen_fd, int flags);
 /* From a coroutine: the next accepted descriptor (yours to close), or
  * -errno: an accept error (-EMFILE ...; the acceptor goes on), -ETIMEDOUT,
- * -ECANCELED, -ESHUTDOWN once the acceptor is closed. */
+ * -ECANCELED, -ESHUTDOWN if the acceptor was closed while this call
+ * waited (after uco_acceptor_close() the handle is gone). */
 UCO_API int uco_acceptor_next(uco_acceptor *a);
 UCO_API int uco_acceptor_next_dl(uco_acceptor *a, int64_t deadline);
 /* Stop accepting: waiting coroutines get -ESHUTDOWN, connections accepted
