@@ -106,6 +106,7 @@ struct fault_case {
 	bool creates_loop;        /* the body makes the loop itself */
 	void (*setup)(void);      /* not armed: descriptors, files */
 	int (*body)(uco_loop **loop); /* armed: 0 or -errno */
+	uco_fn task;              /* or, with no body: run this task on the loop */
 	void (*teardown)(void);   /* not armed, after the loop has closed */
 	bool once_only;           /* no sticky pass (a failure retried forever) */
 	unsigned sticky_kinds;    /* the families of the sticky pass, if not `kinds` */
@@ -201,7 +202,7 @@ static void run_case(const struct fault_case *c)
 			}
 
 			fault_arm(sticky && c->sticky_kinds ? c->sticky_kinds : c->kinds, n, sticky);
-			int r = c->body(&loop);
+			int r = c->body ? c->body(&loop) : run_task(loop, c->task, NULL);
 			unsigned long failed = fault_disarm();
 			const char *what = fault_first_failed();
 
@@ -424,15 +425,10 @@ static void *pipe_io(void *arg)
 	return NULL;
 }
 
-static int body_pipe(uco_loop **lp)
-{
-	return run_task(*lp, pipe_io, NULL);
-}
-
 Test(faults, io_pipe_read_write_deadlines, .timeout = 60)
 {
 	run_case(&(struct fault_case){ .name = "pipe IO", .kinds = FAULT_ALL,
-	                               .setup = setup_pipe, .body = body_pipe });
+	                               .setup = setup_pipe, .task = pipe_io });
 }
 
 static void setup_socketpair(void)
@@ -476,15 +472,10 @@ static void *socket_io(void *arg)
 	return NULL;
 }
 
-static int body_socketpair(uco_loop **lp)
-{
-	return run_task(*lp, socket_io, NULL);
-}
-
 Test(faults, io_socketpair_send_recv, .timeout = 60)
 {
 	run_case(&(struct fault_case){ .name = "socket IO", .kinds = FAULT_ALL,
-	                               .setup = setup_socketpair, .body = body_socketpair });
+	                               .setup = setup_socketpair, .task = socket_io });
 }
 
 static void setup_listener(void)
@@ -537,15 +528,10 @@ static void *accept_connect(void *arg)
 	return err ? uco_fail(err) : NULL;
 }
 
-static int body_accept_connect(uco_loop **lp)
-{
-	return run_task(*lp, accept_connect, NULL);
-}
-
 Test(faults, io_accept_connect, .timeout = 60)
 {
 	run_case(&(struct fault_case){ .name = "accept/connect", .kinds = FAULT_ALL,
-	                               .setup = setup_listener, .body = body_accept_connect });
+	                               .setup = setup_listener, .task = accept_connect });
 }
 
 static void setup_file(void)
@@ -592,15 +578,10 @@ static void *file_io(void *arg)
 	return err ? uco_fail(err) : NULL;
 }
 
-static int body_file(uco_loop **lp)
-{
-	return run_task(*lp, file_io, NULL);
-}
-
 Test(faults, io_file_openat_statx_close, .timeout = 60)
 {
 	run_case(&(struct fault_case){ .name = "file IO", .kinds = FAULT_ALL,
-	                               .setup = setup_file, .body = body_file,
+	                               .setup = setup_file, .task = file_io,
 	                               .teardown = teardown_file });
 }
 
@@ -623,15 +604,10 @@ static void *fixed_io(void *arg)
 	return r < 0 ? uco_fail(r) : NULL;
 }
 
-static int body_fixed(uco_loop **lp)
-{
-	return run_task(*lp, fixed_io, NULL);
-}
-
 Test(faults, io_fixed_files, .timeout = 60)
 {
 	run_case(&(struct fault_case){ .name = "fixed files", .kinds = FAULT_ALL,
-	                               .setup = setup_pipe, .body = body_fixed });
+	                               .setup = setup_pipe, .task = fixed_io });
 }
 
 /* The multishot acceptor, with two clients waiting in the backlog. */
@@ -786,15 +762,10 @@ static void *timers_task(void *arg)
 	return err ? uco_fail(err) : NULL;
 }
 
-static int body_timers(uco_loop **lp)
-{
-	return run_task(*lp, timers_task, NULL);
-}
-
 Test(faults, sleeps_and_timers, .timeout = 60)
 {
 	run_case(&(struct fault_case){ .name = "timers", .kinds = FAULT_ALL,
-	                               .body = body_timers });
+	                               .task = timers_task });
 }
 
 /* ------------------------------------------------------------ the executor */
@@ -833,15 +804,10 @@ static void *executor_task(void *arg)
 	return err ? uco_fail(err) : NULL;
 }
 
-static int body_executor(uco_loop **lp)
-{
-	return run_task(*lp, executor_task, NULL);
-}
-
 Test(faults, executor, .timeout = 60)
 {
 	run_case(&(struct fault_case){ .name = "executor", .kinds = FAULT_ALL,
-	                               .body = body_executor });
+	                               .task = executor_task });
 }
 
 /* Through the eventfd inbox instead of MSG_RING. */
@@ -861,15 +827,10 @@ static void *executor_inbox_task(void *arg)
 	return err ? uco_fail(err) : NULL;
 }
 
-static int body_executor_inbox(uco_loop **lp)
-{
-	return run_task(*lp, executor_inbox_task, NULL);
-}
-
 Test(faults, executor_inbox, .timeout = 60)
 {
 	run_case(&(struct fault_case){ .name = "executor inbox", .kinds = FAULT_ALL,
-	                               .body = body_executor_inbox });
+	                               .task = executor_inbox_task });
 }
 
 /* ------------------------------------------------------------ combinators */
@@ -953,15 +914,10 @@ static void *combinators_task(void *arg)
 	return err ? uco_fail(err) : NULL;
 }
 
-static int body_combinators(uco_loop **lp)
-{
-	return run_task(*lp, combinators_task, NULL);
-}
-
 Test(faults, combinators, .timeout = 60)
 {
 	run_case(&(struct fault_case){ .name = "combinators", .kinds = FAULT_ALL,
-	                               .body = body_combinators });
+	                               .task = combinators_task });
 }
 
 static void *group_task(void *arg)
@@ -984,15 +940,10 @@ static void *group_task(void *arg)
 	return err ? uco_fail(err) : NULL;
 }
 
-static int body_groups(uco_loop **lp)
-{
-	return run_task(*lp, group_task, NULL);
-}
-
 Test(faults, groups, .timeout = 60)
 {
 	run_case(&(struct fault_case){ .name = "groups", .kinds = FAULT_ALL,
-	                               .body = body_groups });
+	                               .task = group_task });
 }
 
 /* ------------------------------------------------------------ synchronisation */
@@ -1298,11 +1249,11 @@ static void submit_errors(int err)
 {
 	fault_submit_errno(err);
 	run_case(&(struct fault_case){ .name = "timers, submit", .kinds = FAULT_SUBMIT,
-	                               .body = body_timers, .once_only = true });
+	                               .task = timers_task, .once_only = true });
 	run_case(&(struct fault_case){ .name = "pipe IO, submit", .kinds = FAULT_SUBMIT,
-	                               .setup = setup_pipe, .body = body_pipe, .once_only = true });
+	                               .setup = setup_pipe, .task = pipe_io, .once_only = true });
 	run_case(&(struct fault_case){ .name = "executor, submit", .kinds = FAULT_SUBMIT,
-	                               .body = body_executor, .once_only = true });
+	                               .task = executor_task, .once_only = true });
 	fault_submit_errno(-ENOMEM);
 }
 
