@@ -497,25 +497,6 @@ static const char *const echo_impls[] = {"uco", "uco-multishot", "epoll", "libur
                                           "libuv"};
 #define N_ECHO_IMPLS (sizeof echo_impls / sizeof echo_impls[0])
 
-static int echo_ncpus(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof set, &set) < 0)
-		return 1;
-	return CPU_ISSET(ECHO_SERVER_CPU, &set) && CPU_ISSET(ECHO_CLIENT_CPU, &set)
-	       ? 2 : 1;
-}
-
-static int pin_to(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof set, &set);
-}
-
 static int listen_socket(bool nonblock)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC |
@@ -540,7 +521,7 @@ static int listen_socket(bool nonblock)
 static void server_child(const char *impl, int port_fd, bool pin)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (pin && pin_to(ECHO_SERVER_CPU) < 0)
+	if (pin && bench_pin_to(ECHO_SERVER_CPU) < 0)
 		fprintf(stderr, "uco-bench: echo/%s: sched_setaffinity: %s\n",
 		        impl, strerror(errno));
 	bool nonblock = strcmp(impl, "epoll") == 0 || strcmp(impl, "libuv") == 0;
@@ -792,7 +773,7 @@ static int echo_one(const char *impl, unsigned nconn, int64_t warm_ns,
 	close(pfd[0]);
 
 	bool restore = pin && sched_getaffinity(0, sizeof saved, &saved) == 0;
-	if (pin && pin_to(ECHO_CLIENT_CPU) < 0)
+	if (pin && bench_pin_to(ECHO_CLIENT_CPU) < 0)
 		bench_note("echo: sched_setaffinity(client): %s", strerror(errno));
 
 	struct echo_result r;
@@ -840,7 +821,7 @@ int bench_echo_run(const struct bench_opts *opts)
 	const int64_t warm_ns = BENCH_PICK(opts, 100, 200, 500) * INT64_C(1000000);
 	const int64_t run_ns = BENCH_PICK(opts, 250, 1200, 3000) * INT64_C(1000000);
 	static const unsigned conns[] = {64, 1};
-	bool pin = echo_ncpus() >= 2;
+	bool pin = bench_two_cpus(ECHO_SERVER_CPU, ECHO_CLIENT_CPU);
 	int ret = 0;
 
 	if (!pin)

@@ -59,24 +59,6 @@
 #define SZC_READER_CPU 1
 #define SZC_READ_BUF (1u << 20)
 
-static int szc_pin_to(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof set, &set);
-}
-
-static bool szc_can_pin(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof set, &set) < 0)
-		return false;
-	return CPU_ISSET(SZC_SENDER_CPU, &set) && CPU_ISSET(SZC_READER_CPU, &set);
-}
-
 static double rusage_cpu_s(void)
 {
 	struct rusage ru;
@@ -91,7 +73,7 @@ static double rusage_cpu_s(void)
 static void reader_child(uint16_t port, bool pin)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (pin && szc_pin_to(SZC_READER_CPU) < 0)
+	if (pin && bench_pin_to(SZC_READER_CPU) < 0)
 		fprintf(stderr, "uco-bench: sendzc: sched_setaffinity(reader): %s\n",
 		        strerror(errno));
 	char *buf = malloc(SZC_READ_BUF);
@@ -206,7 +188,7 @@ static int szc_one(const char *impl, bool zc, const char *buf, size_t len,
 
 	cpu_set_t saved;
 	bool restore = pin && sched_getaffinity(0, sizeof saved, &saved) == 0;
-	if (pin && szc_pin_to(SZC_SENDER_CPU) < 0)
+	if (pin && bench_pin_to(SZC_SENDER_CPU) < 0)
 		bench_note("sendzc: sched_setaffinity(sender): %s", strerror(errno));
 
 	struct szc_job j = {.fd = fd, .zc = zc, .buf = buf, .len = len,
@@ -269,7 +251,7 @@ int bench_sendzc_run(const struct bench_opts *opts)
 		size_t len;
 		const char *sfx, *name;
 	} sizes[] = {{64u << 10, "_64k", "64 KiB"}, {1u << 20, "_1m", "1 MiB"}};
-	bool pin = szc_can_pin();
+	bool pin = bench_two_cpus(SZC_SENDER_CPU, SZC_READER_CPU);
 	bool zc_ok = true;
 	int ret = 0;
 
