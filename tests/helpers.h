@@ -56,4 +56,18 @@ static inline void log_event(struct event_log *log, const char *event)
 	snprintf(log->text + used, sizeof log->text - used, "%s%s", used ? "," : "", event);
 }
 
+/* Recursion that never ends (1 KiB a frame) until a coroutine's stack
+ * overflows into its guard: the overflow tests' task body.  The volatile
+ * flag keeps the compiler from proving it endless and folding it. */
+static volatile int test_keep_recursing = 1;
+
+static inline int test_recurse(int depth)
+{
+	volatile char pad[1024];
+	pad[0] = (char)depth;
+	if (!test_keep_recursing)
+		return 0;
+	return depth + test_recurse(depth + 1) + pad[0];
+}
+
 #endif

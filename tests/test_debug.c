@@ -102,22 +102,11 @@ static void expect_signal(const struct child *c, int signo)
 
 /* ------------------------------------------------------------ overflow */
 
-static volatile int keep_recursing = 1;
-
-static int recurse(int depth)
-{
-	volatile char pad[1024];
-	pad[0] = (char)depth;
-	if (!keep_recursing)
-		return 0;
-	return depth + recurse(depth + 1) + pad[0];
-}
-
 void *overflows(void *arg);
 void *overflows(void *arg)
 {
 	(void)arg;
-	return (void *)(intptr_t)recurse(0);
+	return (void *)(intptr_t)test_recurse(0);
 }
 
 struct overflow_args {

@@ -20,21 +20,10 @@ const char *__asan_default_options(void)
 }
 #endif
 
-static volatile int keep_recursing = 1;
-
-static int recurse(int depth)
-{
-	volatile char pad[1024];
-	pad[0] = (char)depth;
-	if (!keep_recursing)
-		return 0;
-	return depth + recurse(depth + 1) + pad[0];
-}
-
 static void *overflows(void *arg)
 {
 	(void)arg;
-	return (void *)(intptr_t)recurse(0);
+	return (void *)(intptr_t)test_recurse(0);
 }
 
 /* The guard page itself, without uco's report (tested in test_debug.c):
