@@ -11,7 +11,7 @@
  *     run each implementation in a fresh process, which reports its figures
  *     back as the same JSON lines on a pipe.
  *
- * The output contract is /work/shared/BENCH.md (docs: BENCH.md).
+ * The output contract is docs/BENCH.md.
  */
 #ifndef UCO_BENCH_H
 #define UCO_BENCH_H
@@ -103,9 +103,9 @@ bool bench_two_cpus(int a, int b);
 /* Full path of an executable found in PATH, or NULL.  Free the result. */
 char *bench_find_in_path(const char *name);
 
-/* Full path of a peer script named `name`: first in the build tree
- * (<directory of uco-bench>/peers/), then in the installed data directory
- * (UCO_BENCH_DATADIR).  NULL if neither has it.  Free the result. */
+/* Full path of a peer script named `name` in the build tree (<directory of
+ * uco-bench>/peers/; uco-bench is never installed), or NULL.  Free the
+ * result. */
 char *bench_find_peer_file(const char *name);
 
 /* Map a stack of `size` usable bytes with one PROT_NONE guard page below

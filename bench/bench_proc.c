@@ -22,10 +22,6 @@
 
 #include "bench.h"
 
-#ifndef UCO_BENCH_DATADIR
-#define UCO_BENCH_DATADIR "/usr/local/share/uco"
-#endif
-
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -313,8 +309,5 @@ char *bench_find_peer_file(const char *name)
 		}
 		free(exe);
 	}
-	snprintf(buf, sizeof buf, "%s/%s", UCO_BENCH_DATADIR, name);
-	if (access(buf, R_OK) == 0)
-		return strdup(buf);
 	return NULL;
 }
