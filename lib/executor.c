@@ -515,8 +515,8 @@ int uco_executor_create(uco_executor **out, const uco_executor_opts *opts)
 	}
 	for (; !err && started < ex->nthreads; started++) {
 		ex->workers[started].ex = ex;
-		err = -pthread_create(&ex->workers[started].thread, NULL, worker_main,
-		                      &ex->workers[started]);
+		err = uco__thread_create(&ex->workers[started].thread, worker_main,
+		                         &ex->workers[started]);
 	}
 	if (err) {
 		if (started)

@@ -6,6 +6,7 @@
 #ifndef UCO_INTERNAL_H
 #define UCO_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -411,6 +412,11 @@ uco_task *uco__self(void);
 /* The loop a spawn-like call works on: *loop, or (NULL) the loop running
  * on this thread.  0, -EINVAL (no loop) or -EPERM (another thread's). */
 int uco__spawn_loop(uco_loop **loop);
+
+/* threads.c: a thread of uco's own (executor workers and any other
+ * helper thread), with every asynchronous signal blocked so that signals
+ * go to the program's threads.  0 or -errno. */
+int uco__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
 
 /* debug.c */
 /* Name a task's function for a human: its symbol, else "file+0xoffset"

@@ -509,3 +509,64 @@ Test(executor, getaddrinfo_runs_on_the_default_executor)
 	test_close(loop);
 	cr_assert_str_eq(uco_gai_strerror(-ENOENT), strerror(ENOENT));
 }
+
+/* ---- Ctrl-C after the default executor started */
+
+#include <signal.h>
+#include <sys/wait.h>
+
+static volatile int got_sigint;
+
+static void on_sigint(int signo, void *loop)
+{
+	got_sigint = signo;
+	uco_loop_stop(loop);
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/* Starts the default executor's workers, then asks for SIGINT and sends
+ * it to the whole process (kill, not raise: the kernel picks a thread that
+ * does not block it).  A worker with SIGINT unblocked would take it with
+ * the default disposition and kill the process. */
+static void *starts_workers_then_presses_ctrl_c(void *loop)
+{
+	if (uco_run_in_executor(NULL, nothing, NULL, NULL))
+		_exit(2);
+	if (uco_loop_on_signal(loop, SIGINT, on_sigint, loop))
+		_exit(3);
+	kill(getpid(), SIGINT);
+	/* Waits for the signal through the loop (the deadline only bounds a
+	 * broken run). */
+	uco_sleep(20 * UCO_NS_PER_S);
+	return NULL;
+}
+
+Test(executor, ctrl_c_after_the_workers_started_reaches_the_loop)
+{
+	uco_loop *loop = test_loop();
+	cr_assert_eq(uco_loop_close(loop), 0);
+	/* In a child of its own: it must not depend on the runner's threads. */
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		uco_loop *l;
+		if (uco_loop_create(&l, NULL))
+			_exit(4);
+		if (uco_spawn(l, NULL, starts_workers_then_presses_ctrl_c, l))
+			_exit(5);
+		int r = uco_loop_run(l);
+		if (got_sigint != SIGINT || r != 1)
+			_exit(6);
+		uco_loop_cancel_all(l);
+		uco_loop_run(l);
+		_exit(uco_loop_close(l) ? 7 : 0);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(!WIFSIGNALED(status), "killed by signal %d", WTERMSIG(status));
+	cr_assert_eq(WEXITSTATUS(status), 0);
+}
