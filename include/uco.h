@@ -99,8 +99,9 @@ UCO_API int uco_loop_create(uco_loop **out, const uco_loop_opts *opts);
  * about it (which cause, which sysctl or profile).  Never NULL. */
 UCO_API const char *uco_loop_strerror(int err);
 
-/* Run until no task is left (0), or until uco_loop_stop() was called (1; the
- * tasks left are kept, and a later run continues them).  -EBUSY if a loop
+/* Run until no task is left and no call from another thread is posted (0),
+ * or until uco_loop_stop() was called (1; the tasks left are kept, and a
+ * later run continues them).  -EBUSY if a loop
  * is already running on this thread, -EPERM from another thread than the
  * creator, -EINVAL for NULL, -EDEADLK if tasks are left that nothing can
  * ever wake (no operation in flight), or io_uring_enter's error. */
@@ -397,8 +398,9 @@ UCO_API int uco_chan_destroy(uco_chan *c);
 
 /* From any thread (asyncio's call_soon_threadsafe): run fn(arg) on the
  * loop's own thread, on the loop's stack, in a later turn.  The loop is
- * woken if it waits.  A call does not keep the loop running: it runs when
- * the loop next runs.  Not after uco_loop_close().  -ENOMEM, -EINVAL. */
+ * woken if it waits, and a run takes posted calls even when no task is
+ * live (a spawn into an idle loop runs at its next run).  Not after
+ * uco_loop_close().  -ENOMEM, -EINVAL. */
 UCO_API int uco_loop_call(uco_loop *loop, void (*fn)(void *arg), void *arg);
 
 /* A bounded channel whose ends may live on different loops (threads): the

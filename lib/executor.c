@@ -235,7 +235,8 @@ static void post(struct worker *w, struct uco__post *p)
 	pthread_mutex_lock(&to->lock);
 	bool ring = !to->posted;
 	p->next_posted = to->posted;
-	to->posted = p;
+	/* Atomic: uco__inbox_take() peeks at it without the lock. */
+	__atomic_store_n(&to->posted, p, __ATOMIC_RELEASE);
 	if (ring)
 		ring_bell(w, to);
 	pthread_mutex_unlock(&to->lock);
@@ -262,7 +263,7 @@ static void drain(uco_loop *loop, struct uco__inbox *in)
 {
 	pthread_mutex_lock(&in->lock);
 	struct uco__post *p = in->posted, *fifo = NULL;
-	in->posted = NULL;
+	__atomic_store_n(&in->posted, NULL, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&in->lock);
 	while (p) { /* back into posting order */
 		struct uco__post *next = p->next_posted;
@@ -277,6 +278,15 @@ static void drain(uco_loop *loop, struct uco__inbox *in)
 			loop->inflight--; /* as the reaper does for a CQE */
 		p->done.complete(loop, &p->done, &done);
 	}
+}
+
+bool uco__inbox_take(uco_loop *loop)
+{
+	struct uco__inbox *in = loop->inbox;
+	if (!__atomic_load_n(&in->posted, __ATOMIC_ACQUIRE))
+		return false;
+	drain(loop, in);
+	return true;
 }
 
 static void bell_rung(uco_loop *loop, struct uco__completion *c,

@@ -384,6 +384,9 @@ void uco__post_to(uco_loop *loop, struct uco__post *p);
 int uco__loop_call_owned(uco_loop *loop, void (*fn)(void *arg), void *arg);
 
 void uco__inbox_destroy(struct uco__inbox *in);
+/* Run what other threads posted so far, without waiting for the doorbell
+ * (a run that found no work left): true if anything was posted. */
+bool uco__inbox_take(uco_loop *loop);
 int uco__inbox_create(uco_loop *loop);
 void uco__executor_flush(uco_loop *loop);
 void uco__loop_executor_close(uco_loop *loop);

@@ -485,7 +485,10 @@ int uco_loop_run(uco_loop *loop)
 	int ret = enter_running(loop);
 	if (ret)
 		return ret;
-	while (has_work(loop)) {
+	/* Calls other threads posted count as work until taken, so that a
+	 * spawn into a loop with no task runs (asyncio's call_soon_threadsafe
+	 * wakes its loop).  Nothing live and nothing posted: done. */
+	while (has_work(loop) || uco__inbox_take(loop)) {
 		int r = turn(loop, NULL);
 		if (r < 0) {
 			ret = r;
@@ -496,7 +499,8 @@ int uco_loop_run(uco_loop *loop)
 			ret = has_work(loop) ? 1 : 0;
 			break;
 		}
-		if (r == TURN_NOTHING_TO_WAIT_FOR && has_work(loop)) {
+		if (r == TURN_NOTHING_TO_WAIT_FOR && has_work(loop) &&
+		    !uco__inbox_take(loop)) {
 			/* Tasks are left, all waiting for each other. */
 			ret = -EDEADLK;
 			break;
@@ -530,7 +534,7 @@ int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value)
 			ret = -EINTR;
 			break;
 		}
-		if (r == TURN_NOTHING_TO_WAIT_FOR) {
+		if (r == TURN_NOTHING_TO_WAIT_FOR && !uco__inbox_take(loop)) {
 			ret = -EDEADLK;
 			break;
 		}
