@@ -423,7 +423,9 @@ UCO_API int uco_loop_spawn_threadsafe(uco_loop *loop, uco_fn fn, void *arg);
 /* Thread per core: start n threads, each with its own loop (pinned to CPU
  * i % CPUs when pin is set), call setup(loop, i, arg) on each to spawn its
  * tasks, run each loop until no task is left, close it, and return when
- * every thread has ended: 0, or the first error a thread met. */
+ * every thread has ended: 0, or the first error a thread met.  When a
+ * thread fails (loop, setup or run), the other loops are stopped through
+ * their inboxes, their tasks cancelled, and that failure returned. */
 UCO_API int uco_run_threads(unsigned n, int pin,
                             int (*setup)(uco_loop *loop, unsigned index, void *arg),
                             void *arg);

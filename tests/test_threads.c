@@ -352,3 +352,41 @@ Test(threads, a_loop_waiting_in_run_gets_a_task_spawned_from_a_thread)
 	pthread_join(th, NULL);
 	test_close(loop);
 }
+
+/* ---- one thread's setup fails while the others run */
+
+static void *sleeps_an_hour(void *arg)
+{
+	(void)arg;
+	uco_sleep(3600 * UCO_NS_PER_S);
+	return NULL;
+}
+
+static int setup_one_fails(uco_loop *loop, unsigned index, void *arg)
+{
+	(void)arg;
+	if (index == 2) {
+		/* Late, so that the others are already running. */
+		struct timespec ts = { 0, 30 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		return -EIO;
+	}
+	return uco_spawn(loop, NULL, sleeps_an_hour, NULL);
+}
+
+static int setup_first_fails(uco_loop *loop, unsigned index, void *arg)
+{
+	(void)arg;
+	if (index == 0)
+		return -ENOTSUP;
+	/* Late, so that the failure came first. */
+	struct timespec ts = { 0, 30 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	return uco_spawn(loop, NULL, sleeps_an_hour, NULL);
+}
+
+Test(threads, a_failed_setup_stops_the_other_loops_and_is_returned, .timeout = 30)
+{
+	cr_assert_eq(uco_run_threads(4, 0, setup_one_fails, NULL), -EIO);
+	cr_assert_eq(uco_run_threads(3, 0, setup_first_fails, NULL), -ENOTSUP);
+}
