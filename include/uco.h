@@ -115,7 +115,10 @@ UCO_API int uco_loop_run(uco_loop *loop);
 UCO_API int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value);
 
 /* Ask a running loop to return after the current turn (asyncio's stop()).
- * Called when the loop is not running, the next run returns after one turn. */
+ * Called when the loop is not running, the next run returns after one turn.
+ * A stop waits for the cancellations on their way (requested, not yet
+ * delivered to a task that waits for the kernel or a worker), so that
+ * cancel all, stop, run once more, close works as in asyncio. */
 UCO_API int uco_loop_stop(uco_loop *loop);
 
 /* Destroy a loop that is not running and has no unfinished task (-EBUSY

@@ -436,6 +436,25 @@ static bool finished(const uco_loop *loop, const uco_task *task)
 }
 
 /*
+ * A stop takes effect once no task has a cancellation on its way: one
+ * requested and not yet delivered, because the task still waits for the
+ * kernel or a worker to let go of its memory (an executor job running, an
+ * operation whose cancel has not completed), or has not run since.  So
+ * asyncio's shutdown (cancel all, stop, run once more, close) finishes the
+ * cancellations instead of returning with them half done.  Only while a
+ * stop is pending does this walk the tasks.
+ */
+static bool stop_due(const uco_loop *loop)
+{
+	if (!loop->stop_requested)
+		return false;
+	for (const uco_task *t = loop->all_tasks; t; t = t->all_next)
+		if (t->state == UCO_TASK_PENDING && t->cancelling)
+			return false;
+	return true;
+}
+
+/*
  * One turn.  It blocks in io_uring_enter only when nothing is ready, the
  * caller's goal (`until`) is not reached, and counted work is in flight:
  * standing listeners such as the executor inbox's read deliver only
@@ -448,7 +467,7 @@ static int turn(uco_loop *loop, const uco_task *until)
 	if (loop->batch_head)
 		uco__executor_flush(loop);
 
-	bool idle = loop->ready.len == 0 && !loop->stop_requested &&
+	bool idle = loop->ready.len == 0 && !stop_due(loop) &&
 	            !finished(loop, until);
 	bool stuck = idle && loop->inflight == 0;
 	bool wait = idle && !stuck;
@@ -494,7 +513,10 @@ int uco_loop_run(uco_loop *loop)
 			ret = r;
 			break;
 		}
-		if (loop->stop_requested) {
+		/* Stuck: a cancellation that nothing can deliver does not
+		 * hold the stop back. */
+		if (stop_due(loop) ||
+		    (loop->stop_requested && r == TURN_NOTHING_TO_WAIT_FOR)) {
 			loop->stop_requested = false;
 			ret = has_work(loop) ? 1 : 0;
 			break;
@@ -529,7 +551,8 @@ int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value)
 		}
 		if (finished(loop, task))
 			break;
-		if (loop->stop_requested) {
+		if (stop_due(loop) ||
+		    (loop->stop_requested && r == TURN_NOTHING_TO_WAIT_FOR)) {
 			loop->stop_requested = false;
 			ret = -EINTR;
 			break;
