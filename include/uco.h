@@ -107,9 +107,12 @@ UCO_API const char *uco_loop_strerror(int err);
  * ever wake (no operation in flight), or io_uring_enter's error. */
 UCO_API int uco_loop_run(uco_loop *loop);
 
-/* Run until `task` has finished, then return like uco_task_result().  Other
- * tasks keep running meanwhile and stay in the loop afterwards.  Beyond the
- * uco_loop_run() errors: -EINTR if uco_loop_stop() stopped the loop first,
+/* Run until `task` has finished, however it finished: 0, with *value (if
+ * not NULL) the task's value, or NULL if it failed or was cancelled; its
+ * outcome is the task's to tell (uco_task_result, uco_task_state_get).  A
+ * negative result is always the loop's error, the task not finished.
+ * Other tasks keep running meanwhile and stay in the loop afterwards.
+ * Beyond the uco_loop_run() errors: -EINTR if uco_loop_stop() stopped the loop first,
  * -EDEADLK if nothing can ever finish the task (no task runnable, no
  * operation in flight). */
 UCO_API int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value);

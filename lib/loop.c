@@ -562,8 +562,9 @@ int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value)
 			break;
 		}
 	}
-	if (ret == 0)
-		ret = uco_task_result(task, value);
+	/* Finished, however: the task's own outcome is read from the task. */
+	if (ret == 0 && value)
+		*value = task->state == UCO_TASK_DONE ? task->value : NULL;
 	uco__task_unref(task);
 	leave_running(loop);
 	return ret;
