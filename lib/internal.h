@@ -367,8 +367,8 @@ void uco__cancel_await(uco_task *self);
 int uco__await(uco_task *task, void **value, void (*hook)(uco_task *), int64_t deadline);
 size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
 
-/* executor.c */
-/* Something another thread hands to a loop: its completion runs on the
+/* inbox.c: a loop's inbox, how other threads hand it work.
+ * Something another thread hands to a loop: its completion runs on the
  * loop's thread.  Posted through the loop's inbox (uco__post_to, from any
  * thread), the doorbell rung under the inbox lock so that a loop can never
  * have closed before its doorbell lands.  Counted posts were added to the
@@ -378,16 +378,24 @@ struct uco__post {
 	struct uco__post *next_posted;  /* inbox list link */
 	struct uco__inbox *to;          /* the loop it goes to */
 };
+int uco__inbox_create(uco_loop *loop);
+void uco__inbox_destroy(struct uco__inbox *in);
+/* Post p to p->to; `own` is the poster's ring for a MSG_RING doorbell
+ * (an executor worker's), or NULL (the posting loop's ring, else the
+ * eventfd). */
+void uco__inbox_post(struct uco__post *p, struct io_uring *own);
 void uco__post_to(uco_loop *loop, struct uco__post *p);
+/* Doorbells that `own` rang and the target refused: ring their eventfds. */
+void uco__inbox_reap_bells(struct io_uring *own);
+/* Run what other threads posted so far, without waiting for the doorbell
+ * (a run that found no work left): true if anything was posted. */
+bool uco__inbox_take(uco_loop *loop);
 /* uco_loop_call() whose arg is the caller's malloc'd memory, freed if the
  * loop closes before the call runs. */
 int uco__loop_call_owned(uco_loop *loop, void (*fn)(void *arg), void *arg);
 
-void uco__inbox_destroy(struct uco__inbox *in);
-/* Run what other threads posted so far, without waiting for the doorbell
- * (a run that found no work left): true if anything was posted. */
-bool uco__inbox_take(uco_loop *loop);
-int uco__inbox_create(uco_loop *loop);
+/* executor.c: the worker pool; the loop hands over its batch of the turn
+ * and shuts its own default executor down at close. */
 void uco__executor_flush(uco_loop *loop);
 void uco__loop_executor_close(uco_loop *loop);
 
