@@ -322,8 +322,6 @@ struct uco_loop {
  * when the spawn fails. */
 int uco__spawn_owning(uco_loop *loop, uco_task **out, uco_fn fn, void *mem);
 
-/* The token of the calling thread (the address of a thread-local). */
-const void *uco__thread_token(void);
 
 static inline bool uco__has_op(const uco_loop *loop, unsigned op)
 {
@@ -351,7 +349,16 @@ int uco__ring_submit_now(uco_loop *loop);
  * timeout_ns when >= 0), then hand every available CQE to its completion. */
 int uco__ring_turn(uco_loop *loop, bool wait, int64_t timeout_ns);
 
-/* coro.c: switching between the scheduler and tasks */
+/* coro.c: the switch layer.  The loop running on this thread (set by the
+ * loop's run), and switching between the scheduler and tasks. */
+void uco__running_set(uco_loop *loop);
+/* The token of the calling thread (the address of a thread-local). */
+const void *uco__thread_token(void);
+/* The running task of this thread, and its loop. */
+uco_task *uco__self(void);
+/* The loop a spawn-like call works on: *loop, or (NULL) the loop running
+ * on this thread.  0, -EINVAL (no loop) or -EPERM (another thread's). */
+int uco__spawn_loop(uco_loop **loop);
 void uco__coro_start(uco_loop *loop, uco_task *t);
 void uco__coro_resume(uco_loop *loop, uco_task *t);
 void uco__coro_park(uco_loop *loop, uco_task *t);
@@ -418,11 +425,6 @@ bool uco__cancel_due(uco_task *t);
  * result), a cancel (-ECANCELED) or the deadline (-ETIMEDOUT; -1: none). */
 int uco__wait_in(uco_task *self, struct uco__waitq *q, const struct uco__wait_kind *why,
                  int64_t deadline);
-/* The running task of this thread, and its loop. */
-uco_task *uco__self(void);
-/* The loop a spawn-like call works on: *loop, or (NULL) the loop running
- * on this thread.  0, -EINVAL (no loop) or -EPERM (another thread's). */
-int uco__spawn_loop(uco_loop **loop);
 
 /* threads.c: a thread of uco's own (executor workers and any other
  * helper thread), with every asynchronous signal blocked so that signals

@@ -18,37 +18,7 @@
 
 #include "internal.h"
 
-/* The loop running on this thread; the only global state uco keeps.
- * initial-exec: read with no call to __tls_get_addr, which may allocate
- * (in a dlopen'ed libuco), so that the SIGSEGV handler can read it. */
-static __thread uco_loop *tls_running __attribute__((tls_model("initial-exec")));
-static __thread char tls_token;
-
 #define TRIM_PERIOD_NS UCO_NS_PER_S
-
-const void *uco__thread_token(void)
-{
-	return &tls_token;
-}
-
-uco_loop *uco_loop_current(void)
-{
-	return tls_running;
-}
-
-int uco__spawn_loop(uco_loop **loop)
-{
-	if (!*loop)
-		*loop = tls_running;
-	if (!*loop)
-		return -EINVAL;
-	return (*loop)->owner == &tls_token ? 0 : -EPERM;
-}
-
-uco_task *uco__self(void)
-{
-	return tls_running ? tls_running->current : NULL;
-}
 
 /* ------------------------------------------------------------ queues */
 
@@ -386,6 +356,29 @@ static inline void warm_ahead(const struct uco__taskq *q)
 	}
 }
 
+/* Run t until it parks or ends: its first run, or a resume. */
+static inline void run_task(uco_loop *loop, uco_task *t)
+{
+	if (t->run_state == UCO__NEW)
+		uco__coro_start(loop, t);
+	else
+		uco__coro_resume(loop, t);
+}
+
+/* Debug mode: time the run (asyncio's slow_callback_duration), kept out
+ * of line so that the default path pays only run_ready's test of
+ * slow_ns, and here rather than in the switch so that coro.c depends on
+ * nothing above it. */
+__attribute__((noinline, cold)) static void run_timed(uco_loop *loop, uco_task *t)
+{
+	int64_t limit = loop->slow_ns; /* the task may change it meanwhile */
+	int64_t start = uco_now();
+	run_task(loop, t);
+	int64_t ran = uco_now() - start;
+	if (ran > limit)
+		uco__slow_report(loop, t, ran, limit);
+}
+
 static void run_ready(uco_loop *loop)
 {
 	for (size_t n = loop->ready.len; n > 0; n--) {
@@ -397,10 +390,10 @@ static void run_ready(uco_loop *loop)
 		}
 		if (t->run_state == UCO__NEW && t->cancelling)
 			t->run_state = UCO__FINISHED; /* cancelled before it ran */
-		else if (t->run_state == UCO__NEW)
-			uco__coro_start(loop, t);
+		else if (__builtin_expect(loop->slow_ns != 0, 0))
+			run_timed(loop, t);
 		else
-			uco__coro_resume(loop, t);
+			run_task(loop, t);
 		if (t->run_state == UCO__FINISHED)
 			uco__task_finish(loop, t);
 	}
@@ -484,9 +477,9 @@ static int enter_running(uco_loop *loop)
 		return -EINVAL;
 	if (loop->owner != uco__thread_token())
 		return -EPERM;
-	if (tls_running)
+	if (uco_loop_current())
 		return -EBUSY;
-	tls_running = loop;
+	uco__running_set(loop);
 	loop->running = true;
 	return 0;
 }
@@ -496,7 +489,7 @@ static void leave_running(uco_loop *loop)
 	/* A stop is consumed by the run it ended (or that found no work). */
 	loop->stop_requested = false;
 	loop->running = false;
-	tls_running = NULL;
+	uco__running_set(NULL);
 }
 
 int uco_loop_run(uco_loop *loop)
