@@ -15,6 +15,7 @@
 
 #include "uco.h"
 #include "arch/switch.h"
+#include "list.h"
 
 #define UCO__CONTAINER_OF(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -101,15 +102,15 @@ size_t uco__page_size(void);
 
 /* ------------------------------------------------------------ waiting */
 
-/* An intrusive FIFO of tasks waiting for one thing (a timer bucket, a task
+/* A FIFO of tasks waiting for one thing (a timer bucket, a mutex, a task
  * to finish).  A task waits for at most one thing at a time, through the
- * links in its `wait` member. */
+ * link in its `wait` member. */
 struct uco__waitq {
-	uco_task *head, *tail;
+	struct uco__list tasks;
 };
 
 struct uco__wait {
-	uco_task *prev, *next;
+	struct uco__link link;
 	struct uco__waitq *queue; /* NULL when not waiting */
 };
 
@@ -127,9 +128,6 @@ struct uco__wait_kind {
 	void (*describe)(const uco_task *t, char *buf, size_t len);
 };
 
-void uco__waitq_push(struct uco__waitq *q, uco_task *t);
-void uco__waitq_remove(uco_task *t);
-uco_task *uco__waitq_pop(struct uco__waitq *q);
 
 /* The run queue: a ring of task pointers.  An array rather than a linked
  * list so that the scheduler can prefetch tasks far ahead without chasing
@@ -159,7 +157,7 @@ struct uco__completion {
  * streams, buffer rings), after the ring is gone so the kernel has let go
  * of them. */
 struct uco__resource {
-	struct uco__resource *prev, *next;
+	struct uco__link link;    /* in the loop's resources */
 	void (*destroy)(struct uco__resource *r);
 };
 
@@ -179,15 +177,19 @@ struct uco__timers {
 
 int uco__timers_init(struct uco__timers *tm);
 
-/*
- * A deadline on any wait.  Arm it before joining the wait (0, -ETIMEDOUT if
- * already past, -ENOMEM/-EAGAIN), park with a cancel hook as usual, then
- * pass the park's result through uco__timer_disarm(): if the deadline came
- * first it interrupted the wait through that hook and the result becomes
- * -ETIMEDOUT.  Never early, like uco_sleep().
- */
+/* The timer side of a deadline on any wait (wait.c's uco__deadline_set
+ * and uco__park_until use them): arm puts t on the bucket that ends at
+ * `deadline` (-ETIMEDOUT if past); when it fires it interrupts t's wait
+ * and marks it timed out; disarm takes t off and turns `result` into
+ * -ETIMEDOUT if the deadline came first. */
 int uco__timer_arm(uco_task *t, int64_t deadline);
 int uco__timer_disarm(uco_task *t, int result);
+/* A sleep: t joins the sleepers of the bucket that ends `ns` (> 0) from
+ * now, rounded up; uco__timer_unsleep takes it off again (a cancel). */
+int uco__timer_sleep(uco_task *t, int64_t ns);
+void uco__timer_unsleep(uco_task *t);
+/* At least how long until sleeping t wakes (for dumps; never negative). */
+int64_t uco__timer_sleep_left(const uco_task *t, int64_t now);
 void uco__timers_destroy(struct uco__timers *tm);
 /* At least how long until b's timer fires (for dumps; never negative). */
 int64_t uco__timer_left(const struct uco__timer_bucket *b, int64_t now);
@@ -198,8 +200,8 @@ int64_t uco__timer_left(const struct uco__timer_bucket *b, int64_t now);
  * finishes (on the scheduler, before its awaiters run).  The combinators
  * (gather, wait, groups) are built on it. */
 struct uco__watch {
-	struct uco__watch *prev, *next;
-	uco_task *task;
+	struct uco__link link;    /* in task->watches */
+	uco_task *task;           /* NULL when not watching */
 	void (*fired)(struct uco__watch *w, uco_task *finished);
 };
 
@@ -247,11 +249,11 @@ struct uco_task {
 	struct uco__wait wait;    /* what this task waits for */
 	/* A deadline on the current wait: the timer bucket it waits in. */
 	struct uco__timer_bucket *timer_bucket;
-	uco_task *timer_prev, *timer_next;
+	struct uco__link timer_link;  /* in the bucket's deadlines */
 	bool timed_out;           /* the deadline interrupted the wait */
 	uco_task *awaiting;       /* the task it awaits, for cycle checks */
 	struct uco__waitq awaiters; /* tasks awaiting this one */
-	struct uco__watch *watches; /* fired when it finishes */
+	struct uco__list watches; /* struct uco__watch, fired when it finishes */
 	uint64_t finish_seq;      /* the order it finished in (0: not yet) */
 	struct uco__done_cb *cb_head, **cb_tail;
 	uco_task *all_prev, *all_next; /* every task the loop knows */
@@ -293,7 +295,7 @@ struct uco_loop {
 	bool reaping;
 	int64_t next_trim;        /* uco_now() of the next pool trim */
 	struct uco__inbox *inbox; /* posts from executor threads */
-	struct uco__resource *resources;
+	struct uco__list resources; /* struct uco__resource */
 	struct signals *signals;  /* uco_loop_on_signal's listener */
 	uint16_t next_bgid;       /* provided-buffer group ids handed out */
 	uint64_t *fixed_used;     /* bitmap of the fixed-file table, or NULL */
@@ -369,9 +371,14 @@ void uco__coro_release(uco_task *t);
 void uco__task_finish(uco_loop *loop, uco_task *t);
 void uco__run_callbacks(uco_task *t);
 void uco__task_unref(uco_task *t);
-/* The cancel hook of an await (passes the cancellation on). */
-void uco__cancel_await(uco_task *self);
-int uco__await(uco_task *task, void **value, void (*hook)(uco_task *), int64_t deadline);
+/* What a cancel of an awaiting task does: pass it on to the awaited task
+ * and go on waiting (uco_await), or leave at once and let the awaited
+ * task go on (uco_shield). */
+enum uco__await_mode { UCO__AWAIT, UCO__SHIELD };
+/* Await `task`; a deadline (>= 0) interrupts as a cancel of the caller
+ * would, and an expired one reports -ETIMEDOUT unless the task ended with
+ * a value. */
+int uco__await(uco_task *task, void **value, enum uco__await_mode mode, int64_t deadline);
 size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
 
 /* inbox.c: a loop's inbox, how other threads hand it work.
@@ -406,10 +413,67 @@ int uco__loop_call_owned(uco_loop *loop, void (*fn)(void *arg), void *arg);
 void uco__executor_flush(uco_loop *loop);
 void uco__loop_executor_close(uco_loop *loop);
 
-/* loop.c */
-void uco__ready_push(uco_loop *loop, uco_task *t);
+/* wait.c: waiting and waking.  Waking (and the run queue it pushes onto)
+ * is inline: it is on every operation's path, and the timers (time.c)
+ * wake sleepers without depending on the wait module. */
+
+/* The run queue has room for every task (reserved at spawn). */
+static inline void uco__ready_push(uco_loop *loop, uco_task *t)
+{
+	struct uco__taskq *q = &loop->ready;
+	q->slots[(q->head + q->len++) & (q->cap - 1)] = t;
+}
+
+static inline void uco__wake(uco_loop *loop, uco_task *t, int result)
+{
+	t->wake_result = result;
+	t->run_state = UCO__READY;
+	uco__ready_push(loop, t);
+}
+
+/* Interrupt parked t's wait through its cancel hook, taken and cleared
+ * first so that it runs once (a cancel, a deadline).  false: not parked,
+ * or the wait has no hook (or already used it). */
+static inline bool uco__interrupt(uco_task *t)
+{
+	if (t->run_state != UCO__PARKED || !t->wait_cancel)
+		return false;
+	void (*hook)(uco_task *) = t->wait_cancel;
+	t->wait_cancel = NULL;
+	hook(t);
+	return true;
+}
+
+static inline void uco__waitq_push(struct uco__waitq *q, uco_task *t)
+{
+	t->wait.queue = q;
+	uco__list_push(&q->tasks, &t->wait.link);
+}
+
+static inline void uco__waitq_remove(uco_task *t)
+{
+	if (t->wait.queue) {
+		uco__list_remove(&t->wait.queue->tasks, &t->wait.link);
+		t->wait.queue = NULL;
+	}
+}
+
+static inline uco_task *uco__waitq_pop(struct uco__waitq *q)
+{
+	struct uco__link *l = uco__list_pop(&q->tasks);
+	if (!l)
+		return NULL;
+	uco_task *t = UCO__LIST_ENTRY(l, uco_task, wait.link);
+	t->wait.queue = NULL;
+	return t;
+}
+
+static inline bool uco__waitq_empty(const struct uco__waitq *q)
+{
+	return uco__list_empty(&q->tasks);
+}
+
 int uco__ready_reserve(uco_loop *loop, size_t n);
-void uco__wake(uco_loop *loop, uco_task *t, int result);
 /*
  * Suspend the current task until uco__wake(); returns the wake result.
  * `cancel` says how uco_task_cancel() interrupts this wait: it must make
@@ -421,6 +485,17 @@ void uco__wake(uco_loop *loop, uco_task *t, int result);
 int uco__park(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
               void (*cancel)(uco_task *t));
 bool uco__cancel_due(uco_task *t);
+/*
+ * Every wait with a deadline is these two steps around joining the wait:
+ * uco__deadline_set (0; -ETIMEDOUT if already past, -ENOMEM/-EAGAIN; no-op
+ * for a negative deadline, "none"), then, once joined, uco__park_until:
+ * uco__park that, if the deadline came first (it interrupted the wait
+ * through the cancel hook), reports -ETIMEDOUT.  Never early, like
+ * uco_sleep().
+ */
+int uco__deadline_set(uco_task *t, int64_t deadline);
+int uco__park_until(uco_task *t, const struct uco__wait_kind *why,
+                    void (*cancel)(uco_task *t));
 /* Park the running task in q until something wakes it (0, or the wake
  * result), a cancel (-ECANCELED) or the deadline (-ETIMEDOUT; -1: none). */
 int uco__wait_in(uco_task *self, struct uco__waitq *q, const struct uco__wait_kind *why,

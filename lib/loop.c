@@ -20,33 +20,7 @@
 
 #define TRIM_PERIOD_NS UCO_NS_PER_S
 
-/* ------------------------------------------------------------ queues */
-
-int uco__ready_reserve(uco_loop *loop, size_t n)
-{
-	struct uco__taskq *q = &loop->ready;
-	if (n <= q->cap)
-		return 0;
-	size_t cap = q->cap ? q->cap : 256;
-	while (cap < n)
-		cap *= 2;
-	uco_task **slots = malloc(cap * sizeof *slots);
-	if (!slots)
-		return -ENOMEM;
-	for (size_t i = 0; i < q->len; i++)
-		slots[i] = q->slots[(q->head + i) & (q->cap - 1)];
-	free(q->slots);
-	q->slots = slots;
-	q->head = 0;
-	q->cap = cap;
-	return 0;
-}
-
-void uco__ready_push(uco_loop *loop, uco_task *t)
-{
-	struct uco__taskq *q = &loop->ready;
-	q->slots[(q->head + q->len++) & (q->cap - 1)] = t;
-}
+/* ------------------------------------------------------------ run queue */
 
 static uco_task *ready_pop(uco_loop *loop)
 {
@@ -63,119 +37,19 @@ static inline uco_task *ready_peek(const struct uco__taskq *q, size_t k)
 	return q->slots[(q->head + k) & (q->cap - 1)];
 }
 
-void uco__waitq_push(struct uco__waitq *q, uco_task *t)
-{
-	t->wait.queue = q;
-	t->wait.next = NULL;
-	t->wait.prev = q->tail;
-	if (q->tail)
-		q->tail->wait.next = t;
-	else
-		q->head = t;
-	q->tail = t;
-}
-
-void uco__waitq_remove(uco_task *t)
-{
-	struct uco__waitq *q = t->wait.queue;
-	if (!q)
-		return;
-	if (t->wait.prev)
-		t->wait.prev->wait.next = t->wait.next;
-	else
-		q->head = t->wait.next;
-	if (t->wait.next)
-		t->wait.next->wait.prev = t->wait.prev;
-	else
-		q->tail = t->wait.prev;
-	t->wait = (struct uco__wait){ NULL, NULL, NULL };
-}
-
-uco_task *uco__waitq_pop(struct uco__waitq *q)
-{
-	uco_task *t = q->head;
-	if (t)
-		uco__waitq_remove(t);
-	return t;
-}
+/* ------------------------------------------------------------ resources */
 
 void uco__resource_add(uco_loop *loop, struct uco__resource *r)
 {
-	r->prev = NULL;
-	r->next = loop->resources;
-	if (r->next)
-		r->next->prev = r;
-	loop->resources = r;
+	uco__list_push_front(&loop->resources, &r->link);
 }
 
 void uco__resource_remove(uco_loop *loop, struct uco__resource *r)
 {
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		loop->resources = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-}
-
-/* ------------------------------------------------------------ park / wake */
-
-void uco__wake(uco_loop *loop, uco_task *t, int result)
-{
-	t->wake_result = result;
-	t->run_state = UCO__READY;
-	uco__ready_push(loop, t);
-}
-
-int uco__park(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
-              void (*cancel)(uco_task *t))
-{
-	t->run_state = UCO__PARKED;
-	t->why = why;
-	t->wait_cancel = cancel;
-	uco__coro_park(loop, t);
-	t->wait_cancel = NULL;
-	if (t->wake_result == -ECANCELED && t->cancelling)
-		t->cancelling = false; /* delivered */
-	return t->wake_result;
-}
-
-static void leave_waitq(uco_task *t)
-{
-	uco__waitq_remove(t);
-	uco__wake(t->loop, t, -ECANCELED);
-}
-
-int uco__wait_in(uco_task *self, struct uco__waitq *q, const struct uco__wait_kind *why,
-                 int64_t deadline)
-{
-	if (uco__cancel_due(self))
-		return -ECANCELED;
-	int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
-	if (r)
-		return r;
-	uco__waitq_push(q, self);
-	return uco__timer_disarm(self, uco__park(self->loop, self, why, leave_waitq));
-}
-
-bool uco__cancel_due(uco_task *t)
-{
-	if (!t->cancelling)
-		return false;
-	t->cancelling = false;
-	return true;
-}
-
-int uco_yield(void)
-{
-	uco_task *self = uco__self();
-	if (!self)
-		return -EPERM;
-	if (uco__cancel_due(self))
-		return -ECANCELED;
-	uco__wake(self->loop, self, 0);
-	uco__coro_park(self->loop, self);
-	return 0;
+	/* Already unlinked (by the loop's close, which then destroys it): a
+	 * no-op. */
+	if (r->link.prev || loop->resources.head == &r->link)
+		uco__list_remove(&loop->resources, &r->link);
 }
 
 /* ------------------------------------------------------------ create */
@@ -592,14 +466,11 @@ int uco_loop_close(uco_loop *loop)
 	uco__ring_exit(loop);
 	free(loop->fixed_used);
 	uco__inbox_destroy(loop->inbox);
-	while (loop->resources) {
-		/* Unlinked properly before it goes: some destroy functions
-		 * unlink themselves (a receive stream), which must not write
-		 * into the resource freed just before. */
-		struct uco__resource *r = loop->resources;
-		loop->resources = r->next;
-		if (r->next)
-			r->next->prev = NULL;
+	struct uco__link *l;
+	while ((l = uco__list_pop(&loop->resources))) {
+		/* Unlinked before it goes: some destroy functions unlink
+		 * themselves (a receive stream), which is then a no-op. */
+		struct uco__resource *r = UCO__LIST_ENTRY(l, struct uco__resource, link);
 		r->destroy(r);
 	}
 	uco__timers_destroy(&loop->timers);

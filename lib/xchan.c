@@ -146,7 +146,7 @@ static const struct uco__wait_kind recv_kind = { "xchan receive", describe_xwait
 static int wait_in(uco_xchan *c, struct xlist *list, struct xwaiter *w, int64_t deadline)
 {
 	uco_task *self = w->task;
-	int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
+	int r = uco__deadline_set(self, deadline);
 	if (r) {
 		pthread_mutex_unlock(&c->lock);
 		return r;
@@ -155,8 +155,7 @@ static int wait_in(uco_xchan *c, struct xlist *list, struct xwaiter *w, int64_t 
 	pthread_mutex_unlock(&c->lock);
 	self->loop->inflight++; /* the wake-up that will be posted */
 	self->wait_data = w;
-	r = uco__timer_disarm(self, uco__park(self->loop, self,
-	                                      list == &c->senders ? &send_kind : &recv_kind, leave));
+	r = uco__park_until(self, list == &c->senders ? &send_kind : &recv_kind, leave);
 	/* Served first: what it was given wins over a deadline that fired
 	 * while the wake-up was on its way (the item would be lost), and a
 	 * cancel stays pending for the next call. */
