@@ -37,7 +37,7 @@ enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DROPPED };
 
 struct uco__job {
 	struct uco__post post;
-	struct uco__job *prev, *next;      /* executor queue, under ex->lock */
+	struct uco__link link;        /* the loop's batch, or the queue under ex->lock */
 	uco_executor *ex;
 	uco_task *task;
 	uco_fn fn;
@@ -51,7 +51,7 @@ struct uco__job {
 /* A coroutine waiting for room in a bounded queue. */
 struct room_wait {
 	struct uco__post post;
-	struct room_wait *next;       /* under ex->lock */
+	struct uco__link link;        /* in ex->rooms, under ex->lock */
 	uco_executor *ex;
 	uco_task *task;
 	bool listed;                  /* under ex->lock */
@@ -67,13 +67,13 @@ struct worker {
 struct uco_executor {
 	pthread_mutex_t lock;
 	pthread_cond_t work;
-	struct uco__job *head, *tail;
+	struct uco__list jobs;        /* queued, FIFO */
 	size_t queued;
 	unsigned sleeping;            /* workers in pthread_cond_wait */
 	unsigned waking;              /* of those, signalled and not yet up */
 	bool spinner;                 /* a worker is spinning */
 	bool stopping;
-	struct room_wait *room_head, *room_tail;
+	struct uco__list rooms;       /* coroutines waiting for room, FIFO */
 	unsigned pending_hint;        /* atomic: queued, for the spinner */
 	unsigned queue_max, spin_us;
 	bool use_msg_ring;
@@ -88,6 +88,9 @@ struct uco_executor {
 };
 
 #define OUTSTANDING_SHUT (UINT64_C(1) << 62)
+
+#define JOB(l) UCO__LIST_ENTRY(l, struct uco__job, link)
+#define ROOM(l) UCO__LIST_ENTRY(l, struct room_wait, link)
 
 /* Hand a result (or a room wait's turn) back to its loop's inbox, with a
  * MSG_RING from this worker's own ring where the executor uses them. */
@@ -117,7 +120,7 @@ static int64_t monotonic_us(void)
 static void wait_for_job(struct worker *w)
 {
 	uco_executor *ex = w->ex;
-	while (!ex->head && !ex->stopping) {
+	while (uco__list_empty(&ex->jobs) && !ex->stopping) {
 		if (ex->spin_us && !ex->spinner) {
 			ex->spinner = true;
 			pthread_mutex_unlock(&ex->lock);
@@ -128,7 +131,7 @@ static void wait_for_job(struct worker *w)
 					cpu_relax();
 			pthread_mutex_lock(&ex->lock);
 			ex->spinner = false;
-			if (ex->head || ex->stopping)
+			if (!uco__list_empty(&ex->jobs) || ex->stopping)
 				break;
 		}
 		if (ex->use_msg_ring)
@@ -148,25 +151,18 @@ static void *worker_main(void *arg)
 	pthread_mutex_lock(&ex->lock);
 	for (;;) {
 		wait_for_job(w);
-		struct uco__job *job = ex->head;
-		if (!job)
+		struct uco__link *l = uco__list_pop(&ex->jobs);
+		if (!l)
 			break; /* stopping, and the queue is empty */
-		ex->head = job->next;
-		if (ex->head)
-			ex->head->prev = NULL;
-		else
-			ex->tail = NULL;
+		struct uco__job *job = JOB(l);
 		ex->queued--;
 		__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
 		job->state = JOB_RUNNING;
 		/* Room in a bounded queue: let one waiting coroutine retry. */
-		struct room_wait *rw = ex->room_head;
-		if (rw) {
-			ex->room_head = rw->next;
-			if (!ex->room_head)
-				ex->room_tail = NULL;
+		struct uco__link *r = uco__list_pop(&ex->rooms);
+		struct room_wait *rw = r ? ROOM(r) : NULL;
+		if (rw)
 			rw->listed = false;
-		}
 		pthread_mutex_unlock(&ex->lock);
 
 		if (rw)
@@ -281,37 +277,32 @@ int uco_executor_shutdown(uco_executor *ex, unsigned flags)
 	/* Jobs this thread's loop batched for ex this turn go in first, so
 	 * that they are run or dropped like the others. */
 	uco_loop *loop = uco_loop_current();
-	if (loop && loop->batch_head && loop->batch_ex == ex)
+	if (loop && !uco__list_empty(&loop->batch) && loop->batch_ex == ex)
 		uco__executor_flush(loop);
 	pthread_mutex_lock(&ex->lock);
 	ex->stopping = true;
-	struct uco__job *dropped = NULL;
+	struct uco__list dropped = { NULL, NULL };
 	if (flags & UCO_EXECUTOR_CANCEL_QUEUED) {
-		dropped = ex->head;
-		ex->head = ex->tail = NULL;
+		uco__list_append(&dropped, &ex->jobs);
 		ex->queued = 0;
-		for (struct uco__job *j = dropped; j; j = j->next)
-			j->state = JOB_DROPPED;
+		UCO__LIST_EACH(l, next, &dropped)
+			JOB(l)->state = JOB_DROPPED;
 	}
 	/* Coroutines waiting for room retry and learn of the shutdown. */
-	struct room_wait *rooms = ex->room_head;
-	ex->room_head = ex->room_tail = NULL;
-	for (struct room_wait *r = rooms; r; r = r->next)
-		r->listed = false;
+	struct uco__list rooms = { NULL, NULL };
+	uco__list_append(&rooms, &ex->rooms);
+	UCO__LIST_EACH(l, next, &rooms)
+		ROOM(l)->listed = false;
 	pthread_cond_broadcast(&ex->work);
 	pthread_mutex_unlock(&ex->lock);
 
-	/* Through the eventfds: this thread has no ring of its own. */
-	while (dropped) {
-		struct uco__job *next = dropped->next;
-		post(NULL, &dropped->post);
-		dropped = next;
-	}
-	while (rooms) {
-		struct room_wait *next = rooms->next;
-		post(NULL, &rooms->post);
-		rooms = next;
-	}
+	/* Through the eventfds: this thread has no ring of its own.  Once
+	 * posted, an element belongs to its loop: the walk has read its
+	 * successor before. */
+	UCO__LIST_EACH(l, next, &dropped)
+		post(NULL, &JOB(l)->post);
+	UCO__LIST_EACH(l, next, &rooms)
+		post(NULL, &ROOM(l)->post);
 	stop_workers(ex, ex->nthreads);
 	if (__atomic_fetch_add(&ex->outstanding, OUTSTANDING_SHUT, __ATOMIC_ACQ_REL) == 0)
 		executor_free(ex);
@@ -355,19 +346,6 @@ static void room_posted(uco_loop *loop, struct uco__completion *c,
 	uco__wake(loop, rw->task, rw->cancelled ? -ECANCELED : 0);
 }
 
-/* Take a job out of a list: a loop's batch or an executor's queue. */
-static void job_unlink(struct uco__job **head, struct uco__job **tail, struct uco__job *job)
-{
-	if (job->prev)
-		job->prev->next = job->next;
-	else
-		*head = job->next;
-	if (job->next)
-		job->next->prev = job->prev;
-	else
-		*tail = job->prev;
-}
-
 /* uco_task_cancel() on a task waiting for its job. */
 static void cancel_job(uco_task *t)
 {
@@ -376,7 +354,7 @@ static void cancel_job(uco_task *t)
 	uco_loop *loop = t->loop;
 	if (job->batched) {
 		/* Still in this loop's batch: no other thread has seen it. */
-		job_unlink(&loop->batch_head, &loop->batch_tail, job);
+		uco__list_remove(&loop->batch, &job->link);
 		loop->inflight--;
 		uco__wake(loop, t, -ECANCELED);
 		return;
@@ -384,7 +362,7 @@ static void cancel_job(uco_task *t)
 	pthread_mutex_lock(&ex->lock);
 	bool queued = job->state == JOB_QUEUED;
 	if (queued) {
-		job_unlink(&ex->head, &ex->tail, job);
+		uco__list_remove(&ex->jobs, &job->link);
 		ex->queued--;
 		__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
 	}
@@ -432,14 +410,7 @@ static void cancel_room_wait(uco_task *t)
 	pthread_mutex_lock(&ex->lock);
 	bool listed = rw->listed;
 	if (listed) {
-		struct room_wait **p = &ex->room_head, *prev = NULL;
-		while (*p != rw) {
-			prev = *p;
-			p = &(*p)->next;
-		}
-		*p = rw->next;
-		if (ex->room_tail == rw)
-			ex->room_tail = prev;
+		uco__list_remove(&ex->rooms, &rw->link);
 		rw->listed = false;
 	}
 	pthread_mutex_unlock(&ex->lock);
@@ -451,22 +422,13 @@ static void cancel_room_wait(uco_task *t)
 	}
 }
 
-/* Append the n jobs first..last (linked by next) to the queue and wake
- * the workers they need; under ex->lock. */
-static void enqueue(uco_executor *ex, struct uco__job *first, struct uco__job *last, size_t n)
+/* Move the n jobs of `jobs` to the back of the queue and wake the workers
+ * they need; under ex->lock. */
+static void enqueue(uco_executor *ex, struct uco__list *jobs, size_t n)
 {
-	for (struct uco__job *j = first;; j = j->next) {
-		j->state = JOB_QUEUED;
-		if (j == last)
-			break;
-	}
-	first->prev = ex->tail;
-	last->next = NULL;
-	if (ex->tail)
-		ex->tail->next = first;
-	else
-		ex->head = first;
-	ex->tail = last;
+	UCO__LIST_EACH(l, next, jobs)
+		JOB(l)->state = JOB_QUEUED;
+	uco__list_append(&ex->jobs, jobs);
 	ex->queued += n;
 	outstanding_add(ex, n);
 	__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
@@ -481,25 +443,22 @@ static void enqueue(uco_executor *ex, struct uco__job *first, struct uco__job *l
 
 void uco__executor_flush(uco_loop *loop)
 {
-	struct uco__job *first = loop->batch_head, *last = loop->batch_tail;
+	struct uco__list batch = { NULL, NULL };
+	uco__list_append(&batch, &loop->batch);
 	uco_executor *ex = loop->batch_ex;
-	loop->batch_head = loop->batch_tail = NULL;
 	size_t n = 0;
-	for (struct uco__job *j = first; j; j = j->next) {
-		j->batched = false;
+	UCO__LIST_EACH(l, next, &batch) {
+		JOB(l)->batched = false;
 		n++;
 	}
 	pthread_mutex_lock(&ex->lock);
 	bool stopping = ex->stopping;
 	if (!stopping)
-		enqueue(ex, first, last, n);
+		enqueue(ex, &batch, n);
 	pthread_mutex_unlock(&ex->lock);
-	if (stopping) {
-		for (struct uco__job *j = first, *next; j; j = next) {
-			next = j->next;
-			loop->inflight--;
-			uco__wake(loop, j->task, -ESHUTDOWN);
-		}
+	UCO__LIST_EACH(l, next, &batch) { /* stopping: refused */
+		loop->inflight--;
+		uco__wake(loop, JOB(l)->task, -ESHUTDOWN);
 	}
 }
 
@@ -513,11 +472,7 @@ static int wait_for_room(uco_executor *ex, uco_task *self, struct uco__inbox *to
 		.post.done.complete = room_posted, .post.to = to,
 		.ex = ex, .task = self, .listed = true,
 	};
-	if (ex->room_tail)
-		ex->room_tail->next = &rw;
-	else
-		ex->room_head = &rw;
-	ex->room_tail = &rw;
+	uco__list_push(&ex->rooms, &rw.link);
 	outstanding_add(ex, 1);
 	pthread_mutex_unlock(&ex->lock);
 	self->loop->inflight++;
@@ -558,16 +513,11 @@ int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
 		.post.done.complete = job_done, .post.to = to,
 		.ex = ex, .task = self, .fn = fn, .arg = arg,
 	};
-	if (!ex->queue_max && (!loop->batch_head || loop->batch_ex == ex)) {
+	if (!ex->queue_max && (uco__list_empty(&loop->batch) || loop->batch_ex == ex)) {
 		/* Into this turn's batch, handed to the executor in one go when
 		 * the turn ends (uco__executor_flush). */
 		job.batched = true;
-		job.prev = loop->batch_tail;
-		if (loop->batch_tail)
-			loop->batch_tail->next = &job;
-		else
-			loop->batch_head = &job;
-		loop->batch_tail = &job;
+		uco__list_push(&loop->batch, &job.link);
 		loop->batch_ex = ex;
 	} else {
 		unsigned held = 0; /* room waits still holding the executor */
@@ -580,8 +530,11 @@ int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
 		}
 		if (!err && ex->stopping)
 			err = -ESHUTDOWN;
-		if (!err)
-			enqueue(ex, &job, &job, 1); /* the job holds it from here */
+		if (!err) {
+			struct uco__list one = { NULL, NULL };
+			uco__list_push(&one, &job.link);
+			enqueue(ex, &one, 1); /* the job holds it from here */
+		}
 		pthread_mutex_unlock(&ex->lock);
 		while (held--)
 			received(ex); /* may free it: not touched after */

@@ -302,7 +302,7 @@ struct uco_loop {
 	uco_executor *executor;   /* the default executor, if any */
 	/* Executor jobs submitted this turn, for batch_ex, handed over in
 	 * one go at the end of the turn (struct job, executor.c). */
-	struct uco__job *batch_head, *batch_tail;
+	struct uco__list batch;
 	uco_executor *batch_ex;
 	bool owns_executor;
 	/* Debug mode: warn when a task runs longer than this without

@@ -331,7 +331,7 @@ static bool stop_due(const uco_loop *loop)
 static int turn(uco_loop *loop, const uco_task *until)
 {
 	run_ready(loop);
-	if (loop->batch_head)
+	if (loop->batch.head)
 		uco__executor_flush(loop);
 
 	bool idle = loop->ready.len == 0 && !stop_due(loop) &&
