@@ -2,6 +2,27 @@
 /*
  * What the files of lib/ share.  Nothing here is public: `uco__` names are
  * hidden from the shared library.
+ *
+ * Ordered bottom-up, in two parts.  First the objects, each before what
+ * holds it: stacks, completions, waits, timers, the task, the loop.  Then
+ * each file's calls, one section a file, from the lowest layer to the
+ * highest, so that a section names only what is declared above it:
+ *
+ *   stack.c   coroutine stacks and their pool
+ *   ring.c    SQE acquisition, submit, reap
+ *   coro.c    the switch layer and the thread's running loop
+ *   overflow.c  the stack-overflow report
+ *   time.c    the clock and the timers behind sleeps and deadlines
+ *   debug.c   naming functions and durations; slow-task report; dumps
+ *   wait.c    park, wake, wait queues, deadlines, yield, sleep
+ *   task.c    tasks: spawn, finish, await, cancel, watches
+ *   inbox.c   a loop's cross-thread inbox and doorbell
+ *   executor.c  the worker pool
+ *   threads.c   threads uco creates, many loops
+ *   loop.c    the run queue, turns, create/run/close
+ *
+ * loop.c drives coro.c (and coro.c's tasks call back into the loop only
+ * through uco__coro_park): the one circle.
  */
 #ifndef UCO_INTERNAL_H
 #define UCO_INTERNAL_H
@@ -46,6 +67,8 @@ static inline bool uco__all_zero(const unsigned *words, size_t n)
 	return true;
 }
 
+/* ============================================================ the objects */
+
 /* ------------------------------------------------------------ stacks */
 
 /* A coroutine stack: [base, base + size) is usable, a guard page sits just
@@ -89,18 +112,20 @@ static inline char *uco__stack_top(const struct uco__stack *s)
 	return s->base + s->size - colour;
 }
 
-int uco__stack_pool_init(struct uco__stack_pool *pool, size_t stack_size,
-                         size_t keep_warm);
-void uco__stack_pool_destroy(struct uco__stack_pool *pool);
-int uco__stack_pool_get(struct uco__stack_pool *pool, struct uco__stack *out);
-void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s);
-size_t uco__stack_pool_trim(struct uco__stack_pool *pool);
-/* A stack of its own size, outside the pool. */
-int uco__stack_map(size_t size, bool guard_madvise, struct uco__stack *out);
-void uco__stack_unmap(const struct uco__stack *s);
-size_t uco__page_size(void);
+/* ------------------------------------------------------------ completions */
 
-/* ------------------------------------------------------------ waiting */
+/* Every SQE uco submits carries a pointer to one of these as user_data; the
+ * reaper calls `complete` with the CQE.  user_data 0 means "no completion
+ * wanted". */
+struct uco__completion {
+	void (*complete)(uco_loop *loop, struct uco__completion *c,
+	                 const struct io_uring_cqe *cqe);
+	/* A standing listener (the executor inbox's eventfd read): it does
+	 * not count as work in flight, so it never keeps a loop running. */
+	bool uncounted;
+};
+
+/* ------------------------------------------------------------ waits */
 
 /* A FIFO of tasks waiting for one thing (a timer bucket, a mutex, a task
  * to finish).  A task waits for at most one thing at a time, through the
@@ -128,7 +153,6 @@ struct uco__wait_kind {
 	void (*describe)(const uco_task *t, char *buf, size_t len);
 };
 
-
 /* The run queue: a ring of task pointers.  An array rather than a linked
  * list so that the scheduler can prefetch tasks far ahead without chasing
  * pointers.  Its capacity is reserved at spawn for every task the loop
@@ -137,32 +161,6 @@ struct uco__taskq {
 	uco_task **slots;
 	size_t head, len, cap; /* cap: a power of two, or 0 */
 };
-
-/* ------------------------------------------------------------ completions */
-
-/* Every SQE uco submits carries a pointer to one of these as user_data; the
- * reaper calls `complete` with the CQE.  user_data 0 means "no completion
- * wanted". */
-struct uco__completion {
-	void (*complete)(uco_loop *loop, struct uco__completion *c,
-	                 const struct io_uring_cqe *cqe);
-	/* A standing listener (the executor inbox's eventfd read): it does
-	 * not count as work in flight, so it never keeps a loop running. */
-	bool uncounted;
-};
-
-/* ------------------------------------------------------------ resources */
-
-/* Things a loop frees at close if the user did not (acceptors, receive
- * streams, buffer rings), after the ring is gone so the kernel has let go
- * of them. */
-struct uco__resource {
-	struct uco__link link;    /* in the loop's resources */
-	void (*destroy)(struct uco__resource *r);
-};
-
-void uco__resource_add(uco_loop *loop, struct uco__resource *r);
-void uco__resource_remove(uco_loop *loop, struct uco__resource *r);
 
 /* ------------------------------------------------------------ timers */
 
@@ -175,25 +173,6 @@ struct uco__timers {
 	struct uco__timer_bucket *last;   /* most recently used bucket */
 };
 
-int uco__timers_init(struct uco__timers *tm);
-
-/* The timer side of a deadline on any wait (wait.c's uco__deadline_set
- * and uco__park_until use them): arm puts t on the bucket that ends at
- * `deadline` (-ETIMEDOUT if past); when it fires it interrupts t's wait
- * and marks it timed out; disarm takes t off and turns `result` into
- * -ETIMEDOUT if the deadline came first. */
-int uco__timer_arm(uco_task *t, int64_t deadline);
-int uco__timer_disarm(uco_task *t, int result);
-/* A sleep: t joins the sleepers of the bucket that ends `ns` (> 0) from
- * now, rounded up; uco__timer_unsleep takes it off again (a cancel). */
-int uco__timer_sleep(uco_task *t, int64_t ns);
-void uco__timer_unsleep(uco_task *t);
-/* At least how long until sleeping t wakes (for dumps; never negative). */
-int64_t uco__timer_sleep_left(const uco_task *t, int64_t now);
-void uco__timers_destroy(struct uco__timers *tm);
-/* At least how long until b's timer fires (for dumps; never negative). */
-int64_t uco__timer_left(const struct uco__timer_bucket *b, int64_t now);
-
 /* ------------------------------------------------------------ tasks */
 
 /* A removable watch on a task: `fired` runs synchronously when the task
@@ -204,9 +183,6 @@ struct uco__watch {
 	uco_task *task;           /* NULL when not watching */
 	void (*fired)(struct uco__watch *w, uco_task *finished);
 };
-
-void uco__watch_add(uco_task *t, struct uco__watch *w);
-void uco__watch_remove(struct uco__watch *w);
 
 struct uco__done_cb {
 	struct uco__done_cb *next;
@@ -267,8 +243,15 @@ struct uco_task {
 
 /* ------------------------------------------------------------ the loop */
 
+/* Things a loop frees at close if the user did not (acceptors, receive
+ * streams, buffer rings), after the ring is gone so the kernel has let go
+ * of them. */
+struct uco__resource {
+	struct uco__link link;    /* in the loop's resources */
+	void (*destroy)(struct uco__resource *r);
+};
+
 struct uco__inbox;
-struct uco__job;
 struct signals;
 
 struct uco_loop {
@@ -319,19 +302,24 @@ struct uco_loop {
 #endif
 };
 
-/* uco_spawn() of a task that owns `mem` (malloc'ed): freed once the task
- * has ended, however it ends, even cancelled before it ran; freed at once
- * when the spawn fails. */
-int uco__spawn_owning(uco_loop *loop, uco_task **out, uco_fn fn, void *mem);
-
-
 static inline bool uco__has_op(const uco_loop *loop, unsigned op)
 {
 	return op < 256 && (loop->opcodes[op / 64] >> (op % 64) & 1);
 }
 
-/* For tests: behave as if the kernel lacked `op`. */
-void uco__forget_opcode(uco_loop *loop, unsigned op);
+/* ============================================================ the files, bottom-up */
+
+/* stack.c */
+int uco__stack_pool_init(struct uco__stack_pool *pool, size_t stack_size,
+                         size_t keep_warm);
+void uco__stack_pool_destroy(struct uco__stack_pool *pool);
+int uco__stack_pool_get(struct uco__stack_pool *pool, struct uco__stack *out);
+void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s);
+size_t uco__stack_pool_trim(struct uco__stack_pool *pool);
+/* A stack of its own size, outside the pool. */
+int uco__stack_map(size_t size, bool guard_madvise, struct uco__stack *out);
+void uco__stack_unmap(const struct uco__stack *s);
+size_t uco__page_size(void);
 
 /* ring.c */
 int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags);
@@ -350,6 +338,8 @@ int uco__ring_submit_now(uco_loop *loop);
 /* Submit what is pending; wait for at least one CQE if `wait` (up to
  * timeout_ns when >= 0), then hand every available CQE to its completion. */
 int uco__ring_turn(uco_loop *loop, bool wait, int64_t timeout_ns);
+/* For tests: behave as if the kernel lacked `op`. */
+void uco__forget_opcode(uco_loop *loop, unsigned op);
 
 /* coro.c: the switch layer.  The loop running on this thread (set by the
  * loop's run), and switching between the scheduler and tasks. */
@@ -367,51 +357,40 @@ void uco__coro_park(uco_loop *loop, uco_task *t);
 __attribute__((noreturn)) void uco__coro_exit(uco_loop *loop, uco_task *t);
 void uco__coro_release(uco_task *t);
 
-/* task.c */
-void uco__task_finish(uco_loop *loop, uco_task *t);
-void uco__run_callbacks(uco_task *t);
-void uco__task_unref(uco_task *t);
-/* What a cancel of an awaiting task does: pass it on to the awaited task
- * and go on waiting (uco_await), or leave at once and let the awaited
- * task go on (uco_shield). */
-enum uco__await_mode { UCO__AWAIT, UCO__SHIELD };
-/* Await `task`; a deadline (>= 0) interrupts as a cancel of the caller
- * would, and an expired one reports -ETIMEDOUT unless the task ended with
- * a value. */
-int uco__await(uco_task *task, void **value, enum uco__await_mode mode, int64_t deadline);
-size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
+/* overflow.c: the stack-overflow report (a SIGSEGV handler on an
+ * alternate signal stack), watched for while this thread has a loop. */
+void uco__overflow_watch(void);
+void uco__overflow_unwatch(void);
 
-/* inbox.c: a loop's inbox, how other threads hand it work.
- * Something another thread hands to a loop: its completion runs on the
- * loop's thread.  Posted through the loop's inbox (uco__post_to, from any
- * thread), the doorbell rung under the inbox lock so that a loop can never
- * have closed before its doorbell lands.  Counted posts were added to the
- * target loop's inflight by that loop before it waited for them. */
-struct uco__post {
-	struct uco__completion done;    /* dispatched on the loop */
-	struct uco__post *next_posted;  /* inbox list link */
-	struct uco__inbox *to;          /* the loop it goes to */
-};
-int uco__inbox_create(uco_loop *loop);
-void uco__inbox_destroy(struct uco__inbox *in);
-/* Post p to p->to; `own` is the poster's ring for a MSG_RING doorbell
- * (an executor worker's), or NULL (the posting loop's ring, else the
- * eventfd). */
-void uco__inbox_post(struct uco__post *p, struct io_uring *own);
-void uco__post_to(uco_loop *loop, struct uco__post *p);
-/* Doorbells that `own` rang and the target refused: ring their eventfds. */
-void uco__inbox_reap_bells(struct io_uring *own);
-/* Run what other threads posted so far, without waiting for the doorbell
- * (a run that found no work left): true if anything was posted. */
-bool uco__inbox_take(uco_loop *loop);
-/* uco_loop_call() whose arg is the caller's malloc'd memory, freed if the
- * loop closes before the call runs. */
-int uco__loop_call_owned(uco_loop *loop, void (*fn)(void *arg), void *arg);
+/* time.c: the clock and the timers. */
+int uco__timers_init(struct uco__timers *tm);
 
-/* executor.c: the worker pool; the loop hands over its batch of the turn
- * and shuts its own default executor down at close. */
-void uco__executor_flush(uco_loop *loop);
-void uco__loop_executor_close(uco_loop *loop);
+/* The timer side of a deadline on any wait (wait.c's uco__deadline_set
+ * and uco__park_until use them): arm puts t on the bucket that ends at
+ * `deadline` (-ETIMEDOUT if past); when it fires it interrupts t's wait
+ * and marks it timed out; disarm takes t off and turns `result` into
+ * -ETIMEDOUT if the deadline came first. */
+int uco__timer_arm(uco_task *t, int64_t deadline);
+int uco__timer_disarm(uco_task *t, int result);
+/* A sleep: t joins the sleepers of the bucket that ends `ns` (> 0) from
+ * now, rounded up; uco__timer_unsleep takes it off again (a cancel). */
+int uco__timer_sleep(uco_task *t, int64_t ns);
+void uco__timer_unsleep(uco_task *t);
+/* At least how long until sleeping t wakes (for dumps; never negative). */
+int64_t uco__timer_sleep_left(const uco_task *t, int64_t now);
+void uco__timers_destroy(struct uco__timers *tm);
+/* At least how long until b's timer fires (for dumps; never negative). */
+int64_t uco__timer_left(const struct uco__timer_bucket *b, int64_t now);
+
+/* debug.c */
+/* Name a task's function for a human: its symbol, else "file+0xoffset"
+ * (for addr2line), else the address.  snprintf's return. */
+int uco__describe_fn(uco_fn fn, char *buf, size_t len);
+/* "850 ns", "40.0 us", "12.5 ms", "3.0 s". */
+int uco__format_ns(int64_t ns, char *buf, size_t len);
+/* Debug mode: t ran ran_ns without yielding, more than limit_ns. */
+void uco__slow_report(const uco_loop *loop, const uco_task *t, int64_t ran_ns,
+                      int64_t limit_ns);
 
 /* wait.c: waiting and waking.  Waking (and the run queue it pushes onto)
  * is inline: it is on every operation's path, and the timers (time.c)
@@ -501,24 +480,66 @@ int uco__park_until(uco_task *t, const struct uco__wait_kind *why,
 int uco__wait_in(uco_task *self, struct uco__waitq *q, const struct uco__wait_kind *why,
                  int64_t deadline);
 
+/* task.c */
+void uco__task_finish(uco_loop *loop, uco_task *t);
+void uco__run_callbacks(uco_task *t);
+void uco__task_unref(uco_task *t);
+/* What a cancel of an awaiting task does: pass it on to the awaited task
+ * and go on waiting (uco_await), or leave at once and let the awaited
+ * task go on (uco_shield). */
+enum uco__await_mode { UCO__AWAIT, UCO__SHIELD };
+/* Await `task`; a deadline (>= 0) interrupts as a cancel of the caller
+ * would, and an expired one reports -ETIMEDOUT unless the task ended with
+ * a value. */
+int uco__await(uco_task *task, void **value, enum uco__await_mode mode, int64_t deadline);
+size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
+void uco__watch_add(uco_task *t, struct uco__watch *w);
+void uco__watch_remove(struct uco__watch *w);
+
+/* uco_spawn() of a task that owns `mem` (malloc'ed): freed once the task
+ * has ended, however it ends, even cancelled before it ran; freed at once
+ * when the spawn fails. */
+int uco__spawn_owning(uco_loop *loop, uco_task **out, uco_fn fn, void *mem);
+
+/* inbox.c: a loop's inbox, how other threads hand it work.
+ * Something another thread hands to a loop: its completion runs on the
+ * loop's thread.  Posted through the loop's inbox (uco__post_to, from any
+ * thread), the doorbell rung under the inbox lock so that a loop can never
+ * have closed before its doorbell lands.  Counted posts were added to the
+ * target loop's inflight by that loop before it waited for them. */
+struct uco__post {
+	struct uco__completion done;    /* dispatched on the loop */
+	struct uco__post *next_posted;  /* inbox list link */
+	struct uco__inbox *to;          /* the loop it goes to */
+};
+int uco__inbox_create(uco_loop *loop);
+void uco__inbox_destroy(struct uco__inbox *in);
+/* Post p to p->to; `own` is the poster's ring for a MSG_RING doorbell
+ * (an executor worker's), or NULL (the posting loop's ring, else the
+ * eventfd). */
+void uco__inbox_post(struct uco__post *p, struct io_uring *own);
+void uco__post_to(uco_loop *loop, struct uco__post *p);
+/* Doorbells that `own` rang and the target refused: ring their eventfds. */
+void uco__inbox_reap_bells(struct io_uring *own);
+/* Run what other threads posted so far, without waiting for the doorbell
+ * (a run that found no work left): true if anything was posted. */
+bool uco__inbox_take(uco_loop *loop);
+/* uco_loop_call() whose arg is the caller's malloc'd memory, freed if the
+ * loop closes before the call runs. */
+int uco__loop_call_owned(uco_loop *loop, void (*fn)(void *arg), void *arg);
+
+/* executor.c: the worker pool; the loop hands over its batch of the turn
+ * and shuts its own default executor down at close. */
+void uco__executor_flush(uco_loop *loop);
+void uco__loop_executor_close(uco_loop *loop);
+
 /* threads.c: a thread of uco's own (executor workers and any other
  * helper thread), with every asynchronous signal blocked so that signals
  * go to the program's threads.  0 or -errno. */
 int uco__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
 
-/* debug.c */
-/* Name a task's function for a human: its symbol, else "file+0xoffset"
- * (for addr2line), else the address.  snprintf's return. */
-int uco__describe_fn(uco_fn fn, char *buf, size_t len);
-/* "850 ns", "40.0 us", "12.5 ms", "3.0 s". */
-int uco__format_ns(int64_t ns, char *buf, size_t len);
-/* Debug mode: t ran ran_ns without yielding, more than limit_ns. */
-void uco__slow_report(const uco_loop *loop, const uco_task *t, int64_t ran_ns,
-                      int64_t limit_ns);
-
-/* overflow.c: the stack-overflow report (a SIGSEGV handler on an
- * alternate signal stack), watched for while this thread has a loop. */
-void uco__overflow_watch(void);
-void uco__overflow_unwatch(void);
+/* loop.c: resources a loop frees at close. */
+void uco__resource_add(uco_loop *loop, struct uco__resource *r);
+void uco__resource_remove(uco_loop *loop, struct uco__resource *r);
 
 #endif
