@@ -11,6 +11,7 @@
  *   stack.c   coroutine stacks and their pool
  *   ring.c    SQE acquisition, submit, reap
  *   coro.c    the switch layer and the thread's running loop
+ *   thread.c  threads of uco's own, with signals blocked
  *   overflow.c  the stack-overflow report
  *   time.c    the clock and the timers behind sleeps and deadlines
  *   debug.c   naming functions and durations; slow-task report; dumps
@@ -18,7 +19,7 @@
  *   task.c    tasks: spawn, finish, await, cancel, watches
  *   inbox.c   a loop's cross-thread inbox and doorbell
  *   executor.c  the worker pool
- *   threads.c   threads uco creates, many loops
+ *   threads.c   many loops: run_threads, spawn_threadsafe, reuseport
  *   loop.c    the run queue, turns, create/run/close
  *
  * loop.c drives coro.c (and coro.c's tasks call back into the loop only
@@ -357,6 +358,11 @@ void uco__coro_park(uco_loop *loop, uco_task *t);
 __attribute__((noreturn)) void uco__coro_exit(uco_loop *loop, uco_task *t);
 void uco__coro_release(uco_task *t);
 
+/* thread.c: a thread of uco's own (executor workers and any other
+ * helper thread), with every asynchronous signal blocked so that signals
+ * go to the program's threads.  0 or -errno. */
+int uco__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
+
 /* overflow.c: the stack-overflow report (a SIGSEGV handler on an
  * alternate signal stack), watched for while this thread has a loop. */
 void uco__overflow_watch(void);
@@ -532,11 +538,6 @@ int uco__loop_call_owned(uco_loop *loop, void (*fn)(void *arg), void *arg);
  * and shuts its own default executor down at close. */
 void uco__executor_flush(uco_loop *loop);
 void uco__loop_executor_close(uco_loop *loop);
-
-/* threads.c: a thread of uco's own (executor workers and any other
- * helper thread), with every asynchronous signal blocked so that signals
- * go to the program's threads.  0 or -errno. */
-int uco__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
 
 /* loop.c: resources a loop frees at close. */
 void uco__resource_add(uco_loop *loop, struct uco__resource *r);
