@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The loop: a run queue of ready tasks, the done-callback queue, and one
- * ring turn (submit everything, wait if idle, reap everything) per turn.
+ * The loop: creating and closing it (and the resources it frees at
+ * close), uco_loop_strerror, the run queue of ready tasks and finished
+ * tasks' done-callbacks, the turns that run it (timing tasks for debug
+ * mode's slow-task warning), uco_loop_run / run_until / stop with their
+ * rules (posted calls, stops that wait for cancellations, deadlocks), the
+ * periodic trim of idle stacks, and the loop's stats and features.
  *
  * One turn:
  *   1. run what was ready when the turn began: tasks to resume, and

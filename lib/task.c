@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Tasks: asyncio's Task and Future in one object.
+ * Tasks: asyncio's Task and Future in one object.  Spawning (with the
+ * loop's cache of task objects), finishing, results, reference counts,
+ * done-callbacks, watches (what the combinators build on), await and
+ * shield, cancellation (one task, or all of a loop's), and the listing of
+ * a loop's tasks.
  *
  * Ownership: a task is reference counted.  uco_spawn() gives one reference
  * to the caller (none when detached) and the loop holds one from spawn until

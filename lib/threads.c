@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Many loops on many threads: spawning onto another loop, one loop per
- * thread (thread per core, as Seastar, glommio and monoio), and listening
- * sockets shared across loops with SO_REUSEPORT.
+ * Many loops on many threads: spawning onto another loop from any thread
+ * (uco_loop_spawn_threadsafe), one loop per thread (uco_run_threads:
+ * thread per core, as Seastar, glommio and monoio; a thread that fails
+ * stops the others), and listening sockets shared across loops with
+ * SO_REUSEPORT.
  */
 #include <errno.h>
 #include <netinet/in.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A channel whose ends live on different loops.  The buffer and the lists
+ * uco_xchan: a channel whose ends live on different loops.  The buffer and the lists
  * of waiting senders and receivers sit under one mutex; items are handed
  * over under it, so each is delivered exactly once or stays in the
  * channel.  A waiter parks on its own loop, counted as work in flight there,
