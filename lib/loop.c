@@ -349,6 +349,14 @@ static int turn(uco_loop *loop, const uco_task *until)
 	return stuck && loop->ready.len == 0 ? TURN_NOTHING_TO_WAIT_FOR : TURN_OK;
 }
 
+/* Does a requested stop end the run after a turn that returned r?  A
+ * stuck loop's cancellations can never be delivered: they do not hold the
+ * stop back. */
+static bool stop_now(const uco_loop *loop, int r)
+{
+	return stop_due(loop) || (loop->stop_requested && r == TURN_NOTHING_TO_WAIT_FOR);
+}
+
 static int enter_running(uco_loop *loop)
 {
 	if (!loop)
@@ -384,10 +392,7 @@ int uco_loop_run(uco_loop *loop)
 			ret = r;
 			break;
 		}
-		/* Stuck: a cancellation that nothing can deliver does not
-		 * hold the stop back. */
-		if (stop_due(loop) ||
-		    (loop->stop_requested && r == TURN_NOTHING_TO_WAIT_FOR)) {
+		if (stop_now(loop, r)) {
 			loop->stop_requested = false;
 			ret = has_work(loop) ? 1 : 0;
 			break;
@@ -422,8 +427,7 @@ int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value)
 		}
 		if (finished(loop, task))
 			break;
-		if (stop_due(loop) ||
-		    (loop->stop_requested && r == TURN_NOTHING_TO_WAIT_FOR)) {
+		if (stop_now(loop, r)) {
 			loop->stop_requested = false;
 			ret = -EINTR;
 			break;
