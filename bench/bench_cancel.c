@@ -97,6 +97,8 @@ static int cancel_round(uco_loop *loop, struct cancel_state *st,
 		goto undo;
 	}
 	ret = uco_loop_run_until(loop, s, NULL);
+	if (!ret)
+		ret = uco_task_result(s, NULL);
 	uco_task_release(s);
 	if (ret < 0 || st->started != st->n) {
 		bench_fail("cancel", "uco", "waiting for the readers to block: %s "

@@ -158,6 +158,8 @@ static int uco_rt_run(uco_loop *loop, struct uco_rt *st)
 		return ret;
 	}
 	ret = uco_loop_run_until(loop, drv, NULL);
+	if (!ret)
+		ret = uco_task_result(drv, NULL);
 	uco_task_release(drv);
 	if (ret < 0) {
 		bench_fail("executor", "uco", "uco_loop_run_until: %s",

@@ -116,6 +116,8 @@ static int gather_uco_round(uco_loop *loop, struct gather_state *st, bool sleep,
 		return ret;
 	}
 	ret = uco_loop_run_until(loop, drv, NULL);
+	if (!ret)
+		ret = uco_task_result(drv, NULL);
 	uco_task_release(drv);
 	if (ret < 0) {
 		bench_fail("gather", "uco", "%s: uco_loop_run_until: %s", metric,

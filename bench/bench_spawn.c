@@ -75,6 +75,8 @@ static int one_pass(uco_loop *loop, struct spawn_state *st)
 	if (ret < 0)
 		return ret;
 	ret = uco_loop_run_until(loop, drv, NULL);
+	if (!ret)
+		ret = uco_task_result(drv, NULL);
 	uco_task_release(drv);
 	if (ret < 0)
 		return ret;

@@ -99,22 +99,29 @@ UCO_API int uco_loop_create(uco_loop **out, const uco_loop_opts *opts);
  * about it (which cause, which sysctl or profile).  Never NULL. */
 UCO_API const char *uco_loop_strerror(int err);
 
-/* Run until no task is left (0), or until uco_loop_stop() was called (1; the
- * tasks left are kept, and a later run continues them).  -EBUSY if a loop
+/* Run until no task is left and no call from another thread is posted (0),
+ * or until uco_loop_stop() was called (1; the tasks left are kept, and a
+ * later run continues them).  -EBUSY if a loop
  * is already running on this thread, -EPERM from another thread than the
  * creator, -EINVAL for NULL, -EDEADLK if tasks are left that nothing can
  * ever wake (no operation in flight), or io_uring_enter's error. */
 UCO_API int uco_loop_run(uco_loop *loop);
 
-/* Run until `task` has finished, then return like uco_task_result().  Other
- * tasks keep running meanwhile and stay in the loop afterwards.  Beyond the
- * uco_loop_run() errors: -EINTR if uco_loop_stop() stopped the loop first,
+/* Run until `task` has finished, however it finished: 0, with *value (if
+ * not NULL) the task's value, or NULL if it failed or was cancelled; its
+ * outcome is the task's to tell (uco_task_result, uco_task_state_get).  A
+ * negative result is always the loop's error, the task not finished.
+ * Other tasks keep running meanwhile and stay in the loop afterwards.
+ * Beyond the uco_loop_run() errors: -EINTR if uco_loop_stop() stopped the loop first,
  * -EDEADLK if nothing can ever finish the task (no task runnable, no
  * operation in flight). */
 UCO_API int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value);
 
 /* Ask a running loop to return after the current turn (asyncio's stop()).
- * Called when the loop is not running, the next run returns after one turn. */
+ * Called when the loop is not running, the next run returns after one turn.
+ * A stop waits for the cancellations on their way (requested, not yet
+ * delivered to a task that waits for the kernel or a worker), so that
+ * cancel all, stop, run once more, close works as in asyncio. */
 UCO_API int uco_loop_stop(uco_loop *loop);
 
 /* Destroy a loop that is not running and has no unfinished task (-EBUSY
@@ -397,8 +404,9 @@ UCO_API int uco_chan_destroy(uco_chan *c);
 
 /* From any thread (asyncio's call_soon_threadsafe): run fn(arg) on the
  * loop's own thread, on the loop's stack, in a later turn.  The loop is
- * woken if it waits.  A call does not keep the loop running: it runs when
- * the loop next runs.  Not after uco_loop_close().  -ENOMEM, -EINVAL. */
+ * woken if it waits, and a run takes posted calls even when no task is
+ * live (a spawn into an idle loop runs at its next run).  Not after
+ * uco_loop_close().  -ENOMEM, -EINVAL. */
 UCO_API int uco_loop_call(uco_loop *loop, void (*fn)(void *arg), void *arg);
 
 /* A bounded channel whose ends may live on different loops (threads): the
@@ -421,7 +429,9 @@ UCO_API int uco_loop_spawn_threadsafe(uco_loop *loop, uco_fn fn, void *arg);
 /* Thread per core: start n threads, each with its own loop (pinned to CPU
  * i % CPUs when pin is set), call setup(loop, i, arg) on each to spawn its
  * tasks, run each loop until no task is left, close it, and return when
- * every thread has ended: 0, or the first error a thread met. */
+ * every thread has ended: 0, or the first error a thread met.  When a
+ * thread fails (loop, setup or run), the other loops are stopped through
+ * their inboxes, their tasks cancelled, and that failure returned. */
 UCO_API int uco_run_threads(unsigned n, int pin,
                             int (*setup)(uco_loop *loop, unsigned index, void *arg),
                             void *arg);

@@ -233,12 +233,12 @@ static int set_wait(struct set_watch *s, int64_t deadline)
 		return 0;
 	if (uco__cancel_due(self))
 		return -ECANCELED;
-	int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
+	int r = uco__deadline_set(self, deadline);
 	if (r)
 		return r;
 	/* member_finished wakes us once; an interrupt wakes us instead. */
 	self->wait_data = s;
-	return uco__timer_disarm(self, uco__park(self->loop, self, &wait_kind, interrupt_wait));
+	return uco__park_until(self, &wait_kind, interrupt_wait);
 }
 
 int uco_wait(uco_task *const *tasks, size_t n, int mode, int64_t deadline,
@@ -319,18 +319,12 @@ int uco_wait_for(uco_task *task, int64_t deadline, void **value)
 {
 	/* The deadline interrupts through the await's own hook: the task is
 	 * cancelled and waited for. */
-	return uco__await(task, value, uco__cancel_await, deadline);
-}
-
-static void leave_shield(uco_task *self)
-{
-	uco__waitq_remove(self);
-	uco__wake(self->loop, self, -ECANCELED);
+	return uco__await(task, value, UCO__AWAIT, deadline);
 }
 
 int uco_shield(uco_task *task, void **value)
 {
-	return uco__await(task, value, leave_shield, UCO_FOREVER);
+	return uco__await(task, value, UCO__SHIELD, UCO_FOREVER);
 }
 
 /* ------------------------------------------------------------ groups */

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Switching between the scheduler (the thread's own stack) and tasks.
+ * The switch layer: which loop (and so which task) runs on this thread,
+ * and switching between the scheduler (the thread's own stack) and tasks.
+ * It calls nothing above it; the loop drives it (and times tasks for the
+ * slow-task warning).
  *
  * Every switch goes through here so that the sanitizer annotations sit in
  * one place: ASan must be told which stack is about to run
@@ -9,6 +12,8 @@
  * in that order (Boost #65 had them reversed).  TSan must be told which
  * fiber runs next, immediately before the switch.
  */
+#include <errno.h>
+
 #include "internal.h"
 
 #ifdef UCO__ASAN
@@ -21,6 +26,41 @@ void *__tsan_create_fiber(unsigned flags);
 void __tsan_destroy_fiber(void *fiber);
 void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #endif
+
+/* The loop running on this thread; the only global state uco keeps.
+ * initial-exec: read with no call to __tls_get_addr, which may allocate
+ * (in a dlopen'ed libuco), so that the SIGSEGV handler can read it. */
+static __thread uco_loop *tls_running __attribute__((tls_model("initial-exec")));
+static __thread char tls_token;
+
+const void *uco__thread_token(void)
+{
+	return &tls_token;
+}
+
+uco_loop *uco_loop_current(void)
+{
+	return tls_running;
+}
+
+void uco__running_set(uco_loop *loop)
+{
+	tls_running = loop;
+}
+
+int uco__spawn_loop(uco_loop **loop)
+{
+	if (!*loop)
+		*loop = tls_running;
+	if (!*loop)
+		return -EINVAL;
+	return (*loop)->owner == &tls_token ? 0 : -EPERM;
+}
+
+uco_task *uco__self(void)
+{
+	return tls_running ? tls_running->current : NULL;
+}
 
 /* The C entry of every task, called by the arch trampoline on a fresh
  * stack.  It never returns: uco__coro_exit() leaves the stack for good. */
@@ -60,35 +100,15 @@ static inline void switch_in(uco_loop *loop, uco_task *t)
 	loop->current = NULL;
 }
 
-/* Debug mode: time the run, kept out of line so that the default path
- * pays only enter()'s test of slow_ns. */
-__attribute__((noinline, cold)) static void enter_timed(uco_loop *loop, uco_task *t)
-{
-	int64_t limit = loop->slow_ns; /* the task may change it meanwhile */
-	int64_t start = uco_now();
-	switch_in(loop, t);
-	int64_t ran = uco_now() - start;
-	if (ran > limit)
-		uco__slow_report(loop, t, ran, limit);
-}
-
-static void enter(uco_loop *loop, uco_task *t)
-{
-	if (__builtin_expect(loop->slow_ns != 0, 0))
-		enter_timed(loop, t);
-	else
-		switch_in(loop, t);
-}
-
 void uco__coro_start(uco_loop *loop, uco_task *t)
 {
 	t->sp = uco__context_init(uco__stack_top(&t->stack), task_entry, t);
-	enter(loop, t);
+	switch_in(loop, t);
 }
 
 void uco__coro_resume(uco_loop *loop, uco_task *t)
 {
-	enter(loop, t);
+	switch_in(loop, t);
 }
 
 void uco__coro_park(uco_loop *loop, uco_task *t)

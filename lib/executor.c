@@ -1,24 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The executor: worker threads that run blocking calls for coroutines
- * (asyncio's run_in_executor), with the results coming back through the
- * owning loop's ring.
+ * The executor: a pool of worker threads that run blocking calls for
+ * coroutines (asyncio's run_in_executor), and the submission of jobs to it:
+ * a loop's batch of the turn, bounded queues with coroutines waiting for
+ * room, cancellation, shutdown.  Results go back to the owning loop through
+ * its inbox (inbox.c), which is all the executor knows of a loop.
  *
  * A job lives on the waiting coroutine's stack.  That is safe because the
  * coroutine never resumes before the job is over: a queued job is unlinked
  * under the lock when its task is cancelled, and a running one is waited
  * for (its result dropped).
  *
- * The way back: a worker puts the job on its loop's inbox list and, if the
- * list was empty, rings the loop's doorbell: an IORING_OP_MSG_RING into the
- * loop's ring from a small ring of its own, without waiting for that SQE's
- * own completion (IOSQE_CQE_SKIP_SUCCESS: before 6.11 a message into a
- * DEFER_TASKRUN ring completes only when the loop thread next runs task
- * work).  Where MSG_RING is missing, disabled or refused, the doorbell is
- * an eventfd the loop always keeps a read SQE on.  Either way the loop
- * blocks in io_uring_enter, and results that arrive together cost one
- * wake-up and are taken in one pass (one MSG_RING per result ran at 1.1 M
- * jobs/s here, against libuv's ~4 M with its coalesced uv_async_send).
+ * Each worker has a small ring of its own, only to ring a loop's doorbell
+ * with IORING_OP_MSG_RING (see inbox.c).
  *
  * Workers sleep on one condition variable and are woken one at a time.
  * At most one idle worker spins for the next job (spin_us, default 50 us)
@@ -26,12 +20,10 @@
  * development VM, most of a round trip.
  */
 #include <errno.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,28 +33,11 @@
 #define MAX_THREADS 1024
 
 
-/* A loop's receiving end for posts from other threads. */
-struct uco__inbox {
-	int ring_fd;                  /* target of MSG_RING */
-	int efd;                      /* the eventfd fallback */
-	uint64_t efd_value;           /* read buffer for the eventfd */
-	struct uco__completion read_done;
-	struct uco__completion bell;  /* the MSG_RING doorbell */
-	/* The doorbell's own completion on another loop's ring that rang it:
-	 * that loop holds a reference until it has seen it. */
-	struct uco__completion bell_back;
-	unsigned refs;                /* the loop's, plus bells in flight */
-	pthread_mutex_t lock;
-	struct uco__post *posted;     /* LIFO, reversed when drained */
-};
-
-static void inbox_unref(struct uco__inbox *in);
-
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DROPPED };
 
 struct uco__job {
 	struct uco__post post;
-	struct uco__job *prev, *next;      /* executor queue, under ex->lock */
+	struct uco__link link;        /* the loop's batch, or the queue under ex->lock */
 	uco_executor *ex;
 	uco_task *task;
 	uco_fn fn;
@@ -76,7 +51,7 @@ struct uco__job {
 /* A coroutine waiting for room in a bounded queue. */
 struct room_wait {
 	struct uco__post post;
-	struct room_wait *next;       /* under ex->lock */
+	struct uco__link link;        /* in ex->rooms, under ex->lock */
 	uco_executor *ex;
 	uco_task *task;
 	bool listed;                  /* under ex->lock */
@@ -92,13 +67,13 @@ struct worker {
 struct uco_executor {
 	pthread_mutex_t lock;
 	pthread_cond_t work;
-	struct uco__job *head, *tail;
+	struct uco__list jobs;        /* queued, FIFO */
 	size_t queued;
 	unsigned sleeping;            /* workers in pthread_cond_wait */
 	unsigned waking;              /* of those, signalled and not yet up */
 	bool spinner;                 /* a worker is spinning */
 	bool stopping;
-	struct room_wait *room_head, *room_tail;
+	struct uco__list rooms;       /* coroutines waiting for room, FIFO */
 	unsigned pending_hint;        /* atomic: queued, for the spinner */
 	unsigned queue_max, spin_us;
 	bool use_msg_ring;
@@ -114,241 +89,14 @@ struct uco_executor {
 
 #define OUTSTANDING_SHUT (UINT64_C(1) << 62)
 
-/* ------------------------------------------------------------ posting */
+#define JOB(l) UCO__LIST_ENTRY(l, struct uco__job, link)
+#define ROOM(l) UCO__LIST_ENTRY(l, struct room_wait, link)
 
-/* The eventfd doorbell; under to->lock. */
-static void ring_eventfd(struct uco__inbox *to)
-{
-	uint64_t one = 1;
-	/* Fails only if the counter would overflow (2^64 rings). */
-	while (write(to->efd, &one, sizeof one) < 0 && errno == EINTR)
-		;
-}
-
-/* From a loop's own thread (a cross-loop channel serving a waiter,
- * uco_loop_call from a loop): the MSG_RING goes on the posting loop's own
- * ring and is submitted at once, under to->lock, so that the target's
- * ring descriptor is looked up while the target cannot have closed.  Its
- * completion comes back to the posting loop (bell_back), counted as work
- * in flight, and holds a reference on the inbox until then: a refused
- * message rings the eventfd from there.  false: not sent (no MSG_RING
- * here, no SQE, or the submit failed), ring the eventfd. */
-static bool ring_bell_from_loop(struct uco__inbox *to)
-{
-	uco_loop *self = uco_loop_current();
-	if (!self || !uco__has_op(self, IORING_OP_MSG_RING))
-		return false;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&self->ring);
-	if (!sqe)
-		return false;
-	io_uring_prep_msg_ring(sqe, to->ring_fd, 0, (uint64_t)(uintptr_t)&to->bell, 0);
-	io_uring_sqe_set_data(sqe, &to->bell_back);
-	self->inflight++;
-	__atomic_fetch_add(&to->refs, 1, __ATOMIC_RELAXED);
-	if (uco__ring_submit_now(self) < 0) {
-		/* Nothing was consumed: the SQE is still ours, and must not
-		 * reach the kernel after the lock is gone.  It becomes a NOP
-		 * that nobody waits for, and the reference goes now: its
-		 * completion might never be reaped (a loop whose last task
-		 * this was closes without another turn), which would leak
-		 * the target's inbox.  The target loop holds its own
-		 * reference, so this one is never the last. */
-		io_uring_prep_nop(sqe);
-		io_uring_sqe_set_data(sqe, NULL);
-		self->inflight--;
-		__atomic_fetch_sub(&to->refs, 1, __ATOMIC_RELEASE);
-		return false;
-	}
-	return true;
-}
-
-static void bell_back(uco_loop *loop, struct uco__completion *c,
-                      const struct io_uring_cqe *cqe)
-{
-	(void)loop;
-	struct uco__inbox *to = UCO__CONTAINER_OF(c, struct uco__inbox, bell_back);
-	if (cqe->res < 0) {
-		/* Refused (a full target CQ, an old kernel's rule): the posts
-		 * wait unannounced; the eventfd announces them. */
-		pthread_mutex_lock(&to->lock);
-		ring_eventfd(to);
-		pthread_mutex_unlock(&to->lock);
-	}
-	inbox_unref(to);
-}
-
-/* Ring the loop's doorbell, under to->lock: a MSG_RING into its ring from
- * this worker's ring (its own CQE skipped on success) or from the posting
- * loop's ring, else the eventfd.  Under the lock because once the loop can
- * see the posts it may finish and close, and its ring or eventfd must not
- * be written after that (or, worse, a descriptor that reuses the number). */
-static void ring_bell(struct worker *w, struct uco__inbox *to)
-{
-	if (!w && ring_bell_from_loop(to))
-		return;
-	if (w && w->ex->use_msg_ring) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
-		if (!sqe) {
-			io_uring_submit(&w->ring);
-			sqe = io_uring_get_sqe(&w->ring);
-		}
-		if (sqe) {
-			io_uring_prep_msg_ring(sqe, to->ring_fd, 0,
-			                       (uint64_t)(uintptr_t)&to->bell, 0);
-			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-			io_uring_sqe_set_data(sqe, to);
-			if (io_uring_submit(&w->ring) >= 0)
-				return;
-		}
-	}
-	ring_eventfd(to);
-}
-
-/* A MSG_RING doorbell refused (a full target CQ: -EOVERFLOW, or anything
- * else) rings the eventfd instead.  Its posts are still waiting, so their
- * loop cannot have gone. */
-static void reap_refused_bells(struct worker *w)
-{
-	struct io_uring_cqe *cqe;
-	while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
-		struct uco__inbox *to = io_uring_cqe_get_data(cqe);
-		int res = cqe->res;
-		io_uring_cqe_seen(&w->ring, cqe);
-		if (res < 0 && to) {
-			pthread_mutex_lock(&to->lock);
-			ring_eventfd(to);
-			pthread_mutex_unlock(&to->lock);
-		}
-	}
-}
-
-/*
- * Hand `p` to its loop, which may reuse p's memory from then on.  Posts go
- * on the loop's inbox list, and only the post that finds the list empty
- * rings the doorbell: the loop takes everything posted since in one pass,
- * so a burst of results costs one wake-up, not one each (as libuv's
- * uv_async_send coalesces).  `w` is NULL from a thread without a ring.
- */
+/* Hand a result (or a room wait's turn) back to its loop's inbox, with a
+ * MSG_RING from this worker's own ring where the executor uses them. */
 static void post(struct worker *w, struct uco__post *p)
 {
-	struct uco__inbox *to = p->to;
-	pthread_mutex_lock(&to->lock);
-	bool ring = !to->posted;
-	p->next_posted = to->posted;
-	to->posted = p;
-	if (ring)
-		ring_bell(w, to);
-	pthread_mutex_unlock(&to->lock);
-	if (w && w->ex->use_msg_ring)
-		reap_refused_bells(w);
-}
-
-/* ------------------------------------------------------------ the loop's inbox */
-
-static void inbox_read_done(uco_loop *loop, struct uco__completion *c,
-                            const struct io_uring_cqe *cqe);
-
-static int arm_inbox(uco_loop *loop, struct uco__inbox *in)
-{
-	struct io_uring_sqe *sqe = uco__sqe_get(loop, &in->read_done);
-	if (!sqe)
-		return -EAGAIN;
-	io_uring_prep_read(sqe, in->efd, &in->efd_value, sizeof in->efd_value, 0);
-	return 0;
-}
-
-/* Take everything posted so far, in posting order. */
-static void drain(uco_loop *loop, struct uco__inbox *in)
-{
-	pthread_mutex_lock(&in->lock);
-	struct uco__post *p = in->posted, *fifo = NULL;
-	in->posted = NULL;
-	pthread_mutex_unlock(&in->lock);
-	while (p) { /* back into posting order */
-		struct uco__post *next = p->next_posted;
-		p->next_posted = fifo;
-		fifo = p;
-		p = next;
-	}
-	struct io_uring_cqe done = { 0 };
-	for (p = fifo; p; p = fifo) {
-		fifo = p->next_posted;
-		if (!p->done.uncounted)
-			loop->inflight--; /* as the reaper does for a CQE */
-		p->done.complete(loop, &p->done, &done);
-	}
-}
-
-static void bell_rung(uco_loop *loop, struct uco__completion *c,
-                      const struct io_uring_cqe *cqe)
-{
-	(void)cqe;
-	drain(loop, UCO__CONTAINER_OF(c, struct uco__inbox, bell));
-}
-
-static void inbox_read_done(uco_loop *loop, struct uco__completion *c,
-                            const struct io_uring_cqe *cqe)
-{
-	struct uco__inbox *in = UCO__CONTAINER_OF(c, struct uco__inbox, read_done);
-	drain(loop, in);
-	if (cqe->res != -EBADF)
-		arm_inbox(loop, in); /* an SQE is always found: a CQE freed one */
-}
-
-/* The loop's inbox, made and armed with the loop (uco__inbox_create). */
-static struct uco__inbox *loop_inbox(uco_loop *loop, int *err)
-{
-	if (loop->inbox)
-		return loop->inbox;
-	struct uco__inbox *in = calloc(1, sizeof *in);
-	if (!in) {
-		*err = -ENOMEM;
-		return NULL;
-	}
-	in->ring_fd = loop->ring.ring_fd;
-	in->efd = eventfd(0, EFD_CLOEXEC);
-	if (in->efd < 0) {
-		*err = -errno;
-		free(in);
-		return NULL;
-	}
-	pthread_mutex_init(&in->lock, NULL);
-	in->read_done.complete = inbox_read_done;
-	in->read_done.uncounted = true; /* a listener does not keep the loop alive */
-	in->bell.complete = bell_rung;
-	in->bell.uncounted = true;      /* the posts it announces are counted */
-	in->bell_back.complete = bell_back;
-	in->refs = 1;
-	*err = arm_inbox(loop, in);
-	if (*err) {
-		close(in->efd);
-		pthread_mutex_destroy(&in->lock);
-		free(in);
-		return NULL;
-	}
-	loop->inbox = in;
-	return in;
-}
-
-static void inbox_unref(struct uco__inbox *in)
-{
-	if (__atomic_sub_fetch(&in->refs, 1, __ATOMIC_ACQ_REL))
-		return;
-	close(in->efd);
-	pthread_mutex_destroy(&in->lock);
-	free(in);
-}
-
-static void drop_calls(struct uco__inbox *in);
-
-/* The loop lets go; a bell still on its way back to another loop keeps
- * the lock and eventfd it may use. */
-void uco__inbox_destroy(struct uco__inbox *in)
-{
-	if (in) {
-		drop_calls(in);
-		inbox_unref(in);
-	}
+	uco__inbox_post(p, w && w->ex->use_msg_ring ? &w->ring : NULL);
 }
 
 /* ------------------------------------------------------------ workers */
@@ -372,7 +120,7 @@ static int64_t monotonic_us(void)
 static void wait_for_job(struct worker *w)
 {
 	uco_executor *ex = w->ex;
-	while (!ex->head && !ex->stopping) {
+	while (uco__list_empty(&ex->jobs) && !ex->stopping) {
 		if (ex->spin_us && !ex->spinner) {
 			ex->spinner = true;
 			pthread_mutex_unlock(&ex->lock);
@@ -383,11 +131,11 @@ static void wait_for_job(struct worker *w)
 					cpu_relax();
 			pthread_mutex_lock(&ex->lock);
 			ex->spinner = false;
-			if (ex->head || ex->stopping)
+			if (!uco__list_empty(&ex->jobs) || ex->stopping)
 				break;
 		}
 		if (ex->use_msg_ring)
-			reap_refused_bells(w);
+			uco__inbox_reap_bells(&w->ring);
 		ex->sleeping++;
 		pthread_cond_wait(&ex->work, &ex->lock);
 		ex->sleeping--;
@@ -403,25 +151,18 @@ static void *worker_main(void *arg)
 	pthread_mutex_lock(&ex->lock);
 	for (;;) {
 		wait_for_job(w);
-		struct uco__job *job = ex->head;
-		if (!job)
+		struct uco__link *l = uco__list_pop(&ex->jobs);
+		if (!l)
 			break; /* stopping, and the queue is empty */
-		ex->head = job->next;
-		if (ex->head)
-			ex->head->prev = NULL;
-		else
-			ex->tail = NULL;
+		struct uco__job *job = JOB(l);
 		ex->queued--;
 		__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
 		job->state = JOB_RUNNING;
 		/* Room in a bounded queue: let one waiting coroutine retry. */
-		struct room_wait *rw = ex->room_head;
-		if (rw) {
-			ex->room_head = rw->next;
-			if (!ex->room_head)
-				ex->room_tail = NULL;
+		struct uco__link *r = uco__list_pop(&ex->rooms);
+		struct room_wait *rw = r ? ROOM(r) : NULL;
+		if (rw)
 			rw->listed = false;
-		}
 		pthread_mutex_unlock(&ex->lock);
 
 		if (rw)
@@ -434,7 +175,7 @@ static void *worker_main(void *arg)
 	}
 	pthread_mutex_unlock(&ex->lock);
 	if (ex->use_msg_ring)
-		reap_refused_bells(w);
+		uco__inbox_reap_bells(&w->ring);
 	return NULL;
 }
 
@@ -515,8 +256,8 @@ int uco_executor_create(uco_executor **out, const uco_executor_opts *opts)
 	}
 	for (; !err && started < ex->nthreads; started++) {
 		ex->workers[started].ex = ex;
-		err = -pthread_create(&ex->workers[started].thread, NULL, worker_main,
-		                      &ex->workers[started]);
+		err = uco__thread_create(&ex->workers[started].thread, worker_main,
+		                         &ex->workers[started]);
 	}
 	if (err) {
 		if (started)
@@ -536,37 +277,32 @@ int uco_executor_shutdown(uco_executor *ex, unsigned flags)
 	/* Jobs this thread's loop batched for ex this turn go in first, so
 	 * that they are run or dropped like the others. */
 	uco_loop *loop = uco_loop_current();
-	if (loop && loop->batch_head && loop->batch_ex == ex)
+	if (loop && !uco__list_empty(&loop->batch) && loop->batch_ex == ex)
 		uco__executor_flush(loop);
 	pthread_mutex_lock(&ex->lock);
 	ex->stopping = true;
-	struct uco__job *dropped = NULL;
+	struct uco__list dropped = { NULL, NULL };
 	if (flags & UCO_EXECUTOR_CANCEL_QUEUED) {
-		dropped = ex->head;
-		ex->head = ex->tail = NULL;
+		uco__list_append(&dropped, &ex->jobs);
 		ex->queued = 0;
-		for (struct uco__job *j = dropped; j; j = j->next)
-			j->state = JOB_DROPPED;
+		UCO__LIST_EACH(l, next, &dropped)
+			JOB(l)->state = JOB_DROPPED;
 	}
 	/* Coroutines waiting for room retry and learn of the shutdown. */
-	struct room_wait *rooms = ex->room_head;
-	ex->room_head = ex->room_tail = NULL;
-	for (struct room_wait *r = rooms; r; r = r->next)
-		r->listed = false;
+	struct uco__list rooms = { NULL, NULL };
+	uco__list_append(&rooms, &ex->rooms);
+	UCO__LIST_EACH(l, next, &rooms)
+		ROOM(l)->listed = false;
 	pthread_cond_broadcast(&ex->work);
 	pthread_mutex_unlock(&ex->lock);
 
-	/* Through the eventfds: this thread has no ring of its own. */
-	while (dropped) {
-		struct uco__job *next = dropped->next;
-		post(NULL, &dropped->post);
-		dropped = next;
-	}
-	while (rooms) {
-		struct room_wait *next = rooms->next;
-		post(NULL, &rooms->post);
-		rooms = next;
-	}
+	/* Through the eventfds: this thread has no ring of its own.  Once
+	 * posted, an element belongs to its loop: the walk has read its
+	 * successor before. */
+	UCO__LIST_EACH(l, next, &dropped)
+		post(NULL, &JOB(l)->post);
+	UCO__LIST_EACH(l, next, &rooms)
+		post(NULL, &ROOM(l)->post);
 	stop_workers(ex, ex->nthreads);
 	if (__atomic_fetch_add(&ex->outstanding, OUTSTANDING_SHUT, __ATOMIC_ACQ_REL) == 0)
 		executor_free(ex);
@@ -610,19 +346,6 @@ static void room_posted(uco_loop *loop, struct uco__completion *c,
 	uco__wake(loop, rw->task, rw->cancelled ? -ECANCELED : 0);
 }
 
-/* Take a job out of a list: a loop's batch or an executor's queue. */
-static void job_unlink(struct uco__job **head, struct uco__job **tail, struct uco__job *job)
-{
-	if (job->prev)
-		job->prev->next = job->next;
-	else
-		*head = job->next;
-	if (job->next)
-		job->next->prev = job->prev;
-	else
-		*tail = job->prev;
-}
-
 /* uco_task_cancel() on a task waiting for its job. */
 static void cancel_job(uco_task *t)
 {
@@ -631,7 +354,7 @@ static void cancel_job(uco_task *t)
 	uco_loop *loop = t->loop;
 	if (job->batched) {
 		/* Still in this loop's batch: no other thread has seen it. */
-		job_unlink(&loop->batch_head, &loop->batch_tail, job);
+		uco__list_remove(&loop->batch, &job->link);
 		loop->inflight--;
 		uco__wake(loop, t, -ECANCELED);
 		return;
@@ -639,7 +362,7 @@ static void cancel_job(uco_task *t)
 	pthread_mutex_lock(&ex->lock);
 	bool queued = job->state == JOB_QUEUED;
 	if (queued) {
-		job_unlink(&ex->head, &ex->tail, job);
+		uco__list_remove(&ex->jobs, &job->link);
 		ex->queued--;
 		__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
 	}
@@ -687,14 +410,7 @@ static void cancel_room_wait(uco_task *t)
 	pthread_mutex_lock(&ex->lock);
 	bool listed = rw->listed;
 	if (listed) {
-		struct room_wait **p = &ex->room_head, *prev = NULL;
-		while (*p != rw) {
-			prev = *p;
-			p = &(*p)->next;
-		}
-		*p = rw->next;
-		if (ex->room_tail == rw)
-			ex->room_tail = prev;
+		uco__list_remove(&ex->rooms, &rw->link);
 		rw->listed = false;
 	}
 	pthread_mutex_unlock(&ex->lock);
@@ -706,22 +422,13 @@ static void cancel_room_wait(uco_task *t)
 	}
 }
 
-/* Append the n jobs first..last (linked by next) to the queue and wake
- * the workers they need; under ex->lock. */
-static void enqueue(uco_executor *ex, struct uco__job *first, struct uco__job *last, size_t n)
+/* Move the n jobs of `jobs` to the back of the queue and wake the workers
+ * they need; under ex->lock. */
+static void enqueue(uco_executor *ex, struct uco__list *jobs, size_t n)
 {
-	for (struct uco__job *j = first;; j = j->next) {
-		j->state = JOB_QUEUED;
-		if (j == last)
-			break;
-	}
-	first->prev = ex->tail;
-	last->next = NULL;
-	if (ex->tail)
-		ex->tail->next = first;
-	else
-		ex->head = first;
-	ex->tail = last;
+	UCO__LIST_EACH(l, next, jobs)
+		JOB(l)->state = JOB_QUEUED;
+	uco__list_append(&ex->jobs, jobs);
 	ex->queued += n;
 	outstanding_add(ex, n);
 	__atomic_store_n(&ex->pending_hint, (unsigned)ex->queued, __ATOMIC_RELEASE);
@@ -736,25 +443,22 @@ static void enqueue(uco_executor *ex, struct uco__job *first, struct uco__job *l
 
 void uco__executor_flush(uco_loop *loop)
 {
-	struct uco__job *first = loop->batch_head, *last = loop->batch_tail;
+	struct uco__list batch = { NULL, NULL };
+	uco__list_append(&batch, &loop->batch);
 	uco_executor *ex = loop->batch_ex;
-	loop->batch_head = loop->batch_tail = NULL;
 	size_t n = 0;
-	for (struct uco__job *j = first; j; j = j->next) {
-		j->batched = false;
+	UCO__LIST_EACH(l, next, &batch) {
+		JOB(l)->batched = false;
 		n++;
 	}
 	pthread_mutex_lock(&ex->lock);
 	bool stopping = ex->stopping;
 	if (!stopping)
-		enqueue(ex, first, last, n);
+		enqueue(ex, &batch, n);
 	pthread_mutex_unlock(&ex->lock);
-	if (stopping) {
-		for (struct uco__job *j = first, *next; j; j = next) {
-			next = j->next;
-			loop->inflight--;
-			uco__wake(loop, j->task, -ESHUTDOWN);
-		}
+	UCO__LIST_EACH(l, next, &batch) { /* stopping: refused */
+		loop->inflight--;
+		uco__wake(loop, JOB(l)->task, -ESHUTDOWN);
 	}
 }
 
@@ -768,11 +472,7 @@ static int wait_for_room(uco_executor *ex, uco_task *self, struct uco__inbox *to
 		.post.done.complete = room_posted, .post.to = to,
 		.ex = ex, .task = self, .listed = true,
 	};
-	if (ex->room_tail)
-		ex->room_tail->next = &rw;
-	else
-		ex->room_head = &rw;
-	ex->room_tail = &rw;
+	uco__list_push(&ex->rooms, &rw.link);
 	outstanding_add(ex, 1);
 	pthread_mutex_unlock(&ex->lock);
 	self->loop->inflight++;
@@ -805,9 +505,7 @@ int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
 	int err = ex ? 0 : default_executor(loop, &ex);
 	if (err)
 		return err;
-	struct uco__inbox *to = loop_inbox(loop, &err);
-	if (!to)
-		return err;
+	struct uco__inbox *to = loop->inbox;
 	if (uco__cancel_due(self))
 		return -ECANCELED;
 
@@ -815,16 +513,11 @@ int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
 		.post.done.complete = job_done, .post.to = to,
 		.ex = ex, .task = self, .fn = fn, .arg = arg,
 	};
-	if (!ex->queue_max && (!loop->batch_head || loop->batch_ex == ex)) {
+	if (!ex->queue_max && (uco__list_empty(&loop->batch) || loop->batch_ex == ex)) {
 		/* Into this turn's batch, handed to the executor in one go when
 		 * the turn ends (uco__executor_flush). */
 		job.batched = true;
-		job.prev = loop->batch_tail;
-		if (loop->batch_tail)
-			loop->batch_tail->next = &job;
-		else
-			loop->batch_head = &job;
-		loop->batch_tail = &job;
+		uco__list_push(&loop->batch, &job.link);
 		loop->batch_ex = ex;
 	} else {
 		unsigned held = 0; /* room waits still holding the executor */
@@ -837,8 +530,11 @@ int uco_run_in_executor(uco_executor *ex, uco_fn fn, void *arg, void **value)
 		}
 		if (!err && ex->stopping)
 			err = -ESHUTDOWN;
-		if (!err)
-			enqueue(ex, &job, &job, 1); /* the job holds it from here */
+		if (!err) {
+			struct uco__list one = { NULL, NULL };
+			uco__list_push(&one, &job.link);
+			enqueue(ex, &one, 1); /* the job holds it from here */
+		}
 		pthread_mutex_unlock(&ex->lock);
 		while (held--)
 			received(ex); /* may free it: not touched after */
@@ -911,132 +607,3 @@ void uco__loop_executor_close(uco_loop *loop)
 	loop->owns_executor = false;
 }
 
-/* ------------------------------------------------------------ getaddrinfo */
-
-struct gai_call {
-	const char *node, *service;
-	const struct addrinfo *hints;
-	struct addrinfo *res;
-	int err, sys_errno;
-};
-
-static void *run_getaddrinfo(void *arg)
-{
-	struct gai_call *c = arg;
-	c->err = getaddrinfo(c->node, c->service, c->hints, &c->res);
-	c->sys_errno = errno;
-	return NULL;
-}
-
-int uco_getaddrinfo(const char *node, const char *service,
-                    const struct addrinfo *hints, struct addrinfo **res)
-{
-	if (!res || (!node && !service))
-		return -EINVAL;
-	struct gai_call c = { node, service, hints, NULL, 0, 0 };
-	int err = uco_run_in_executor(NULL, run_getaddrinfo, &c, NULL);
-	if (err) {
-		/* Cancelled: the job never ran, or has ended and its
-		 * answer is ours to free. */
-		if (c.res)
-			freeaddrinfo(c.res);
-		return err;
-	}
-	if (c.err == EAI_SYSTEM)
-		return c.sys_errno ? -c.sys_errno : -EIO;
-	if (c.err == EAI_MEMORY)
-		return -ENOMEM;
-	if (c.err)
-		return UCO_EAI_ERROR(c.err);
-	*res = c.res;
-	return 0;
-}
-
-const char *uco_gai_strerror(int err)
-{
-	int eai = err + UCO_EAI_BASE;
-	if (err < 0 && eai < 0 && eai > -200)
-		return gai_strerror(eai);
-	return strerror(err < 0 ? -err : err);
-}
-
-int uco__inbox_create(uco_loop *loop)
-{
-	int err = 0;
-	return loop_inbox(loop, &err) ? 0 : err;
-}
-
-/* ------------------------------------------------------------ calls from any thread */
-
-struct call {
-	struct uco__post post;
-	void (*fn)(void *arg);
-	void *arg;
-	bool owns_arg;            /* arg is freed if the call is dropped */
-};
-
-static void run_loop_call(uco_loop *loop, struct uco__completion *c,
-                          const struct io_uring_cqe *cqe)
-{
-	(void)loop;
-	(void)cqe;
-	struct call *call = UCO__CONTAINER_OF(c, struct call, post.done);
-	void (*fn)(void *) = call->fn;
-	void *arg = call->arg;
-	free(call);
-	fn(arg);
-}
-
-/* Calls still posted when their loop closes never run (asyncio's close()
- * drops its pending callbacks too): their memory goes with the loop.
- * Nothing else can be posted then, since every other post is awaited by
- * a task, and a loop with tasks does not close. */
-static void drop_calls(struct uco__inbox *in)
-{
-	pthread_mutex_lock(&in->lock);
-	struct uco__post *p = in->posted;
-	in->posted = NULL;
-	pthread_mutex_unlock(&in->lock);
-	while (p) {
-		struct uco__post *next = p->next_posted;
-		if (p->done.complete == run_loop_call) {
-			struct call *call = UCO__CONTAINER_OF(p, struct call, post);
-			if (call->owns_arg)
-				free(call->arg);
-			free(call);
-		}
-		p = next;
-	}
-}
-
-static int loop_call(uco_loop *loop, void (*fn)(void *arg), void *arg, bool owns_arg)
-{
-	if (!loop || !fn)
-		return -EINVAL;
-	struct call *call = malloc(sizeof *call);
-	if (!call)
-		return -ENOMEM;
-	*call = (struct call){ .post.done.complete = run_loop_call, .post.to = loop->inbox,
-	                       .fn = fn, .arg = arg, .owns_arg = owns_arg };
-	/* Not work in flight: a loop with nothing else to do need not wait
-	 * for calls, they run when it next runs (asyncio's rule). */
-	call->post.done.uncounted = true;
-	post(NULL, &call->post);
-	return 0;
-}
-
-int uco_loop_call(uco_loop *loop, void (*fn)(void *arg), void *arg)
-{
-	return loop_call(loop, fn, arg, false);
-}
-
-int uco__loop_call_owned(uco_loop *loop, void (*fn)(void *arg), void *arg)
-{
-	return loop_call(loop, fn, arg, true);
-}
-
-void uco__post_to(uco_loop *loop, struct uco__post *p)
-{
-	p->to = loop->inbox;
-	post(NULL, p);
-}

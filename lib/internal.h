@@ -2,10 +2,33 @@
 /*
  * What the files of lib/ share.  Nothing here is public: `uco__` names are
  * hidden from the shared library.
+ *
+ * Ordered bottom-up, in two parts.  First the objects, each before what
+ * holds it: stacks, completions, waits, timers, the task, the loop.  Then
+ * each file's calls, one section a file, from the lowest layer to the
+ * highest, so that a section names only what is declared above it:
+ *
+ *   stack.c   coroutine stacks and their pool
+ *   ring.c    SQE acquisition, submit, reap
+ *   coro.c    the switch layer and the thread's running loop
+ *   thread.c  threads of uco's own, with signals blocked
+ *   overflow.c  the stack-overflow report
+ *   time.c    the clock and the timers behind sleeps and deadlines
+ *   debug.c   naming functions and durations; slow-task report; dumps
+ *   wait.c    park, wake, wait queues, deadlines, yield, sleep
+ *   task.c    tasks: spawn, finish, await, cancel, watches
+ *   inbox.c   a loop's cross-thread inbox and doorbell
+ *   executor.c  the worker pool
+ *   threads.c   many loops: run_threads, spawn_threadsafe, reuseport
+ *   loop.c    the run queue, turns, create/run/close
+ *
+ * loop.c drives coro.c (and coro.c's tasks call back into the loop only
+ * through uco__coro_park): the one circle.
  */
 #ifndef UCO_INTERNAL_H
 #define UCO_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +37,7 @@
 
 #include "uco.h"
 #include "arch/switch.h"
+#include "list.h"
 
 #define UCO__CONTAINER_OF(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -43,6 +67,8 @@ static inline bool uco__all_zero(const unsigned *words, size_t n)
 			return false;
 	return true;
 }
+
+/* ============================================================ the objects */
 
 /* ------------------------------------------------------------ stacks */
 
@@ -87,28 +113,30 @@ static inline char *uco__stack_top(const struct uco__stack *s)
 	return s->base + s->size - colour;
 }
 
-int uco__stack_pool_init(struct uco__stack_pool *pool, size_t stack_size,
-                         size_t keep_warm);
-void uco__stack_pool_destroy(struct uco__stack_pool *pool);
-int uco__stack_pool_get(struct uco__stack_pool *pool, struct uco__stack *out);
-void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s);
-size_t uco__stack_pool_trim(struct uco__stack_pool *pool);
-/* A stack of its own size, outside the pool. */
-int uco__stack_map(size_t size, bool guard_madvise, struct uco__stack *out);
-void uco__stack_unmap(const struct uco__stack *s);
-size_t uco__page_size(void);
+/* ------------------------------------------------------------ completions */
 
-/* ------------------------------------------------------------ waiting */
+/* Every SQE uco submits carries a pointer to one of these as user_data; the
+ * reaper calls `complete` with the CQE.  user_data 0 means "no completion
+ * wanted". */
+struct uco__completion {
+	void (*complete)(uco_loop *loop, struct uco__completion *c,
+	                 const struct io_uring_cqe *cqe);
+	/* A standing listener (the executor inbox's eventfd read): it does
+	 * not count as work in flight, so it never keeps a loop running. */
+	bool uncounted;
+};
 
-/* An intrusive FIFO of tasks waiting for one thing (a timer bucket, a task
+/* ------------------------------------------------------------ waits */
+
+/* A FIFO of tasks waiting for one thing (a timer bucket, a mutex, a task
  * to finish).  A task waits for at most one thing at a time, through the
- * links in its `wait` member. */
+ * link in its `wait` member. */
 struct uco__waitq {
-	uco_task *head, *tail;
+	struct uco__list tasks;
 };
 
 struct uco__wait {
-	uco_task *prev, *next;
+	struct uco__link link;
 	struct uco__waitq *queue; /* NULL when not waiting */
 };
 
@@ -126,10 +154,6 @@ struct uco__wait_kind {
 	void (*describe)(const uco_task *t, char *buf, size_t len);
 };
 
-void uco__waitq_push(struct uco__waitq *q, uco_task *t);
-void uco__waitq_remove(uco_task *t);
-uco_task *uco__waitq_pop(struct uco__waitq *q);
-
 /* The run queue: a ring of task pointers.  An array rather than a linked
  * list so that the scheduler can prefetch tasks far ahead without chasing
  * pointers.  Its capacity is reserved at spawn for every task the loop
@@ -138,32 +162,6 @@ struct uco__taskq {
 	uco_task **slots;
 	size_t head, len, cap; /* cap: a power of two, or 0 */
 };
-
-/* ------------------------------------------------------------ completions */
-
-/* Every SQE uco submits carries a pointer to one of these as user_data; the
- * reaper calls `complete` with the CQE.  user_data 0 means "no completion
- * wanted". */
-struct uco__completion {
-	void (*complete)(uco_loop *loop, struct uco__completion *c,
-	                 const struct io_uring_cqe *cqe);
-	/* A standing listener (the executor inbox's eventfd read): it does
-	 * not count as work in flight, so it never keeps a loop running. */
-	bool uncounted;
-};
-
-/* ------------------------------------------------------------ resources */
-
-/* Things a loop frees at close if the user did not (acceptors, receive
- * streams, buffer rings), after the ring is gone so the kernel has let go
- * of them. */
-struct uco__resource {
-	struct uco__resource *prev, *next;
-	void (*destroy)(struct uco__resource *r);
-};
-
-void uco__resource_add(uco_loop *loop, struct uco__resource *r);
-void uco__resource_remove(uco_loop *loop, struct uco__resource *r);
 
 /* ------------------------------------------------------------ timers */
 
@@ -176,34 +174,16 @@ struct uco__timers {
 	struct uco__timer_bucket *last;   /* most recently used bucket */
 };
 
-int uco__timers_init(struct uco__timers *tm);
-
-/*
- * A deadline on any wait.  Arm it before joining the wait (0, -ETIMEDOUT if
- * already past, -ENOMEM/-EAGAIN), park with a cancel hook as usual, then
- * pass the park's result through uco__timer_disarm(): if the deadline came
- * first it interrupted the wait through that hook and the result becomes
- * -ETIMEDOUT.  Never early, like uco_sleep().
- */
-int uco__timer_arm(uco_task *t, int64_t deadline);
-int uco__timer_disarm(uco_task *t, int result);
-void uco__timers_destroy(struct uco__timers *tm);
-/* At least how long until b's timer fires (for dumps; never negative). */
-int64_t uco__timer_left(const struct uco__timer_bucket *b, int64_t now);
-
 /* ------------------------------------------------------------ tasks */
 
 /* A removable watch on a task: `fired` runs synchronously when the task
  * finishes (on the scheduler, before its awaiters run).  The combinators
  * (gather, wait, groups) are built on it. */
 struct uco__watch {
-	struct uco__watch *prev, *next;
-	uco_task *task;
+	struct uco__link link;    /* in task->watches */
+	uco_task *task;           /* NULL when not watching */
 	void (*fired)(struct uco__watch *w, uco_task *finished);
 };
-
-void uco__watch_add(uco_task *t, struct uco__watch *w);
-void uco__watch_remove(struct uco__watch *w);
 
 struct uco__done_cb {
 	struct uco__done_cb *next;
@@ -246,11 +226,11 @@ struct uco_task {
 	struct uco__wait wait;    /* what this task waits for */
 	/* A deadline on the current wait: the timer bucket it waits in. */
 	struct uco__timer_bucket *timer_bucket;
-	uco_task *timer_prev, *timer_next;
+	struct uco__link timer_link;  /* in the bucket's deadlines */
 	bool timed_out;           /* the deadline interrupted the wait */
 	uco_task *awaiting;       /* the task it awaits, for cycle checks */
 	struct uco__waitq awaiters; /* tasks awaiting this one */
-	struct uco__watch *watches; /* fired when it finishes */
+	struct uco__list watches; /* struct uco__watch, fired when it finishes */
 	uint64_t finish_seq;      /* the order it finished in (0: not yet) */
 	struct uco__done_cb *cb_head, **cb_tail;
 	uco_task *all_prev, *all_next; /* every task the loop knows */
@@ -264,8 +244,15 @@ struct uco_task {
 
 /* ------------------------------------------------------------ the loop */
 
+/* Things a loop frees at close if the user did not (acceptors, receive
+ * streams, buffer rings), after the ring is gone so the kernel has let go
+ * of them. */
+struct uco__resource {
+	struct uco__link link;    /* in the loop's resources */
+	void (*destroy)(struct uco__resource *r);
+};
+
 struct uco__inbox;
-struct uco__job;
 struct signals;
 
 struct uco_loop {
@@ -292,14 +279,14 @@ struct uco_loop {
 	bool reaping;
 	int64_t next_trim;        /* uco_now() of the next pool trim */
 	struct uco__inbox *inbox; /* posts from executor threads */
-	struct uco__resource *resources;
+	struct uco__list resources; /* struct uco__resource */
 	struct signals *signals;  /* uco_loop_on_signal's listener */
 	uint16_t next_bgid;       /* provided-buffer group ids handed out */
 	uint64_t *fixed_used;     /* bitmap of the fixed-file table, or NULL */
 	uco_executor *executor;   /* the default executor, if any */
 	/* Executor jobs submitted this turn, for batch_ex, handed over in
 	 * one go at the end of the turn (struct job, executor.c). */
-	struct uco__job *batch_head, *batch_tail;
+	struct uco__list batch;
 	uco_executor *batch_ex;
 	bool owns_executor;
 	/* Debug mode: warn when a task runs longer than this without
@@ -316,21 +303,24 @@ struct uco_loop {
 #endif
 };
 
-/* uco_spawn() of a task that owns `mem` (malloc'ed): freed once the task
- * has ended, however it ends, even cancelled before it ran; freed at once
- * when the spawn fails. */
-int uco__spawn_owning(uco_loop *loop, uco_task **out, uco_fn fn, void *mem);
-
-/* The token of the calling thread (the address of a thread-local). */
-const void *uco__thread_token(void);
-
 static inline bool uco__has_op(const uco_loop *loop, unsigned op)
 {
 	return op < 256 && (loop->opcodes[op / 64] >> (op % 64) & 1);
 }
 
-/* For tests: behave as if the kernel lacked `op`. */
-void uco__forget_opcode(uco_loop *loop, unsigned op);
+/* ============================================================ the files, bottom-up */
+
+/* stack.c */
+int uco__stack_pool_init(struct uco__stack_pool *pool, size_t stack_size,
+                         size_t keep_warm);
+void uco__stack_pool_destroy(struct uco__stack_pool *pool);
+int uco__stack_pool_get(struct uco__stack_pool *pool, struct uco__stack *out);
+void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s);
+size_t uco__stack_pool_trim(struct uco__stack_pool *pool);
+/* A stack of its own size, outside the pool. */
+int uco__stack_map(size_t size, bool guard_madvise, struct uco__stack *out);
+void uco__stack_unmap(const struct uco__stack *s);
+size_t uco__page_size(void);
 
 /* ring.c */
 int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags);
@@ -349,68 +339,54 @@ int uco__ring_submit_now(uco_loop *loop);
 /* Submit what is pending; wait for at least one CQE if `wait` (up to
  * timeout_ns when >= 0), then hand every available CQE to its completion. */
 int uco__ring_turn(uco_loop *loop, bool wait, int64_t timeout_ns);
+/* For tests: behave as if the kernel lacked `op`. */
+void uco__forget_opcode(uco_loop *loop, unsigned op);
 
-/* coro.c: switching between the scheduler and tasks */
+/* coro.c: the switch layer.  The loop running on this thread (set by the
+ * loop's run), and switching between the scheduler and tasks. */
+void uco__running_set(uco_loop *loop);
+/* The token of the calling thread (the address of a thread-local). */
+const void *uco__thread_token(void);
+/* The running task of this thread, and its loop. */
+uco_task *uco__self(void);
+/* The loop a spawn-like call works on: *loop, or (NULL) the loop running
+ * on this thread.  0, -EINVAL (no loop) or -EPERM (another thread's). */
+int uco__spawn_loop(uco_loop **loop);
 void uco__coro_start(uco_loop *loop, uco_task *t);
 void uco__coro_resume(uco_loop *loop, uco_task *t);
 void uco__coro_park(uco_loop *loop, uco_task *t);
 __attribute__((noreturn)) void uco__coro_exit(uco_loop *loop, uco_task *t);
 void uco__coro_release(uco_task *t);
 
-/* task.c */
-void uco__task_finish(uco_loop *loop, uco_task *t);
-void uco__run_callbacks(uco_task *t);
-void uco__task_unref(uco_task *t);
-/* The cancel hook of an await (passes the cancellation on). */
-void uco__cancel_await(uco_task *self);
-int uco__await(uco_task *task, void **value, void (*hook)(uco_task *), int64_t deadline);
-size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
+/* thread.c: a thread of uco's own (executor workers and any other
+ * helper thread), with every asynchronous signal blocked so that signals
+ * go to the program's threads.  0 or -errno. */
+int uco__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
 
-/* executor.c */
-/* Something another thread hands to a loop: its completion runs on the
- * loop's thread.  Posted through the loop's inbox (uco__post_to, from any
- * thread), the doorbell rung under the inbox lock so that a loop can never
- * have closed before its doorbell lands.  Counted posts were added to the
- * target loop's inflight by that loop before it waited for them. */
-struct uco__post {
-	struct uco__completion done;    /* dispatched on the loop */
-	struct uco__post *next_posted;  /* inbox list link */
-	struct uco__inbox *to;          /* the loop it goes to */
-};
-void uco__post_to(uco_loop *loop, struct uco__post *p);
-/* uco_loop_call() whose arg is the caller's malloc'd memory, freed if the
- * loop closes before the call runs. */
-int uco__loop_call_owned(uco_loop *loop, void (*fn)(void *arg), void *arg);
+/* overflow.c: the stack-overflow report (a SIGSEGV handler on an
+ * alternate signal stack), watched for while this thread has a loop. */
+void uco__overflow_watch(void);
+void uco__overflow_unwatch(void);
 
-void uco__inbox_destroy(struct uco__inbox *in);
-int uco__inbox_create(uco_loop *loop);
-void uco__executor_flush(uco_loop *loop);
-void uco__loop_executor_close(uco_loop *loop);
+/* time.c: the clock and the timers. */
+int uco__timers_init(struct uco__timers *tm);
 
-/* loop.c */
-void uco__ready_push(uco_loop *loop, uco_task *t);
-int uco__ready_reserve(uco_loop *loop, size_t n);
-void uco__wake(uco_loop *loop, uco_task *t, int result);
-/*
- * Suspend the current task until uco__wake(); returns the wake result.
- * `cancel` says how uco_task_cancel() interrupts this wait: it must make
- * the task be woken with -ECANCELED, now or (for a wait the kernel or a
- * worker still holds memory for) once it is safe.  Blocking calls first
- * ask uco__cancel_due() and return -ECANCELED without waiting if a
- * cancellation is pending.
- */
-int uco__park(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
-              void (*cancel)(uco_task *t));
-bool uco__cancel_due(uco_task *t);
-/* Park the running task in q until something wakes it (0, or the wake
- * result), a cancel (-ECANCELED) or the deadline (-ETIMEDOUT; -1: none). */
-int uco__wait_in(uco_task *self, struct uco__waitq *q, const struct uco__wait_kind *why,
-                 int64_t deadline);
-/* The running task of this thread, and its loop. */
-uco_task *uco__self(void);
-/* The loop a spawn-like call works on: *loop, or (NULL) the loop running
- * on this thread.  0, -EINVAL (no loop) or -EPERM (another thread's). */
-int uco__spawn_loop(uco_loop **loop);
+/* The timer side of a deadline on any wait (wait.c's uco__deadline_set
+ * and uco__park_until use them): arm puts t on the bucket that ends at
+ * `deadline` (-ETIMEDOUT if past); when it fires it interrupts t's wait
+ * and marks it timed out; disarm takes t off and turns `result` into
+ * -ETIMEDOUT if the deadline came first. */
+int uco__timer_arm(uco_task *t, int64_t deadline);
+int uco__timer_disarm(uco_task *t, int result);
+/* A sleep: t joins the sleepers of the bucket that ends `ns` (> 0) from
+ * now, rounded up; uco__timer_unsleep takes it off again (a cancel). */
+int uco__timer_sleep(uco_task *t, int64_t ns);
+void uco__timer_unsleep(uco_task *t);
+/* At least how long until sleeping t wakes (for dumps; never negative). */
+int64_t uco__timer_sleep_left(const uco_task *t, int64_t now);
+void uco__timers_destroy(struct uco__timers *tm);
+/* At least how long until b's timer fires (for dumps; never negative). */
+int64_t uco__timer_left(const struct uco__timer_bucket *b, int64_t now);
 
 /* debug.c */
 /* Name a task's function for a human: its symbol, else "file+0xoffset"
@@ -422,9 +398,149 @@ int uco__format_ns(int64_t ns, char *buf, size_t len);
 void uco__slow_report(const uco_loop *loop, const uco_task *t, int64_t ran_ns,
                       int64_t limit_ns);
 
-/* overflow.c: the stack-overflow report (a SIGSEGV handler on an
- * alternate signal stack), watched for while this thread has a loop. */
-void uco__overflow_watch(void);
-void uco__overflow_unwatch(void);
+/* wait.c: waiting and waking.  Waking (and the run queue it pushes onto)
+ * is inline: it is on every operation's path, and the timers (time.c)
+ * wake sleepers without depending on the wait module. */
+
+/* The run queue has room for every task (reserved at spawn). */
+static inline void uco__ready_push(uco_loop *loop, uco_task *t)
+{
+	struct uco__taskq *q = &loop->ready;
+	q->slots[(q->head + q->len++) & (q->cap - 1)] = t;
+}
+
+static inline void uco__wake(uco_loop *loop, uco_task *t, int result)
+{
+	t->wake_result = result;
+	t->run_state = UCO__READY;
+	uco__ready_push(loop, t);
+}
+
+/* Interrupt parked t's wait through its cancel hook, taken and cleared
+ * first so that it runs once (a cancel, a deadline).  false: not parked,
+ * or the wait has no hook (or already used it). */
+static inline bool uco__interrupt(uco_task *t)
+{
+	if (t->run_state != UCO__PARKED || !t->wait_cancel)
+		return false;
+	void (*hook)(uco_task *) = t->wait_cancel;
+	t->wait_cancel = NULL;
+	hook(t);
+	return true;
+}
+
+static inline void uco__waitq_push(struct uco__waitq *q, uco_task *t)
+{
+	t->wait.queue = q;
+	uco__list_push(&q->tasks, &t->wait.link);
+}
+
+static inline void uco__waitq_remove(uco_task *t)
+{
+	if (t->wait.queue) {
+		uco__list_remove(&t->wait.queue->tasks, &t->wait.link);
+		t->wait.queue = NULL;
+	}
+}
+
+static inline uco_task *uco__waitq_pop(struct uco__waitq *q)
+{
+	struct uco__link *l = uco__list_pop(&q->tasks);
+	if (!l)
+		return NULL;
+	uco_task *t = UCO__LIST_ENTRY(l, uco_task, wait.link);
+	t->wait.queue = NULL;
+	return t;
+}
+
+static inline bool uco__waitq_empty(const struct uco__waitq *q)
+{
+	return uco__list_empty(&q->tasks);
+}
+
+int uco__ready_reserve(uco_loop *loop, size_t n);
+/*
+ * Suspend the current task until uco__wake(); returns the wake result.
+ * `cancel` says how uco_task_cancel() interrupts this wait: it must make
+ * the task be woken with -ECANCELED, now or (for a wait the kernel or a
+ * worker still holds memory for) once it is safe.  Blocking calls first
+ * ask uco__cancel_due() and return -ECANCELED without waiting if a
+ * cancellation is pending.
+ */
+int uco__park(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
+              void (*cancel)(uco_task *t));
+bool uco__cancel_due(uco_task *t);
+/*
+ * Every wait with a deadline is these two steps around joining the wait:
+ * uco__deadline_set (0; -ETIMEDOUT if already past, -ENOMEM/-EAGAIN; no-op
+ * for a negative deadline, "none"), then, once joined, uco__park_until:
+ * uco__park that, if the deadline came first (it interrupted the wait
+ * through the cancel hook), reports -ETIMEDOUT.  Never early, like
+ * uco_sleep().
+ */
+int uco__deadline_set(uco_task *t, int64_t deadline);
+int uco__park_until(uco_task *t, const struct uco__wait_kind *why,
+                    void (*cancel)(uco_task *t));
+/* Park the running task in q until something wakes it (0, or the wake
+ * result), a cancel (-ECANCELED) or the deadline (-ETIMEDOUT; -1: none). */
+int uco__wait_in(uco_task *self, struct uco__waitq *q, const struct uco__wait_kind *why,
+                 int64_t deadline);
+
+/* task.c */
+void uco__task_finish(uco_loop *loop, uco_task *t);
+void uco__run_callbacks(uco_task *t);
+void uco__task_unref(uco_task *t);
+/* What a cancel of an awaiting task does: pass it on to the awaited task
+ * and go on waiting (uco_await), or leave at once and let the awaited
+ * task go on (uco_shield). */
+enum uco__await_mode { UCO__AWAIT, UCO__SHIELD };
+/* Await `task`; a deadline (>= 0) interrupts as a cancel of the caller
+ * would, and an expired one reports -ETIMEDOUT unless the task ended with
+ * a value. */
+int uco__await(uco_task *task, void **value, enum uco__await_mode mode, int64_t deadline);
+size_t uco__task_cache_trim(uco_loop *loop, size_t keep);
+void uco__watch_add(uco_task *t, struct uco__watch *w);
+void uco__watch_remove(struct uco__watch *w);
+
+/* uco_spawn() of a task that owns `mem` (malloc'ed): freed once the task
+ * has ended, however it ends, even cancelled before it ran; freed at once
+ * when the spawn fails. */
+int uco__spawn_owning(uco_loop *loop, uco_task **out, uco_fn fn, void *mem);
+
+/* inbox.c: a loop's inbox, how other threads hand it work.
+ * Something another thread hands to a loop: its completion runs on the
+ * loop's thread.  Posted through the loop's inbox (uco__post_to, from any
+ * thread), the doorbell rung under the inbox lock so that a loop can never
+ * have closed before its doorbell lands.  Counted posts were added to the
+ * target loop's inflight by that loop before it waited for them. */
+struct uco__post {
+	struct uco__completion done;    /* dispatched on the loop */
+	struct uco__post *next_posted;  /* inbox list link */
+	struct uco__inbox *to;          /* the loop it goes to */
+};
+int uco__inbox_create(uco_loop *loop);
+void uco__inbox_destroy(struct uco__inbox *in);
+/* Post p to p->to; `own` is the poster's ring for a MSG_RING doorbell
+ * (an executor worker's), or NULL (the posting loop's ring, else the
+ * eventfd). */
+void uco__inbox_post(struct uco__post *p, struct io_uring *own);
+void uco__post_to(uco_loop *loop, struct uco__post *p);
+/* Doorbells that `own` rang and the target refused: ring their eventfds. */
+void uco__inbox_reap_bells(struct io_uring *own);
+/* Run what other threads posted so far, without waiting for the doorbell
+ * (a run that found no work left): true if anything was posted. */
+bool uco__inbox_take(uco_loop *loop);
+/* uco_loop_call() whose arg is the caller's malloc'd memory, freed if the
+ * loop closes before the call runs. */
+int uco__loop_call_owned(uco_loop *loop, void (*fn)(void *arg), void *arg);
+
+/* executor.c: the worker pool; the loop hands over its batch of the turn
+ * and shuts its own default executor down at close. */
+void uco__executor_flush(uco_loop *loop);
+void uco__loop_executor_close(uco_loop *loop);
+
+/* loop.c: resources a loop frees at close. */
+void uco__resource_add(uco_loop *loop, struct uco__resource *r);
+void uco__resource_remove(uco_loop *loop, struct uco__resource *r);
 
 #endif

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The loop: a run queue of ready tasks, the done-callback queue, and one
- * ring turn (submit everything, wait if idle, reap everything) per turn.
+ * The loop: creating and closing it (and the resources it frees at
+ * close), uco_loop_strerror, the run queue of ready tasks and finished
+ * tasks' done-callbacks, the turns that run it (timing tasks for debug
+ * mode's slow-task warning), uco_loop_run / run_until / stop with their
+ * rules (posted calls, stops that wait for cancellations, deadlocks), the
+ * periodic trim of idle stacks, and the loop's stats and features.
  *
  * One turn:
  *   1. run what was ready when the turn began: tasks to resume, and
@@ -18,65 +22,9 @@
 
 #include "internal.h"
 
-/* The loop running on this thread; the only global state uco keeps.
- * initial-exec: read with no call to __tls_get_addr, which may allocate
- * (in a dlopen'ed libuco), so that the SIGSEGV handler can read it. */
-static __thread uco_loop *tls_running __attribute__((tls_model("initial-exec")));
-static __thread char tls_token;
-
 #define TRIM_PERIOD_NS UCO_NS_PER_S
 
-const void *uco__thread_token(void)
-{
-	return &tls_token;
-}
-
-uco_loop *uco_loop_current(void)
-{
-	return tls_running;
-}
-
-int uco__spawn_loop(uco_loop **loop)
-{
-	if (!*loop)
-		*loop = tls_running;
-	if (!*loop)
-		return -EINVAL;
-	return (*loop)->owner == &tls_token ? 0 : -EPERM;
-}
-
-uco_task *uco__self(void)
-{
-	return tls_running ? tls_running->current : NULL;
-}
-
-/* ------------------------------------------------------------ queues */
-
-int uco__ready_reserve(uco_loop *loop, size_t n)
-{
-	struct uco__taskq *q = &loop->ready;
-	if (n <= q->cap)
-		return 0;
-	size_t cap = q->cap ? q->cap : 256;
-	while (cap < n)
-		cap *= 2;
-	uco_task **slots = malloc(cap * sizeof *slots);
-	if (!slots)
-		return -ENOMEM;
-	for (size_t i = 0; i < q->len; i++)
-		slots[i] = q->slots[(q->head + i) & (q->cap - 1)];
-	free(q->slots);
-	q->slots = slots;
-	q->head = 0;
-	q->cap = cap;
-	return 0;
-}
-
-void uco__ready_push(uco_loop *loop, uco_task *t)
-{
-	struct uco__taskq *q = &loop->ready;
-	q->slots[(q->head + q->len++) & (q->cap - 1)] = t;
-}
+/* ------------------------------------------------------------ run queue */
 
 static uco_task *ready_pop(uco_loop *loop)
 {
@@ -93,119 +41,19 @@ static inline uco_task *ready_peek(const struct uco__taskq *q, size_t k)
 	return q->slots[(q->head + k) & (q->cap - 1)];
 }
 
-void uco__waitq_push(struct uco__waitq *q, uco_task *t)
-{
-	t->wait.queue = q;
-	t->wait.next = NULL;
-	t->wait.prev = q->tail;
-	if (q->tail)
-		q->tail->wait.next = t;
-	else
-		q->head = t;
-	q->tail = t;
-}
-
-void uco__waitq_remove(uco_task *t)
-{
-	struct uco__waitq *q = t->wait.queue;
-	if (!q)
-		return;
-	if (t->wait.prev)
-		t->wait.prev->wait.next = t->wait.next;
-	else
-		q->head = t->wait.next;
-	if (t->wait.next)
-		t->wait.next->wait.prev = t->wait.prev;
-	else
-		q->tail = t->wait.prev;
-	t->wait = (struct uco__wait){ NULL, NULL, NULL };
-}
-
-uco_task *uco__waitq_pop(struct uco__waitq *q)
-{
-	uco_task *t = q->head;
-	if (t)
-		uco__waitq_remove(t);
-	return t;
-}
+/* ------------------------------------------------------------ resources */
 
 void uco__resource_add(uco_loop *loop, struct uco__resource *r)
 {
-	r->prev = NULL;
-	r->next = loop->resources;
-	if (r->next)
-		r->next->prev = r;
-	loop->resources = r;
+	uco__list_push_front(&loop->resources, &r->link);
 }
 
 void uco__resource_remove(uco_loop *loop, struct uco__resource *r)
 {
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		loop->resources = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-}
-
-/* ------------------------------------------------------------ park / wake */
-
-void uco__wake(uco_loop *loop, uco_task *t, int result)
-{
-	t->wake_result = result;
-	t->run_state = UCO__READY;
-	uco__ready_push(loop, t);
-}
-
-int uco__park(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
-              void (*cancel)(uco_task *t))
-{
-	t->run_state = UCO__PARKED;
-	t->why = why;
-	t->wait_cancel = cancel;
-	uco__coro_park(loop, t);
-	t->wait_cancel = NULL;
-	if (t->wake_result == -ECANCELED && t->cancelling)
-		t->cancelling = false; /* delivered */
-	return t->wake_result;
-}
-
-static void leave_waitq(uco_task *t)
-{
-	uco__waitq_remove(t);
-	uco__wake(t->loop, t, -ECANCELED);
-}
-
-int uco__wait_in(uco_task *self, struct uco__waitq *q, const struct uco__wait_kind *why,
-                 int64_t deadline)
-{
-	if (uco__cancel_due(self))
-		return -ECANCELED;
-	int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
-	if (r)
-		return r;
-	uco__waitq_push(q, self);
-	return uco__timer_disarm(self, uco__park(self->loop, self, why, leave_waitq));
-}
-
-bool uco__cancel_due(uco_task *t)
-{
-	if (!t->cancelling)
-		return false;
-	t->cancelling = false;
-	return true;
-}
-
-int uco_yield(void)
-{
-	uco_task *self = uco__self();
-	if (!self)
-		return -EPERM;
-	if (uco__cancel_due(self))
-		return -ECANCELED;
-	uco__wake(self->loop, self, 0);
-	uco__coro_park(self->loop, self);
-	return 0;
+	/* Already unlinked (by the loop's close, which then destroys it): a
+	 * no-op. */
+	if (r->link.prev || loop->resources.head == &r->link)
+		uco__list_remove(&loop->resources, &r->link);
 }
 
 /* ------------------------------------------------------------ create */
@@ -386,6 +234,29 @@ static inline void warm_ahead(const struct uco__taskq *q)
 	}
 }
 
+/* Run t until it parks or ends: its first run, or a resume. */
+static inline void run_task(uco_loop *loop, uco_task *t)
+{
+	if (t->run_state == UCO__NEW)
+		uco__coro_start(loop, t);
+	else
+		uco__coro_resume(loop, t);
+}
+
+/* Debug mode: time the run (asyncio's slow_callback_duration), kept out
+ * of line so that the default path pays only run_ready's test of
+ * slow_ns, and here rather than in the switch so that coro.c depends on
+ * nothing above it. */
+__attribute__((noinline, cold)) static void run_timed(uco_loop *loop, uco_task *t)
+{
+	int64_t limit = loop->slow_ns; /* the task may change it meanwhile */
+	int64_t start = uco_now();
+	run_task(loop, t);
+	int64_t ran = uco_now() - start;
+	if (ran > limit)
+		uco__slow_report(loop, t, ran, limit);
+}
+
 static void run_ready(uco_loop *loop)
 {
 	for (size_t n = loop->ready.len; n > 0; n--) {
@@ -397,10 +268,10 @@ static void run_ready(uco_loop *loop)
 		}
 		if (t->run_state == UCO__NEW && t->cancelling)
 			t->run_state = UCO__FINISHED; /* cancelled before it ran */
-		else if (t->run_state == UCO__NEW)
-			uco__coro_start(loop, t);
+		else if (__builtin_expect(loop->slow_ns != 0, 0))
+			run_timed(loop, t);
 		else
-			uco__coro_resume(loop, t);
+			run_task(loop, t);
 		if (t->run_state == UCO__FINISHED)
 			uco__task_finish(loop, t);
 	}
@@ -436,6 +307,25 @@ static bool finished(const uco_loop *loop, const uco_task *task)
 }
 
 /*
+ * A stop takes effect once no task has a cancellation on its way: one
+ * requested and not yet delivered, because the task still waits for the
+ * kernel or a worker to let go of its memory (an executor job running, an
+ * operation whose cancel has not completed), or has not run since.  So
+ * asyncio's shutdown (cancel all, stop, run once more, close) finishes the
+ * cancellations instead of returning with them half done.  Only while a
+ * stop is pending does this walk the tasks.
+ */
+static bool stop_due(const uco_loop *loop)
+{
+	if (!loop->stop_requested)
+		return false;
+	for (const uco_task *t = loop->all_tasks; t; t = t->all_next)
+		if (t->state == UCO_TASK_PENDING && t->cancelling)
+			return false;
+	return true;
+}
+
+/*
  * One turn.  It blocks in io_uring_enter only when nothing is ready, the
  * caller's goal (`until`) is not reached, and counted work is in flight:
  * standing listeners such as the executor inbox's read deliver only
@@ -445,10 +335,10 @@ static bool finished(const uco_loop *loop, const uco_task *task)
 static int turn(uco_loop *loop, const uco_task *until)
 {
 	run_ready(loop);
-	if (loop->batch_head)
+	if (loop->batch.head)
 		uco__executor_flush(loop);
 
-	bool idle = loop->ready.len == 0 && !loop->stop_requested &&
+	bool idle = loop->ready.len == 0 && !stop_due(loop) &&
 	            !finished(loop, until);
 	bool stuck = idle && loop->inflight == 0;
 	bool wait = idle && !stuck;
@@ -459,15 +349,23 @@ static int turn(uco_loop *loop, const uco_task *until)
 	return stuck && loop->ready.len == 0 ? TURN_NOTHING_TO_WAIT_FOR : TURN_OK;
 }
 
+/* Does a requested stop end the run after a turn that returned r?  A
+ * stuck loop's cancellations can never be delivered: they do not hold the
+ * stop back. */
+static bool stop_now(const uco_loop *loop, int r)
+{
+	return stop_due(loop) || (loop->stop_requested && r == TURN_NOTHING_TO_WAIT_FOR);
+}
+
 static int enter_running(uco_loop *loop)
 {
 	if (!loop)
 		return -EINVAL;
 	if (loop->owner != uco__thread_token())
 		return -EPERM;
-	if (tls_running)
+	if (uco_loop_current())
 		return -EBUSY;
-	tls_running = loop;
+	uco__running_set(loop);
 	loop->running = true;
 	return 0;
 }
@@ -477,7 +375,7 @@ static void leave_running(uco_loop *loop)
 	/* A stop is consumed by the run it ended (or that found no work). */
 	loop->stop_requested = false;
 	loop->running = false;
-	tls_running = NULL;
+	uco__running_set(NULL);
 }
 
 int uco_loop_run(uco_loop *loop)
@@ -485,18 +383,22 @@ int uco_loop_run(uco_loop *loop)
 	int ret = enter_running(loop);
 	if (ret)
 		return ret;
-	while (has_work(loop)) {
+	/* Calls other threads posted count as work until taken, so that a
+	 * spawn into a loop with no task runs (asyncio's call_soon_threadsafe
+	 * wakes its loop).  Nothing live and nothing posted: done. */
+	while (has_work(loop) || uco__inbox_take(loop)) {
 		int r = turn(loop, NULL);
 		if (r < 0) {
 			ret = r;
 			break;
 		}
-		if (loop->stop_requested) {
+		if (stop_now(loop, r)) {
 			loop->stop_requested = false;
 			ret = has_work(loop) ? 1 : 0;
 			break;
 		}
-		if (r == TURN_NOTHING_TO_WAIT_FOR && has_work(loop)) {
+		if (r == TURN_NOTHING_TO_WAIT_FOR && has_work(loop) &&
+		    !uco__inbox_take(loop)) {
 			/* Tasks are left, all waiting for each other. */
 			ret = -EDEADLK;
 			break;
@@ -525,18 +427,19 @@ int uco_loop_run_until(uco_loop *loop, uco_task *task, void **value)
 		}
 		if (finished(loop, task))
 			break;
-		if (loop->stop_requested) {
+		if (stop_now(loop, r)) {
 			loop->stop_requested = false;
 			ret = -EINTR;
 			break;
 		}
-		if (r == TURN_NOTHING_TO_WAIT_FOR) {
+		if (r == TURN_NOTHING_TO_WAIT_FOR && !uco__inbox_take(loop)) {
 			ret = -EDEADLK;
 			break;
 		}
 	}
-	if (ret == 0)
-		ret = uco_task_result(task, value);
+	/* Finished, however: the task's own outcome is read from the task. */
+	if (ret == 0 && value)
+		*value = task->state == UCO_TASK_DONE ? task->value : NULL;
 	uco__task_unref(task);
 	leave_running(loop);
 	return ret;
@@ -571,14 +474,11 @@ int uco_loop_close(uco_loop *loop)
 	uco__ring_exit(loop);
 	free(loop->fixed_used);
 	uco__inbox_destroy(loop->inbox);
-	while (loop->resources) {
-		/* Unlinked properly before it goes: some destroy functions
-		 * unlink themselves (a receive stream), which must not write
-		 * into the resource freed just before. */
-		struct uco__resource *r = loop->resources;
-		loop->resources = r->next;
-		if (r->next)
-			r->next->prev = NULL;
+	struct uco__link *l;
+	while ((l = uco__list_pop(&loop->resources))) {
+		/* Unlinked before it goes: some destroy functions unlink
+		 * themselves (a receive stream), which is then a no-op. */
+		struct uco__resource *r = UCO__LIST_ENTRY(l, struct uco__resource, link);
 		r->destroy(r);
 	}
 	uco__timers_destroy(&loop->timers);

@@ -88,7 +88,7 @@ int uco_mutex_lock_dl(uco_mutex *m, int64_t deadline)
 	struct mutex *mx = MUTEX(m);
 	if (mx->owner == self)
 		return -EDEADLK;
-	if (!mx->owner && !mx->waiters.head) {
+	if (!mx->owner && uco__waitq_empty(&mx->waiters)) {
 		if (uco__cancel_due(self))
 			return -ECANCELED;
 		mx->owner = self;
@@ -109,7 +109,7 @@ int uco_mutex_trylock(uco_mutex *m)
 	if (!self)
 		return -EPERM;
 	struct mutex *mx = MUTEX(m);
-	if (mx->owner || mx->waiters.head)
+	if (mx->owner || !uco__waitq_empty(&mx->waiters))
 		return -EBUSY;
 	mx->owner = self;
 	return 0;
@@ -228,7 +228,7 @@ int uco_sem_acquire_dl(uco_sem *s, int64_t deadline)
 	if (!self)
 		return -EPERM;
 	struct sem *sm = SEM(s);
-	if (sm->value && !sm->waiters.head) {
+	if (sm->value && uco__waitq_empty(&sm->waiters)) {
 		if (uco__cancel_due(self))
 			return -ECANCELED;
 		sm->value--;
@@ -245,7 +245,7 @@ int uco_sem_acquire(uco_sem *s)
 int uco_sem_tryacquire(uco_sem *s)
 {
 	struct sem *sm = SEM(s);
-	if (!sm->value || sm->waiters.head)
+	if (!sm->value || !uco__waitq_empty(&sm->waiters))
 		return -EAGAIN;
 	sm->value--;
 	return 0;
@@ -413,7 +413,7 @@ int uco_chan_destroy(uco_chan *c)
 {
 	if (!c)
 		return -EINVAL;
-	if (c->senders.head || c->receivers.head)
+	if (!uco__waitq_empty(&c->senders) || !uco__waitq_empty(&c->receivers))
 		return -EBUSY;
 	free(c->ring);
 	free(c);

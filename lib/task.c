@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Tasks: asyncio's Task and Future in one object.
+ * Tasks: asyncio's Task and Future in one object.  Spawning (with the
+ * loop's cache of task objects), finishing, results, reference counts,
+ * done-callbacks, watches (what the combinators build on), await and
+ * shield, cancellation (one task, or all of a loop's), and the listing of
+ * a loop's tasks.
  *
  * Ownership: a task is reference counted.  uco_spawn() gives one reference
  * to the caller (none when detached) and the loop holds one from spawn until
@@ -232,8 +236,9 @@ void uco__task_finish(uco_loop *loop, uco_task *t)
 	loop->live--;
 
 	t->finish_seq = ++loop->finished_count;
-	struct uco__watch *watch;
-	while ((watch = t->watches)) {
+	struct uco__link *l;
+	while ((l = t->watches.head)) {
+		struct uco__watch *watch = UCO__LIST_ENTRY(l, struct uco__watch, link);
 		uco__watch_remove(watch); /* unlinked: fired may drop the watch */
 		watch->fired(watch, t);
 	}
@@ -291,35 +296,32 @@ static bool awaits_self(const uco_task *self, const uco_task *target)
 void uco__watch_add(uco_task *t, struct uco__watch *w)
 {
 	w->task = t;
-	w->prev = NULL;
-	w->next = t->watches;
-	if (t->watches)
-		t->watches->prev = w;
-	t->watches = w;
+	uco__list_push_front(&t->watches, &w->link);
 }
 
 void uco__watch_remove(struct uco__watch *w)
 {
 	if (!w->task)
 		return;
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		w->task->watches = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
+	uco__list_remove(&w->task->watches, &w->link);
 	w->task = NULL;
-	w->prev = w->next = NULL;
 }
 
 /* Cancelling a task that awaits another cancels the awaited one (asyncio
- * cancels the future it waits on; uco_shield() will be the way out) and
- * goes on waiting: the awaiter learns the outcome from the awaited task,
- * -ECANCELED if it let the cancellation through. */
-void uco__cancel_await(uco_task *self)
+ * cancels the future it waits on) and goes on waiting: the awaiter learns
+ * the outcome from the awaited task, -ECANCELED if it let the cancellation
+ * through. */
+static void cancel_await(uco_task *self)
 {
 	self->cancelling = false; /* passed on, not delivered twice */
 	uco_task_cancel(self->awaiting);
+}
+
+/* A shield's awaiter leaves at once; the task goes on. */
+static void leave_shield(uco_task *self)
+{
+	uco__waitq_remove(self);
+	uco__wake(self->loop, self, -ECANCELED);
 }
 
 static void describe_await(const uco_task *t, char *buf, size_t len)
@@ -332,11 +334,7 @@ static void describe_await(const uco_task *t, char *buf, size_t len)
 static const struct uco__wait_kind await_kind = { "await", describe_await };
 static const struct uco__wait_kind shield_kind = { "shield", describe_await };
 
-/* Await `task`; `hook` says what a cancel of the caller does (pass it on,
- * or leave at once for a shield); a deadline (>= 0) interrupts through the
- * same hook, and an expired one reports -ETIMEDOUT unless the task ended
- * with a value. */
-int uco__await(uco_task *task, void **value, void (*hook)(uco_task *), int64_t deadline)
+int uco__await(uco_task *task, void **value, enum uco__await_mode mode, int64_t deadline)
 {
 	uco_task *self = uco__self();
 	if (!task)
@@ -350,7 +348,7 @@ int uco__await(uco_task *task, void **value, void (*hook)(uco_task *), int64_t d
 	if (task->state == UCO_TASK_PENDING) {
 		if (uco__cancel_due(self))
 			return -ECANCELED;
-		int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
+		int r = uco__deadline_set(self, deadline);
 		bool expired = r == -ETIMEDOUT;
 		if (expired) {
 			/* Already past: cancel it and wait for it to end. */
@@ -363,13 +361,12 @@ int uco__await(uco_task *task, void **value, void (*hook)(uco_task *), int64_t d
 		task->refs++;
 		self->awaiting = task;
 		uco__waitq_push(&task->awaiters, self);
-		r = uco__timer_disarm(self, uco__park(self->loop, self,
-		                                      hook == uco__cancel_await ? &await_kind
-		                                                                : &shield_kind,
-		                                      hook));
+		bool shield = mode == UCO__SHIELD;
+		r = uco__park_until(self, shield ? &shield_kind : &await_kind,
+		                    shield ? leave_shield : cancel_await);
 		self->awaiting = NULL;
 		expired = expired || r == -ETIMEDOUT;
-		if (r == -ECANCELED && hook != uco__cancel_await) {
+		if (r == -ECANCELED && shield) {
 			uco__task_unref(task);
 			return r; /* shield: the task goes on */
 		}
@@ -386,7 +383,7 @@ int uco__await(uco_task *task, void **value, void (*hook)(uco_task *), int64_t d
 
 int uco_await(uco_task *task, void **value)
 {
-	return uco__await(task, value, uco__cancel_await, UCO_FOREVER);
+	return uco__await(task, value, UCO__AWAIT, UCO_FOREVER);
 }
 
 int uco_task_cancel(uco_task *task)
@@ -400,11 +397,7 @@ int uco_task_cancel(uco_task *task)
 	if (task->cancelling)
 		return 0; /* one cancellation, however often requested */
 	task->cancelling = true;
-	if (task->run_state == UCO__PARKED && task->wait_cancel) {
-		void (*interrupt)(uco_task *) = task->wait_cancel;
-		task->wait_cancel = NULL;
-		interrupt(task);
-	}
+	uco__interrupt(task);
 	return 0;
 }
 

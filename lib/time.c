@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sleeps as io_uring timeouts, shared by sleeps of about the same length.
+ * The clock (uco_now) and the timers behind sleeps and deadlines: io_uring
+ * timeouts, shared by sleeps of about the same length.  A bucket holds its
+ * sleepers (uco_sleep, in wait.c, parks them) and the deadlines of other
+ * waits, which it interrupts through their cancel hooks when it fires.
  *
  * One IORING_OP_TIMEOUT per sleep costs the kernel 0.4-0.7 us and ~350 bytes
  * (100k sleeps: 81 ms against libuv's 27 ms, measured here).  So a sleep's
@@ -44,7 +47,7 @@ struct uco__timer_bucket {
 	bool closed;                   /* emptied by cancels: joins no one */
 	struct __kernel_timespec ts;   /* read by the kernel at submit */
 	struct uco__waitq sleepers;
-	uco_task *timed;               /* deadlines, linked through task->timer_* */
+	struct uco__list timed;        /* deadlines, through task->timer_link */
 };
 
 int64_t uco_now(void)
@@ -130,6 +133,11 @@ static int arm(uco_loop *loop, struct uco__timer_bucket *b)
 	return 0;
 }
 
+static bool bucket_empty(const struct uco__timer_bucket *b)
+{
+	return uco__waitq_empty(&b->sleepers) && uco__list_empty(&b->timed);
+}
+
 static void bucket_fired(uco_loop *loop, struct uco__completion *c,
                          const struct io_uring_cqe *cqe)
 {
@@ -137,27 +145,24 @@ static void bucket_fired(uco_loop *loop, struct uco__completion *c,
 	/* -ETIME is expiry.  Anything else (a cancel, the ring going away)
 	 * must not end the sleeps early: wait the whole length again, late
 	 * rather than early. */
-	if (cqe->res != -ETIME && (b->sleepers.head || b->timed) && arm(loop, b) == 0)
+	if (cqe->res != -ETIME && !bucket_empty(b) && arm(loop, b) == 0)
 		return;
 	unlink_bucket(&loop->timers, b);
 	uco_task *t;
 	while ((t = uco__waitq_pop(&b->sleepers)))
 		uco__wake(loop, t, 0);
-	while ((t = b->timed)) {
-		b->timed = t->timer_next;
+	struct uco__link *l;
+	while ((l = uco__list_pop(&b->timed))) {
+		t = UCO__LIST_ENTRY(l, uco_task, timer_link);
 		t->timer_bucket = NULL;
-		t->timer_prev = t->timer_next = NULL;
 		/* Interrupt the wait the way a cancel would, if it still
 		 * waits (it may already be woken and queued to run).  A hook
 		 * may decline, when its waiter was already served and only its
 		 * wake-up is on the way (xchan.c): such a waiter must then
 		 * ignore the -ETIMEDOUT that uco__timer_disarm reports. */
-		if (t->run_state == UCO__PARKED && t->wait_cancel) {
-			void (*interrupt)(uco_task *) = t->wait_cancel;
-			t->wait_cancel = NULL;
-			t->timed_out = true;
-			interrupt(t);
-		}
+		t->timed_out = true;
+		if (!uco__interrupt(t))
+			t->timed_out = false;
 	}
 	free(b);
 }
@@ -190,14 +195,13 @@ static struct uco__timer_bucket *find_bucket(struct uco__timers *tm, int64_t len
 }
 
 /*
- * uco_task_cancel() on a sleeper: it leaves its bucket and wakes with
- * -ECANCELED.  A bucket left empty asks the kernel to drop its timeout, so
- * that a loop whose only sleeper was cancelled need not wait out the
- * timer; the timeout's CQE (-ECANCELED) then frees the bucket.
+ * A bucket left empty by cancels and disarms asks the kernel to drop its
+ * timeout, so that a loop whose only sleeper was cancelled need not wait
+ * out the timer; the timeout's CQE (-ECANCELED) then frees the bucket.
  */
 static void close_if_empty(uco_loop *loop, struct uco__timer_bucket *b)
 {
-	if (b->sleepers.head || b->timed || b->closed)
+	if (!bucket_empty(b) || b->closed)
 		return;
 	b->closed = true; /* its timeout is being removed */
 	struct io_uring_sqe *sqe = uco__sqe_get(loop, NULL);
@@ -212,24 +216,21 @@ int64_t uco__timer_left(const struct uco__timer_bucket *b, int64_t now)
 	return left > 0 ? left : 0;
 }
 
-static void describe_sleep(const uco_task *t, char *buf, size_t len)
+static struct uco__timer_bucket *sleeping_in(const uco_task *t)
 {
-	const struct uco__timer_bucket *b =
-		UCO__CONTAINER_OF(t->wait.queue, struct uco__timer_bucket, sleepers);
-	char left[32];
-	uco__format_ns(uco__timer_left(b, uco_now()), left, sizeof left);
-	snprintf(buf, len, "at least %s left", left);
+	return UCO__CONTAINER_OF(t->wait.queue, struct uco__timer_bucket, sleepers);
 }
 
-static const struct uco__wait_kind sleep_kind = { "sleep", describe_sleep };
-
-static void cancel_sleep(uco_task *t)
+int64_t uco__timer_sleep_left(const uco_task *t, int64_t now)
 {
-	struct uco__timer_bucket *b =
-		UCO__CONTAINER_OF(t->wait.queue, struct uco__timer_bucket, sleepers);
+	return uco__timer_left(sleeping_in(t), now);
+}
+
+void uco__timer_unsleep(uco_task *t)
+{
+	struct uco__timer_bucket *b = sleeping_in(t);
 	uco__waitq_remove(t);
 	close_if_empty(t->loop, b);
-	uco__wake(t->loop, t, -ECANCELED);
 }
 
 /* The bucket that ends `ns` from now (rounded up) for this submission,
@@ -278,11 +279,7 @@ int uco__timer_arm(uco_task *t, int64_t deadline)
 		return err;
 	t->timed_out = false;
 	t->timer_bucket = b;
-	t->timer_prev = NULL;
-	t->timer_next = b->timed;
-	if (b->timed)
-		b->timed->timer_prev = t;
-	b->timed = t;
+	uco__list_push(&b->timed, &t->timer_link);
 	return 0;
 }
 
@@ -290,14 +287,8 @@ int uco__timer_disarm(uco_task *t, int result)
 {
 	struct uco__timer_bucket *b = t->timer_bucket;
 	if (b) {
-		if (t->timer_prev)
-			t->timer_prev->timer_next = t->timer_next;
-		else
-			b->timed = t->timer_next;
-		if (t->timer_next)
-			t->timer_next->timer_prev = t->timer_prev;
+		uco__list_remove(&b->timed, &t->timer_link);
 		t->timer_bucket = NULL;
-		t->timer_prev = t->timer_next = NULL;
 		close_if_empty(t->loop, b);
 	}
 	if (t->timed_out) {
@@ -307,32 +298,12 @@ int uco__timer_disarm(uco_task *t, int result)
 	return result;
 }
 
-int uco_sleep(int64_t ns)
+int uco__timer_sleep(uco_task *t, int64_t ns)
 {
-	uco_task *self = uco__self();
-	if (!self)
-		return -EPERM;
-	if (ns < 0)
-		return -EINVAL;
-	if (ns == 0)
-		return uco_yield(); /* asyncio.sleep(0): let the others run */
-	if (uco__cancel_due(self))
-		return -ECANCELED;
-
-	uco_loop *loop = self->loop;
 	int err;
-	struct uco__timer_bucket *b = bucket_for(loop, ns, &err);
+	struct uco__timer_bucket *b = bucket_for(t->loop, ns, &err);
 	if (!b)
 		return err;
-	uco__waitq_push(&b->sleepers, self);
-	return uco__park(loop, self, &sleep_kind, cancel_sleep);
-}
-
-int uco_sleep_until(int64_t deadline)
-{
-	if (!uco__self())
-		return -EPERM;
-	/* The relative timer starts after this call: never early. */
-	int64_t ns = deadline - uco_now();
-	return uco_sleep(ns > 0 ? ns : 0);
+	uco__waitq_push(&b->sleepers, t);
+	return 0;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A channel whose ends live on different loops.  The buffer and the lists
+ * uco_xchan: a channel whose ends live on different loops.  The buffer and the lists
  * of waiting senders and receivers sit under one mutex; items are handed
  * over under it, so each is delivered exactly once or stays in the
  * channel.  A waiter parks on its own loop, counted as work in flight there,
@@ -15,12 +15,10 @@
 
 #include "internal.h"
 
-struct xlist;
-
 struct xwaiter {
 	struct uco__post post;   /* the wake-up, run on the waiter's loop */
-	struct xwaiter *prev, *next;
-	struct xlist *list;      /* where it waits, while listed */
+	struct uco__link link;
+	struct uco__list *list;  /* where it waits, while listed */
 	uco_task *task;
 	uco_xchan *chan;
 	void *item;              /* offered (sender) or received (receiver) */
@@ -28,49 +26,33 @@ struct xwaiter {
 	bool served;             /* slot filled, wake-up sent */
 };
 
-struct xlist {
-	struct xwaiter *head, *tail;
-};
-
 struct uco_xchan {
 	pthread_mutex_t lock;
 	void **ring;
 	size_t cap, head, len;
 	bool closed;
-	struct xlist senders, receivers;
+	struct uco__list senders, receivers; /* struct xwaiter, FIFO */
 };
 
-static void xlist_push(struct xlist *l, struct xwaiter *w)
+static void xlist_push(struct uco__list *l, struct xwaiter *w)
 {
-	w->next = NULL;
-	w->prev = l->tail;
-	if (l->tail)
-		l->tail->next = w;
-	else
-		l->head = w;
-	l->tail = w;
+	uco__list_push(l, &w->link);
 	w->list = l;
 }
 
 static void xlist_remove(struct xwaiter *w)
 {
-	struct xlist *l = w->list;
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		l->head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	else
-		l->tail = w->prev;
+	uco__list_remove(w->list, &w->link);
 	w->list = NULL;
 }
 
-static struct xwaiter *xlist_pop(struct xlist *l)
+static struct xwaiter *xlist_pop(struct uco__list *l)
 {
-	struct xwaiter *w = l->head;
-	if (w)
-		xlist_remove(w);
+	struct uco__link *n = uco__list_pop(l);
+	if (!n)
+		return NULL;
+	struct xwaiter *w = UCO__LIST_ENTRY(n, struct xwaiter, link);
+	w->list = NULL;
 	return w;
 }
 
@@ -143,10 +125,10 @@ static const struct uco__wait_kind recv_kind = { "xchan receive", describe_xwait
 
 /* Wait in `list` (c->lock held on entry, released here): 0 when served,
  * -EPIPE if closed meanwhile, -ECANCELED, -ETIMEDOUT. */
-static int wait_in(uco_xchan *c, struct xlist *list, struct xwaiter *w, int64_t deadline)
+static int wait_in(uco_xchan *c, struct uco__list *list, struct xwaiter *w, int64_t deadline)
 {
 	uco_task *self = w->task;
-	int r = deadline >= 0 ? uco__timer_arm(self, deadline) : 0;
+	int r = uco__deadline_set(self, deadline);
 	if (r) {
 		pthread_mutex_unlock(&c->lock);
 		return r;
@@ -155,8 +137,7 @@ static int wait_in(uco_xchan *c, struct xlist *list, struct xwaiter *w, int64_t 
 	pthread_mutex_unlock(&c->lock);
 	self->loop->inflight++; /* the wake-up that will be posted */
 	self->wait_data = w;
-	r = uco__timer_disarm(self, uco__park(self->loop, self,
-	                                      list == &c->senders ? &send_kind : &recv_kind, leave));
+	r = uco__park_until(self, list == &c->senders ? &send_kind : &recv_kind, leave);
 	/* Served first: what it was given wins over a deadline that fired
 	 * while the wake-up was on its way (the item would be lost), and a
 	 * cancel stays pending for the next call. */
@@ -274,7 +255,7 @@ int uco_xchan_destroy(uco_xchan *c)
 	if (!c)
 		return -EINVAL;
 	pthread_mutex_lock(&c->lock);
-	bool busy = c->senders.head || c->receivers.head;
+	bool busy = !uco__list_empty(&c->senders) || !uco__list_empty(&c->receivers);
 	pthread_mutex_unlock(&c->lock);
 	if (busy)
 		return -EBUSY;

@@ -273,6 +273,64 @@ static void channel_between_loops(void)
 	printf("ok: 200,000 items between two loops on two threads\n");
 }
 
+/* ---- a loop with no task takes posted spawns; a failed thread stops the
+ * others (the inbox peek and the group's posts, under TSan) */
+
+static atomic_int idle_spawned;
+
+static void *counts_idle(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&idle_spawned, 1);
+	return NULL;
+}
+
+static void *spawns_into(void *loop)
+{
+	for (int i = 0; i < 100; i++)
+		uco_loop_spawn_threadsafe(loop, counts_idle, NULL);
+	return NULL;
+}
+
+static void *sleeps_long(void *arg)
+{
+	(void)arg;
+	uco_sleep(3600 * UCO_NS_PER_S);
+	return NULL;
+}
+
+static int setup_third_fails(uco_loop *loop, unsigned index, void *arg)
+{
+	(void)arg;
+	if (index == 2) {
+		sleep_us(20000);
+		return -EIO;
+	}
+	return uco_spawn(loop, NULL, sleeps_long, NULL);
+}
+
+static void idle_loops_and_failed_threads(void)
+{
+	uco_loop *loop;
+	CHECK(uco_loop_create(&loop, NULL) == 0, "loop");
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++)
+		pthread_create(&th[i], NULL, spawns_into, loop);
+	int runs = 0;
+	while (atomic_load(&idle_spawned) < 300 && runs++ < 100000) {
+		int r = uco_loop_run(loop);
+		CHECK(r == 0, "run: %d", r);
+		if (r)
+			break;
+	}
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	CHECK(uco_loop_run(loop) == 0, "last run");
+	CHECK(atomic_load(&idle_spawned) == 300, "%d of 300 spawns ran", atomic_load(&idle_spawned));
+	CHECK(uco_loop_close(loop) == 0, "close");
+	CHECK(uco_run_threads(4, 0, setup_third_fails, NULL) == -EIO, "run_threads");
+}
+
 int main(void)
 {
 	uco_loop *probe;
@@ -288,6 +346,7 @@ int main(void)
 	shutdown_drops_queue();
 	calls_from_threads();
 	channel_between_loops();
+	idle_loops_and_failed_threads();
 	printf("%d passed, %d failed\n", checks - failures, failures);
 	return failures ? 1 : 0;
 }

@@ -509,3 +509,131 @@ Test(executor, getaddrinfo_runs_on_the_default_executor)
 	test_close(loop);
 	cr_assert_str_eq(uco_gai_strerror(-ENOENT), strerror(ENOENT));
 }
+
+/* ---- Ctrl-C after the default executor started */
+
+#include <signal.h>
+#include <sys/wait.h>
+
+static volatile int got_sigint;
+
+static void on_sigint(int signo, void *loop)
+{
+	got_sigint = signo;
+	uco_loop_stop(loop);
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/* Starts the default executor's workers, then asks for SIGINT and sends
+ * it to the whole process (kill, not raise: the kernel picks a thread that
+ * does not block it).  A worker with SIGINT unblocked would take it with
+ * the default disposition and kill the process. */
+static void *starts_workers_then_presses_ctrl_c(void *loop)
+{
+	if (uco_run_in_executor(NULL, nothing, NULL, NULL))
+		_exit(2);
+	if (uco_loop_on_signal(loop, SIGINT, on_sigint, loop))
+		_exit(3);
+	kill(getpid(), SIGINT);
+	/* Waits for the signal through the loop (the deadline only bounds a
+	 * broken run). */
+	uco_sleep(20 * UCO_NS_PER_S);
+	return NULL;
+}
+
+Test(executor, ctrl_c_after_the_workers_started_reaches_the_loop)
+{
+	uco_loop *loop = test_loop();
+	cr_assert_eq(uco_loop_close(loop), 0);
+	/* In a child of its own: it must not depend on the runner's threads. */
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		uco_loop *l;
+		if (uco_loop_create(&l, NULL))
+			_exit(4);
+		if (uco_spawn(l, NULL, starts_workers_then_presses_ctrl_c, l))
+			_exit(5);
+		int r = uco_loop_run(l);
+		if (got_sigint != SIGINT || r != 1)
+			_exit(6);
+		uco_loop_cancel_all(l);
+		uco_loop_run(l);
+		_exit(uco_loop_close(l) ? 7 : 0);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(!WIFSIGNALED(status), "killed by signal %d", WTERMSIG(status));
+	cr_assert_eq(WEXITSTATUS(status), 0);
+}
+
+/* ---- asyncio's shutdown with a job in a worker: cancel all, stop, run
+ * once more, close */
+
+static atomic_int job_started;
+
+static void *blocks_300ms(void *arg)
+{
+	(void)arg;
+	atomic_store(&job_started, 1);
+	sleep_ms(300);
+	return NULL;
+}
+
+static void *waits_for_a_blocked_job(void *arg)
+{
+	(void)arg;
+	int err = uco_run_in_executor(NULL, blocks_300ms, NULL, NULL);
+	return err ? uco_fail(err) : NULL;
+}
+
+static void *stops_once_the_job_runs(void *loop)
+{
+	while (!atomic_load(&job_started))
+		uco_sleep(MS(1));
+	uco_loop_stop(loop);
+	return NULL;
+}
+
+static void cancel_all_of(void *loop)
+{
+	cr_assert_eq(uco_loop_cancel_all(loop), 1);
+}
+
+static void shutdown_with_a_job_in_flight(bool cancel_inside)
+{
+	uco_loop *loop = test_loop();
+	atomic_store(&job_started, 0);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, waits_for_a_blocked_job, NULL), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, stops_once_the_job_runs, loop), 0);
+	cr_assert_eq(uco_loop_run(loop), 1, "stopped with the task left");
+	if (cancel_inside) {
+		/* The second run is the one that cancels and stops (a
+		 * signal handler's shape). */
+		cr_assert_eq(uco_loop_call(loop, cancel_all_of, loop), 0);
+	} else {
+		cr_assert_eq(uco_loop_cancel_all(loop), 1);
+	}
+	cr_assert_eq(uco_loop_stop(loop), 0);
+	/* Once more: the cancellation finishes although the job holds the
+	 * task until the worker is done with its memory. */
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(uco_task_state_get(t), UCO_TASK_CANCELLED);
+	uco_task_release(t);
+	cr_assert_eq(uco_loop_close(loop), 0);
+}
+
+Test(executor, cancel_all_stop_run_once_more_and_close_with_a_job_in_a_worker)
+{
+	shutdown_with_a_job_in_flight(false);
+}
+
+Test(executor, the_same_when_a_posted_call_cancels)
+{
+	shutdown_with_a_job_in_flight(true);
+}

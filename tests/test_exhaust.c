@@ -166,6 +166,8 @@ Test(exhaust, a_full_descriptor_table_is_survived_by_acceptor_and_accept, .timeo
 	uco_task *t;
 	cr_assert_eq(uco_spawn(loop, &t, server, loop), 0);
 	int r = uco_loop_run_until(loop, t, NULL);
+	if (!r)
+		r = uco_task_result(t, NULL);
 	uco_task_release(t);
 	free_some(st.nfillers);
 	cr_assert_eq(r, 0, "server: %d", r);

@@ -256,6 +256,8 @@ static int run_task(uco_loop *loop, uco_fn fn, void *arg)
 	if (err)
 		return err;
 	err = uco_loop_run_until(loop, t, NULL);
+	if (!err)
+		err = uco_task_result(t, NULL);
 	uco_task_release(t);
 	return err;
 }
@@ -346,9 +348,11 @@ static int body_spawn(uco_loop **lp)
 	if (!err)
 		err = uco_task_add_done_callback(a, count_callback, NULL);
 	void *v = NULL;
-	if (!err && (err = uco_loop_run_until(loop, b, &v)) == 0 && v != (void *)2)
+	if (!err && (err = uco_loop_run_until(loop, b, &v)) == 0 &&
+	    (err = uco_task_result(b, &v)) == 0 && v != (void *)2)
 		BAD("wrong value");
-	if (!err && (err = uco_loop_run_until(loop, a, &v)) == 0 && v != (void *)1)
+	if (!err && (err = uco_loop_run_until(loop, a, &v)) == 0 &&
+	    (err = uco_task_result(a, &v)) == 0 && v != (void *)1)
 		BAD("wrong value");
 	if (!err && fx.callbacks != 1)
 		BAD("the done-callback did not run once");
@@ -651,6 +655,8 @@ static int body_acceptor(uco_loop **lp)
 		return err;
 	}
 	err = uco_loop_run_until(*lp, t, NULL);
+	if (!err)
+		err = uco_task_result(t, NULL);
 	uco_task_release(t);
 	return err;
 }
@@ -700,6 +706,8 @@ static int body_stream(uco_loop **lp)
 		uco_recv_stream_close(s);
 	} else {
 		err = uco_loop_run_until(*lp, t, NULL);
+		if (!err)
+			err = uco_task_result(t, NULL);
 		uco_task_release(t);
 	}
 	/* -EBUSY while the stream's cancel is on its way: the close frees it. */

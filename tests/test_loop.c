@@ -261,3 +261,23 @@ Test(loop, version_matches_the_header)
 	cr_assert_eq(UCO_VERSION_NUMBER, UCO_VERSION_MAJOR * 10000 + UCO_VERSION_MINOR * 100 +
 	                                     UCO_VERSION_PATCH);
 }
+
+static void *fails_like_a_stop(void *arg)
+{
+	(void)arg;
+	return uco_fail(-EINTR);
+}
+
+Test(loop, run_until_tells_a_task_failing_EINTR_from_a_stop)
+{
+	uco_loop *loop = test_loop();
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, fails_like_a_stop, NULL), 0);
+	void *v = (void *)1;
+	/* The run went well: the task finished. */
+	cr_assert_eq(uco_loop_run_until(loop, t, &v), 0);
+	cr_assert_null(v);
+	cr_assert_eq(uco_task_result(t, NULL), -EINTR, "the task's own failure");
+	uco_task_release(t);
+	test_close(loop);
+}

@@ -290,3 +290,103 @@ Test(threads, the_same_with_the_eventfd_doorbell, .timeout = 60)
 	xno_msg_ring = true;
 	storm();
 }
+
+/* ---- posts into a loop with no task */
+
+static atomic_int idle_ran;
+
+static void *counts_a_run(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&idle_ran, 1);
+	return NULL;
+}
+
+static void *spawns_twice_into_an_idle_loop(void *loop)
+{
+	cr_assert_eq(uco_loop_spawn_threadsafe(loop, counts_a_run, NULL), 0);
+	cr_assert_eq(uco_loop_spawn_threadsafe(loop, counts_a_run, NULL), 0);
+	return NULL;
+}
+
+Test(threads, a_spawn_into_a_loop_with_no_task_runs_at_the_next_run)
+{
+	uco_loop *loop = test_loop();
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, spawns_twice_into_an_idle_loop, loop), 0);
+	pthread_join(th, NULL);
+	/* Nothing live, two calls posted: the run takes them, runs both
+	 * tasks, and returns once nothing is live and nothing is posted. */
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(atomic_load(&idle_ran), 2);
+	test_close(loop);
+}
+
+static void *calls_stop_later(void *loop)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	cr_assert_eq(uco_loop_spawn_threadsafe(loop, counts_a_run, NULL), 0);
+	return NULL;
+}
+
+static void *waits_for_the_spawned_one(void *arg)
+{
+	(void)arg;
+	/* Counted work in flight, so the loop waits in the kernel, where
+	 * the doorbell finds it. */
+	while (atomic_load(&idle_ran) == 0)
+		uco_sleep(MS(5));
+	return NULL;
+}
+
+Test(threads, a_loop_waiting_in_run_gets_a_task_spawned_from_a_thread)
+{
+	uco_loop *loop = test_loop();
+	atomic_store(&idle_ran, 0);
+	cr_assert_eq(uco_spawn(loop, NULL, waits_for_the_spawned_one, NULL), 0);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, calls_stop_later, loop), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(atomic_load(&idle_ran), 1);
+	pthread_join(th, NULL);
+	test_close(loop);
+}
+
+/* ---- one thread's setup fails while the others run */
+
+static void *sleeps_an_hour(void *arg)
+{
+	(void)arg;
+	uco_sleep(3600 * UCO_NS_PER_S);
+	return NULL;
+}
+
+static int setup_one_fails(uco_loop *loop, unsigned index, void *arg)
+{
+	(void)arg;
+	if (index == 2) {
+		/* Late, so that the others are already running. */
+		struct timespec ts = { 0, 30 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		return -EIO;
+	}
+	return uco_spawn(loop, NULL, sleeps_an_hour, NULL);
+}
+
+static int setup_first_fails(uco_loop *loop, unsigned index, void *arg)
+{
+	(void)arg;
+	if (index == 0)
+		return -ENOTSUP;
+	/* Late, so that the failure came first. */
+	struct timespec ts = { 0, 30 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	return uco_spawn(loop, NULL, sleeps_an_hour, NULL);
+}
+
+Test(threads, a_failed_setup_stops_the_other_loops_and_is_returned, .timeout = 30)
+{
+	cr_assert_eq(uco_run_threads(4, 0, setup_one_fails, NULL), -EIO);
+	cr_assert_eq(uco_run_threads(3, 0, setup_first_fails, NULL), -ENOTSUP);
+}

@@ -523,6 +523,8 @@ static int resolve_target(struct run *run)
 	uco_task *task;
 	if (!(err = uco_spawn(loop, &task, resolve, run))) {
 		err = uco_loop_run_until(loop, task, NULL);
+		if (!err)
+			err = uco_task_result(task, NULL); /* the resolver's own failure */
 		uco_task_release(task);
 	}
 	uco_loop_close(loop);

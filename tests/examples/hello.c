@@ -31,7 +31,8 @@ int main(void)
 	const char *url = "http://www.imooc.com";
 	if ((err = uco_spawn(loop, &task, get_html, (void *)url)) ||
 	    (err = uco_task_add_done_callback(task, send_email, (void *)url)) ||
-	    (err = uco_loop_run_until(loop, task, &value))) {
+	    (err = uco_loop_run_until(loop, task, NULL)) ||
+	    (err = uco_task_result(task, &value))) {
 		fprintf(stderr, "uco: error %d\n", err);
 		return 1;
 	}
