@@ -594,6 +594,8 @@ UCO_API int uco_shutdown(int fd, int how);
 UCO_API int uco_openat(int dirfd, const char *path, int flags, mode_t mode);
 UCO_API int uco_openat_dl(int dirfd, const char *path, int flags, mode_t mode,
                           int64_t deadline);
+/* Closes fd whatever happens, as close(2): a cancellation neither stops nor
+ * interrupts it (it stays pending for the next blocking call). */
 UCO_API int uco_close(int fd);
 /* fsync, or fdatasync with datasync != 0. */
 UCO_API int uco_fsync(int fd, int datasync);
