@@ -133,6 +133,7 @@ int uco_acceptor_open(uco_loop *loop, uco_acceptor **out, int listen_fd, int fla
 	if (!a)
 		return -ENOMEM;
 	a->done.complete = accepted;
+	a->done.res_is_fd = true;
 	a->loop = loop;
 	a->listen_fd = listen_fd;
 	a->flags = flags;

@@ -150,6 +150,9 @@ struct uco__completion {
 	/* A standing listener (the executor inbox's eventfd read): it does
 	 * not count as work in flight, so it never keeps a loop running. */
 	bool uncounted;
+	/* Its CQEs' res >= 0 is a new descriptor (accept, openat, socket):
+	 * closed if the loop closes before the CQE is handed over. */
+	bool res_is_fd;
 };
 
 /* ------------------------------------------------------------ resources */
@@ -335,6 +338,9 @@ void uco__forget_opcode(uco_loop *loop, unsigned op);
 /* ring.c */
 int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags);
 void uco__ring_exit(uco_loop *loop);
+/* At uco_loop_close, before uco__ring_exit: cancel what is still in flight
+ * and close the descriptors in completions nobody will reap. */
+void uco__ring_drain(uco_loop *loop);
 /* An SQE whose CQE will be handed to `c` (NULL: none expected).  When the
  * SQ is full the pending SQEs are submitted first, so an operation is never
  * dropped.  NULL only if the kernel keeps refusing (-EBUSY/-ENOMEM). */

@@ -111,6 +111,8 @@ static struct io_uring_sqe *op_start(struct op *op, unsigned opcode, int64_t dea
 		return NULL;
 	}
 	*op = (struct op){ .done.complete = op_done, .task = self, .opcode = (uint8_t)opcode };
+	op->done.res_is_fd = opcode == IORING_OP_ACCEPT || opcode == IORING_OP_OPENAT ||
+	                     opcode == IORING_OP_SOCKET;
 	*err = uco__sqe_reserve(self->loop, deadline >= 0 ? 2 : 1);
 	if (*err)
 		return NULL;

@@ -568,6 +568,7 @@ int uco_loop_close(uco_loop *loop)
 	uco__loop_executor_close(loop);
 	/* Tear the ring down first: the kernel then holds no SQE that points
 	 * at memory freed below. */
+	uco__ring_drain(loop);
 	uco__ring_exit(loop);
 	free(loop->fixed_used);
 	uco__inbox_destroy(loop->inbox);

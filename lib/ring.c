@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -90,6 +91,52 @@ int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags)
 void uco__ring_exit(uco_loop *loop)
 {
 	io_uring_queue_exit(&loop->ring);
+}
+
+/*
+ * The loop is closing: nothing will hand completions over any more, and the
+ * descriptors that accepts (the acceptor's multishot above all) and opens
+ * completed for nobody would stay open in the process.  On a plain ring the
+ * kernel completes an accept as soon as a client connects, whether or not
+ * the loop reaps again.  So cancel everything still in flight (5.19+), then
+ * read the CQEs until the counted work is over, closing every descriptor
+ * they carry.  Bounded: where the cancel is refused, or something in
+ * flight does not end, the ring's teardown has the last word.
+ */
+void uco__ring_drain(uco_loop *loop)
+{
+	struct io_uring *ring = &loop->ring;
+	struct uco__completion cancel = { 0 };
+	int cancel_res = 1; /* not answered yet */
+	struct io_uring_sqe *sqe = uco__sqe_get(loop, NULL);
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+		io_uring_sqe_set_data(sqe, &cancel);
+	}
+	io_uring_submit_and_get_events(ring);
+	for (int waits = 0;;) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(ring, head, cqe) {
+			n++;
+			struct uco__completion *c = (struct uco__completion *)(uintptr_t)cqe->user_data;
+			if (c == &cancel) {
+				cancel_res = cqe->res;
+				continue;
+			}
+			if (!c || cqe->user_data == LIBURING_UDATA_TIMEOUT)
+				continue;
+			if (c->res_is_fd && cqe->res >= 0)
+				close(cqe->res);
+			if (!(cqe->flags & IORING_CQE_F_MORE) && !c->uncounted)
+				loop->inflight--;
+		}
+		io_uring_cq_advance(ring, n);
+		if (!loop->inflight || cancel_res == -EINVAL || (n == 0 && ++waits > 20))
+			break;
+		struct __kernel_timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+		io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+	}
 }
 
 /* Hand one CQE to its completion. */

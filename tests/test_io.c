@@ -2,6 +2,7 @@
 /* IO through the ring: pipes, TCP on loopback, files; deadlines,
  * cancellation with stack buffers, bad descriptors, batching. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -942,6 +943,53 @@ Test(io, closing_a_loop_frees_what_was_left_open)
 	close(sv[0]);
 	close(sv[1]);
 	close(l);
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	cr_assert(d);
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void *opens_acceptor(void *arg)
+{
+	uco_acceptor *a;
+	return (void *)(intptr_t)uco_acceptor_open(NULL, &a, *(int *)arg, SOCK_CLOEXEC);
+}
+
+/* On a plain ring the kernel accepts as soon as a client connects (task
+ * work run on the way back from any system call) and posts the new
+ * descriptor in a CQE, whether or not the loop ever reaps it again. */
+Test(io, closing_a_loop_closes_connections_accepted_but_never_reaped)
+{
+	int before = count_fds();
+	uco_loop_opts opts = { .flags = UCO_LOOP_PLAIN_RING };
+	uco_loop *loop = test_loop_opts(&opts);
+	struct sockaddr_in addr;
+	int l = listen_loopback(&addr);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, opens_acceptor, &l), 0);
+	void *v;
+	cr_assert_eq(uco_loop_run_until(loop, t, &v), 0); /* the accept is submitted */
+	cr_assert_eq((intptr_t)v, 0);
+	uco_task_release(t);
+	enum { CLIENTS = 3 };
+	int c[CLIENTS];
+	for (int i = 0; i < CLIENTS; i++) {
+		c[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_eq(connect(c[i], (struct sockaddr *)&addr, sizeof addr), 0);
+	}
+	usleep(10000); /* more system calls: the task work has run */
+	test_close(loop);
+	for (int i = 0; i < CLIENTS; i++)
+		close(c[i]);
+	close(l);
+	cr_assert_eq(count_fds(), before, "%d descriptors leaked", count_fds() - before);
 }
 
 /* ---- deadlines on the acceptor and on receive streams */
