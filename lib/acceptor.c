@@ -209,8 +209,6 @@ int uco_acceptor_close(uco_acceptor *a)
 		free_acceptor(a);
 		return 0;
 	}
-	struct io_uring_sqe *sqe = uco__sqe_get(a->loop, NULL);
-	if (sqe)
-		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&a->done, 0);
+	uco__cancel_request(a->loop, &a->done);
 	return 0;
 }

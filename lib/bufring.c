@@ -268,9 +268,8 @@ static void received(uco_loop *loop, struct uco__completion *c, const struct io_
 			give_back(s->br, bid);
 		s->lost = -ENOMEM;
 		s->ended = true;
-		struct io_uring_sqe *sqe = more ? uco__sqe_get(loop, NULL) : NULL;
-		if (sqe)
-			io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&s->done, 0);
+		if (more)
+			uco__cancel_request(loop, &s->done);
 	} else if (cqe->res <= 0) {
 		s->ended = true;
 	}
@@ -370,8 +369,6 @@ int uco_recv_stream_close(uco_recv_stream *s)
 		free_stream(s, true);
 		return 0;
 	}
-	struct io_uring_sqe *sqe = uco__sqe_get(s->br->loop, NULL);
-	if (sqe)
-		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&s->done, 0);
+	uco__cancel_request(s->br->loop, &s->done);
 	return 0;
 }

@@ -153,6 +153,10 @@ struct uco__completion {
 	/* Its CQEs' res >= 0 is a new descriptor (accept, openat, socket):
 	 * closed if the loop closes before the CQE is handed over. */
 	bool res_is_fd;
+	/* A cancel request for it waits in loop->cancels (no SQE could be
+	 * had): see uco__cancel_request(). */
+	bool cancel_queued;
+	struct uco__completion *next_cancel;
 };
 
 /* ------------------------------------------------------------ resources */
@@ -296,6 +300,8 @@ struct uco_loop {
 	int64_t next_trim;        /* uco_now() of the next pool trim */
 	struct uco__inbox *inbox; /* posts from executor threads */
 	struct uco__resource *resources;
+	/* Cancel requests no SQE could be had for, sent next turn (ring.c). */
+	struct uco__completion *cancels;
 	struct signals *signals;  /* uco_loop_on_signal's listener */
 	uint16_t next_bgid;       /* provided-buffer group ids handed out */
 	uint64_t *fixed_used;     /* bitmap of the fixed-file table, or NULL */
@@ -338,6 +344,10 @@ void uco__forget_opcode(uco_loop *loop, unsigned op);
 /* ring.c */
 int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags);
 void uco__ring_exit(uco_loop *loop);
+/* Ask the kernel to cancel c's operation (IORING_OP_ASYNC_CANCEL).  Never
+ * lost: with no SQE to be had now, the request waits on the loop and is sent
+ * at the start of the next turn, unless the operation ends first. */
+void uco__cancel_request(uco_loop *loop, struct uco__completion *c);
 /* At uco_loop_close, before uco__ring_exit: cancel what is still in flight
  * and close the descriptors in completions nobody will reap. */
 void uco__ring_drain(uco_loop *loop);

@@ -80,10 +80,7 @@ static void op_done(uco_loop *loop, struct uco__completion *c,
 static void cancel_op(uco_task *t)
 {
 	struct op *op = t->wait_data;
-	struct io_uring_sqe *sqe = uco__sqe_get(t->loop, NULL);
-	if (!sqe)
-		return; /* no SQE: the operation completes on its own */
-	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&op->done, 0);
+	uco__cancel_request(t->loop, &op->done);
 	op->cancel_sent = true;
 }
 

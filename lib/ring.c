@@ -139,6 +139,18 @@ void uco__ring_drain(uco_loop *loop)
 	}
 }
 
+/* An operation with a cancel request still queued ended on its own: the
+ * request goes, before the memory it points to may. */
+static void unqueue_cancel(uco_loop *loop, struct uco__completion *c)
+{
+	for (struct uco__completion **p = &loop->cancels; *p; p = &(*p)->next_cancel)
+		if (*p == c) {
+			*p = c->next_cancel;
+			break;
+		}
+	c->cancel_queued = false;
+}
+
 /* Hand one CQE to its completion. */
 static void dispatch(uco_loop *loop, const struct io_uring_cqe *cqe)
 {
@@ -148,8 +160,12 @@ static void dispatch(uco_loop *loop, const struct io_uring_cqe *cqe)
 	if (data == 0 || data == LIBURING_UDATA_TIMEOUT)
 		return;
 	struct uco__completion *c = (struct uco__completion *)(uintptr_t)data;
-	if (!(cqe->flags & IORING_CQE_F_MORE) && !c->uncounted)
-		loop->inflight--;
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		if (!c->uncounted)
+			loop->inflight--;
+		if (c->cancel_queued)
+			unqueue_cancel(loop, c);
+	}
 	c->complete(loop, c, cqe);
 }
 
@@ -224,6 +240,40 @@ struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c)
 	return sqe;
 }
 
+/*
+ * A cancellation is a request the task waits on (it resumes only at its
+ * operation's CQE), so losing one would leave the task waiting for good.
+ * When the kernel refuses submissions (-EBUSY, -EAGAIN, -ENOMEM) no SQE can
+ * be had: the request is queued on the loop, intrusively (queueing cannot
+ * fail), and uco__ring_turn() sends the queue first thing.
+ */
+void uco__cancel_request(uco_loop *loop, struct uco__completion *c)
+{
+	if (c->cancel_queued)
+		return;
+	struct io_uring_sqe *sqe = uco__sqe_get(loop, NULL);
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)c, 0);
+		return;
+	}
+	c->cancel_queued = true;
+	c->next_cancel = loop->cancels;
+	loop->cancels = c;
+}
+
+static void send_queued_cancels(uco_loop *loop)
+{
+	while (loop->cancels) {
+		struct io_uring_sqe *sqe = uco__sqe_get(loop, NULL);
+		if (!sqe)
+			return; /* still refused: next turn */
+		struct uco__completion *c = loop->cancels;
+		loop->cancels = c->next_cancel;
+		c->cancel_queued = false;
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)c, 0);
+	}
+}
+
 int uco__sqe_reserve(uco_loop *loop, unsigned n)
 {
 	if (io_uring_sq_space_left(&loop->ring) >= n)
@@ -237,6 +287,8 @@ int uco__sqe_reserve(uco_loop *loop, unsigned n)
 int uco__ring_turn(uco_loop *loop, bool wait, int64_t timeout_ns)
 {
 	struct io_uring *ring = &loop->ring;
+	if (loop->cancels)
+		send_queued_cancels(loop);
 	unsigned pending = io_uring_sq_ready(ring);
 	int ret = 0;
 
