@@ -288,9 +288,9 @@ UCO_API int uco_gather(uco_task *const *tasks, size_t n, void **values, int *err
                        unsigned flags);
 
 /* A task that gathers `tasks` (asyncio's gather() future, for groups of
- * groups): it ends with uco_gather()'s failure as its own, -ECHILD with
- * UCO_GATHER_COLLECT when some failed, or value NULL.  The array must
- * outlive it.  Cancelling it cancels them all once it runs; cancelled
+ * groups): it ends with uco_gather()'s failure as its own, or value NULL;
+ * with UCO_GATHER_COLLECT it ends done, its value the number that failed
+ * (cast to uintptr_t).  The array must outlive it.  Cancelling it cancels them all once it runs; cancelled
  * before it first ran, it ends without gathering (nor cancelling). */
 UCO_API int uco_spawn_gather(uco_loop *loop, uco_task **out, uco_task *const *tasks,
                              size_t n, unsigned flags);

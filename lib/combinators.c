@@ -197,8 +197,11 @@ static void *run_gather(void *arg)
 {
 	struct gather_call call = *(struct gather_call *)arg;
 	int r = uco_gather(call.tasks, call.n, NULL, NULL, call.flags);
+	/* COLLECT, as asyncio's gather(return_exceptions=True) future: done
+	 * whatever the tasks did, with how many failed as the value (each
+	 * task's own result says which). */
 	if (r > 0)
-		r = -ECHILD; /* COLLECT: some failed */
+		return (void *)(uintptr_t)r;
 	return r ? uco_fail(r) : NULL;
 }
 

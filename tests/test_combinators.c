@@ -198,6 +198,37 @@ Test(gather, groups_of_groups_and_cancelling_the_outer_cancels_every_leaf)
 	test_close(loop);
 }
 
+/* asyncio's gather(return_exceptions=True) future succeeds whatever its
+ * children did: so does a spawned COLLECT gather, with how many failed as
+ * its value; each task's own result stays readable. */
+Test(gather, a_spawned_collect_gather_is_done_and_counts_the_failures)
+{
+	uco_loop *loop = test_loop();
+	uco_task *t[3], *collect, *first;
+	cr_assert_eq(uco_spawn(loop, &t[0], sleeps_then, (void *)(intptr_t)2), 0);
+	cr_assert_eq(uco_spawn(loop, &t[1], sleeps_then, (void *)(intptr_t)-1), 0);
+	cr_assert_eq(uco_spawn(loop, &t[2], sleeps_then, (void *)(intptr_t)3), 0);
+	cr_assert_eq(uco_task_cancel(t[2]), 0);
+	cr_assert_eq(uco_spawn_gather(loop, &collect, t, 3, UCO_GATHER_COLLECT), 0);
+	cr_assert_eq(uco_spawn_gather(loop, &first, t, 3, 0), 0);
+	void *v = NULL;
+	cr_assert_eq(uco_loop_run_until(loop, collect, &v), 0);
+	cr_assert_eq(uco_task_state_get(collect), UCO_TASK_DONE);
+	cr_assert_eq((uintptr_t)v, 2, "two of three failed: %p", v);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(uco_task_result(t[0], &v), 0);
+	cr_assert_eq((intptr_t)v, 2);
+	cr_assert_eq(uco_task_result(t[1], NULL), -EIO);
+	cr_assert_eq(uco_task_result(t[2], NULL), -ECANCELED);
+	/* Without COLLECT the gather still fails with the first failure. */
+	cr_assert_eq(uco_task_state_get(first), UCO_TASK_CANCELLED);
+	for (int i = 0; i < 3; i++)
+		uco_task_release(t[i]);
+	uco_task_release(collect);
+	uco_task_release(first);
+	test_close(loop);
+}
+
 /* ---- wait, wait_for, shield, as_completed */
 
 static void *waits_modes(void *arg)
