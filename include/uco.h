@@ -297,8 +297,8 @@ UCO_API int uco_spawn_gather(uco_loop *loop, uco_task **out, uco_task *const *ta
 
 /* Wait until the condition holds or the deadline passes; cancels nothing.
  * done[i] (if given) is set to 1 for the tasks that have finished and 0
- * for the others.  Returns how many have finished, -ECANCELED, -EPERM,
- * -EINVAL. */
+ * for the others.  Returns how many have finished, -ETIMEDOUT if the
+ * deadline passed first (done[] written), -ECANCELED, -EPERM, -EINVAL. */
 #define UCO_WAIT_ALL_COMPLETED 0
 #define UCO_WAIT_FIRST_COMPLETED 1
 #define UCO_WAIT_FIRST_EXCEPTION 2 /* a failure or cancellation, or all done */

@@ -244,8 +244,16 @@ static void *waits_modes(void *arg)
 	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_FIRST_EXCEPTION, UCO_FOREVER, done), 2);
 	cr_assert(done[1]);
 	int64_t t0 = uco_now();
-	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_ALL_COMPLETED, t0 + MS(5), done), 2, "timed out");
+	done[0] = done[1] = done[2] = 9;
+	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_ALL_COMPLETED, t0 + MS(5), done), -ETIMEDOUT);
 	cr_assert_geq(uco_now() - t0, MS(5));
+	cr_assert(!done[0] && done[1] && done[2], "done[] is written on expiry too");
+	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_ALL_COMPLETED, 0, NULL), -ETIMEDOUT, "try once");
+	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_FIRST_COMPLETED, 0, done), 2,
+	             "try once, and the condition holds");
+	unsigned char taken[3] = { 0, 1, 1 };
+	cr_assert_eq(uco_next_completed(t, 3, taken, uco_now() + MS(1)), -ETIMEDOUT,
+	             "the same rule as uco_wait");
 	cr_assert_eq(uco_task_state_get(t[0]), UCO_TASK_PENDING, "wait cancels nothing");
 	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_ALL_COMPLETED, UCO_FOREVER, done), 3);
 	cr_assert_eq(uco_wait(t, 3, 7, UCO_FOREVER, done), -EINVAL);
