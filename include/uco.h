@@ -16,6 +16,7 @@
 #ifndef UCO_H
 #define UCO_H
 
+#include <errno.h> /* the negative errno values every call returns */
 #include <stddef.h>
 #include <stdint.h>
 #include <signal.h>
