@@ -75,7 +75,12 @@ typedef struct uco_loop_opts {
 	unsigned ring_entries;
 	/* UCO_LOOP_* flags. */
 	unsigned flags;
-	unsigned reserved_[4]; /* must be zero */
+	/* Buffers a receive stream may hold unconsumed before it stops
+	 * receiving until its task has taken half of them (so that one stalled
+	 * connection cannot drain a shared buffer ring).  Default: an eighth
+	 * of the stream's ring's buffers, 1 to 16. */
+	unsigned recv_stream_hold;
+	unsigned reserved_[3]; /* must be zero */
 } uco_loop_opts;
 
 #define UCO_STACK_SIZE_DEFAULT (64u * 1024)
@@ -623,7 +628,9 @@ UCO_API ssize_t uco_splice_dl(int fd_in, int64_t off_in, int fd_out, int64_t off
 typedef struct uco_acceptor uco_acceptor;
 UCO_API int uco_acceptor_open(uco_loop *loop, uco_acceptor **out, int listen_fd, int flags);
 /* From a coroutine: the next accepted descriptor (yours to close), or
- * -errno: an accept error (-EMFILE ...; the acceptor goes on), -ETIMEDOUT,
+ * -errno: an accept error (the acceptor goes on; -EMFILE, -ENFILE,
+ * -ENOBUFS, -ENOMEM: back off, then ask again; -ECONNABORTED and network
+ * errors: ask again; see uco_acceptor_open(3)), -ETIMEDOUT,
  * -ECANCELED, -ESHUTDOWN if the acceptor was closed while this call
  * waited (after uco_acceptor_close() the handle is gone). */
 UCO_API int uco_acceptor_next(uco_acceptor *a);
@@ -642,7 +649,10 @@ typedef struct uco_bufring uco_bufring;
 UCO_API int uco_bufring_create(uco_loop *loop, uco_bufring **out, unsigned count, unsigned size);
 UCO_API int uco_bufring_destroy(uco_bufring *br);
 
-/* A multishot receive on a connected socket into br's buffers. */
+/* A multishot receive on a connected socket into br's buffers.  A stream
+ * holds at most about uco_loop_opts.recv_stream_hold buffers unconsumed
+ * (then stops receiving until its task takes chunks), so that one stalled
+ * connection cannot drain a ring that others share. */
 typedef struct uco_recv_stream uco_recv_stream;
 UCO_API int uco_recv_stream_open(uco_recv_stream **out, int fd, uco_bufring *br);
 /* From a coroutine: the next chunk, its bytes at *data, valid until the

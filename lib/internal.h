@@ -304,6 +304,7 @@ struct uco_loop {
 	struct uco__completion *cancels;
 	struct signals *signals;  /* uco_loop_on_signal's listener */
 	uint16_t next_bgid;       /* provided-buffer group ids handed out */
+	unsigned recv_stream_hold; /* uco_loop_opts's, 0: bufring.c's default */
 	uint64_t *fixed_used;     /* bitmap of the fixed-file table, or NULL */
 	uco_executor *executor;   /* the default executor, if any */
 	/* Executor jobs submitted this turn, for batch_ex, handed over in

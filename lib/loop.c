@@ -255,6 +255,7 @@ int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
 	if (loop->pool.guard_madvise)
 		loop->features |= UCO_RING_GUARD_MADVISE;
 	loop->owner = uco__thread_token();
+	loop->recv_stream_hold = opts->recv_stream_hold;
 	loop->next_trim = uco_now() + TRIM_PERIOD_NS;
 	/* Best effort: without it an overflow is a plain SIGSEGV. */
 	uco__overflow_watch();

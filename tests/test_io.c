@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -990,6 +991,153 @@ Test(io, closing_a_loop_closes_connections_accepted_but_never_reaped)
 		close(c[i]);
 	close(l);
 	cr_assert_eq(count_fds(), before, "%d descriptors leaked", count_fds() - before);
+}
+
+/* ---- one client that never reads its replies, beside many that do */
+
+/* A server on the multishot acceptor and receive streams sharing one
+ * buffer ring answers each 8-byte request with 2 KiB.  One client
+ * pipelines requests without ever reading: its connection's task blocks
+ * in a send while its data keeps arriving.  Every other client, old or
+ * new, must still get its answers. */
+enum { POLITE = 20, ROUNDS = 5, REQ = 8, REPLY = 2048, RING_BUFS = 32, BUF_SIZE = 256 };
+
+static struct {
+	uco_bufring *br;
+	int listen_fd;
+	struct sockaddr_in addr;
+	uco_event flooded;  /* the rude client has sent more than the ring holds */
+	int answered;       /* polite round trips that got their reply */
+	size_t rude_sent;
+} pl;
+
+static char reply_bytes[REPLY];
+
+static void *serves_connection(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	int small = 4096; /* replies back up at once for a client that does not read */
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+	uco_recv_stream *s;
+	if (uco_recv_stream_open(&s, fd, pl.br) == 0) {
+		size_t pending = 0;
+		const void *data;
+		ssize_t n;
+		while ((n = uco_recv_stream_next(s, &data)) > 0)
+			for (pending += (size_t)n; pending >= REQ; pending -= REQ)
+				if (uco_write_all(fd, reply_bytes, REPLY, UCO_FOREVER) != REPLY)
+					goto out;
+	out:
+		uco_recv_stream_close(s);
+	}
+	uco_close(fd);
+	return NULL;
+}
+
+static void *pipelining_server(void *arg)
+{
+	(void)arg;
+	uco_acceptor *a;
+	cr_assert_eq(uco_acceptor_open(NULL, &a, pl.listen_fd, SOCK_CLOEXEC), 0);
+	int fd;
+	while ((fd = uco_acceptor_next(a)) >= 0)
+		cr_assert_eq(uco_spawn(NULL, NULL, serves_connection, (void *)(intptr_t)fd), 0);
+	uco_acceptor_close(a);
+	return NULL;
+}
+
+static int client_socket(int rcvbuf)
+{
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(c, 0);
+	if (rcvbuf)
+		setsockopt(c, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+	cr_assert_eq(uco_connect(c, (struct sockaddr *)&pl.addr, sizeof pl.addr), 0);
+	return c;
+}
+
+/* Sends requests in 256-byte batches and never reads a reply. */
+static void *rude_client(void *arg)
+{
+	(void)arg;
+	int c = client_socket(4096);
+	int one = 1; /* every batch on the wire at once, not held for an ACK */
+	setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	char batch[BUF_SIZE];
+	memset(batch, 'R', sizeof batch);
+	while (uco_write_all(c, batch, sizeof batch, UCO_FOREVER) == (ssize_t)sizeof batch) {
+		pl.rude_sent += sizeof batch;
+		if (pl.rude_sent >= 2 * RING_BUFS * BUF_SIZE)
+			uco_event_set(&pl.flooded);
+	}
+	close(c);
+	return NULL;
+}
+
+static void *polite_client(void *arg)
+{
+	(void)arg;
+	cr_assert_eq(uco_event_wait(&pl.flooded), 0);
+	int c = client_socket(0);
+	static char got[REPLY];
+	for (int r = 0; r < ROUNDS; r++) {
+		if (uco_write_all(c, "PING\r\n\r\n", REQ, UCO_FOREVER) != REQ)
+			break;
+		/* Generous: only a starved client gets anywhere near it. */
+		if (uco_read_full(c, got, REPLY, uco_now() + 10 * UCO_NS_PER_S) != REPLY)
+			break;
+		pl.answered++;
+	}
+	close(c);
+	return NULL;
+}
+
+static void *polite_clients_then_stop(void *arg)
+{
+	(void)arg;
+	uco_task *t[POLITE];
+	for (int i = 0; i < POLITE; i++)
+		cr_assert_eq(uco_spawn(NULL, &t[i], polite_client, NULL), 0);
+	uco_wait(t, POLITE, UCO_WAIT_ALL_COMPLETED, UCO_FOREVER, NULL);
+	for (int i = 0; i < POLITE; i++)
+		uco_task_release(t[i]);
+	uco_loop_cancel_all(uco_loop_current()); /* the server, the rude client */
+	return NULL;
+}
+
+static void pipelining_beside_polite_clients(unsigned hold)
+{
+	memset(&pl, 0, sizeof pl);
+	uco_loop_opts opts = { .recv_stream_hold = hold };
+	uco_loop *loop = test_loop_opts(&opts);
+	int err = uco_bufring_create(loop, &pl.br, RING_BUFS, BUF_SIZE);
+	if (err == -EOPNOTSUPP)
+		cr_skip_test("no provided buffer rings (Linux < 5.19)");
+	cr_assert_eq(err, 0);
+	pl.listen_fd = listen_loopback(&pl.addr);
+	cr_assert_eq(listen(pl.listen_fd, 64), 0);
+	uco_event_init(&pl.flooded);
+	cr_assert_eq(uco_spawn(loop, NULL, pipelining_server, NULL), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, rude_client, NULL), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, polite_clients_then_stop, NULL), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_gt(pl.rude_sent, (size_t)RING_BUFS * BUF_SIZE, "the rude client sent %zu bytes",
+	             pl.rude_sent);
+	cr_assert_eq(pl.answered, POLITE * ROUNDS, "%d of %d requests answered", pl.answered,
+	             POLITE * ROUNDS);
+	close(pl.listen_fd);
+	test_close(loop);
+}
+
+Test(io, a_client_that_never_reads_cannot_starve_the_others_of_buffers, .timeout = 60)
+{
+	pipelining_beside_polite_clients(0); /* the default bound: 4 of 32 */
+}
+
+Test(io, the_buffers_a_stream_may_hold_are_set_with_the_loop, .timeout = 60)
+{
+	pipelining_beside_polite_clients(1);
+	pipelining_beside_polite_clients(RING_BUFS / 2);
 }
 
 /* ---- deadlines on the acceptor and on receive streams */
