@@ -313,37 +313,16 @@ static bool fd_open(int fd)
 	return fcntl(fd, F_GETFD) != -1 || errno != EBADF;
 }
 
-/* Its own cancellation is pending when it closes (a cleanup path that runs
- * while a cancel is due): the descriptor must go all the same. */
-static void *closes_with_a_cancel_pending(void *arg)
-{
-	struct closing *c = arg;
-	cr_assert_eq(uco_task_cancel(uco_task_current()), 0);
-	c->closed = uco_close(c->fd);
-	c->after = uco_yield(); /* the cancellation was not used up */
-	return NULL;
-}
-
-Test(cancel, a_close_with_a_cancel_pending_still_releases_the_descriptor)
-{
-	uco_loop *loop = test_loop();
-	int p[2];
-	cr_assert_eq(pipe(p), 0);
-	struct closing c = { .fd = p[0], .closed = 1, .after = 1 };
-	uco_task *t;
-	cr_assert_eq(uco_spawn(loop, &t, closes_with_a_cancel_pending, &c), 0);
-	uco_loop_run_until(loop, t, NULL);
-	cr_assert_eq(c.closed, 0, "uco_close: %d", c.closed);
-	cr_assert(!fd_open(p[0]), "the descriptor is still open");
-	cr_assert_eq(c.after, -ECANCELED, "the cancellation is delivered by the next call");
-	uco_task_release(t);
-	close(p[1]);
-	test_close(loop);
-}
-
+/* Closes fd with a cancellation due: its own, requested before the close
+ * (a cleanup path that runs while a cancel is pending), or, with `other`
+ * set, one that task requests while the close is on its way to the kernel.
+ * The descriptor must go all the same, and the cancellation must stay for
+ * the next blocking call. */
 static void *closes(void *arg)
 {
 	struct closing *c = arg;
+	if (!c->other)
+		cr_assert_eq(uco_task_cancel(uco_task_current()), 0);
 	c->closed = uco_close(c->fd);
 	c->after = uco_yield();
 	return NULL;
@@ -356,7 +335,7 @@ static void *cancels_the_closer(void *arg)
 	return NULL;
 }
 
-Test(cancel, a_close_cancelled_in_flight_finishes_and_reports)
+static void close_under_cancel(bool in_flight)
 {
 	uco_loop *loop = test_loop();
 	int p[2];
@@ -364,15 +343,26 @@ Test(cancel, a_close_cancelled_in_flight_finishes_and_reports)
 	struct closing c = { .fd = p[0], .closed = 1, .after = 1 };
 	uco_task *closer;
 	cr_assert_eq(uco_spawn(loop, &closer, closes, &c), 0);
-	c.other = closer;
 	/* Runs right after the closer parked on its close, before the turn
 	 * submits it. */
-	cr_assert_eq(uco_spawn(loop, NULL, cancels_the_closer, &c), 0);
+	c.other = in_flight ? closer : NULL;
+	if (in_flight)
+		cr_assert_eq(uco_spawn(loop, NULL, cancels_the_closer, &c), 0);
 	cr_assert_eq(uco_loop_run(loop), 0);
 	cr_assert_eq(c.closed, 0, "uco_close: %d", c.closed);
 	cr_assert(!fd_open(p[0]), "the descriptor is still open");
-	cr_assert_eq(c.after, -ECANCELED);
+	cr_assert_eq(c.after, -ECANCELED, "the cancellation is delivered by the next call");
 	uco_task_release(closer);
 	close(p[1]);
 	test_close(loop);
+}
+
+Test(cancel, a_close_with_a_cancel_pending_still_releases_the_descriptor)
+{
+	close_under_cancel(false);
+}
+
+Test(cancel, a_close_cancelled_in_flight_finishes_and_reports)
+{
+	close_under_cancel(true);
 }
