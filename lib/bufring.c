@@ -13,11 +13,14 @@
  * multishot receive would go on taking buffers from the ring every
  * connection shares until it ran dry, and from then on no other
  * connection would get a byte.  So the multishot receive is armed only
- * while the task keeps up (nothing queued), and cancelled once it gets
- * ahead by more than half the bound; from then on one single-shot receive
- * at a time (one buffer at most each) fills up to the bound, and the
- * stream stops there until the task takes chunks.  The half left is room
- * for what the kernel receives before the cancel reaches it.
+ * while the task keeps up (nothing queued), with a byte limit of half the
+ * bound in full buffers after which the kernel ends it (Linux 6.17; a
+ * burst of data waiting in the socket would otherwise fill dozens of
+ * buffers, or the whole ring on a plain ring, before any cancel could
+ * reach it).  It is also cancelled once the task falls behind by more than
+ * half the bound (small chunks arriving one by one).  From then on one
+ * single-shot receive at a time (one buffer at most each) fills up to the
+ * bound, and the stream stops there until the task takes chunks.
  *
  * liburing 2.3 has no io_uring_setup_buf_ring() (2.4+): the ring memory is
  * mapped and registered here.
@@ -38,6 +41,7 @@ struct uco_bufring {
 	char *buffers;
 	unsigned count, size, mask;
 	unsigned hold_max;       /* buffers a stream may hold unconsumed */
+	bool no_mshot_limit;     /* the kernel refused a multishot's byte limit */
 	uint16_t bgid;
 	unsigned streams;        /* open streams using it */
 	/* Streams whose receive ended with -ENOBUFS, oldest first: each
@@ -158,6 +162,7 @@ struct uco_recv_stream {
 	int fd;
 	bool armed, closing, ended, starved;
 	bool multishot;         /* what is armed: multishot, or one receive */
+	bool limited;           /* ... a multishot with a byte limit */
 	bool stopping;          /* the multishot was cancelled for the bound */
 	unsigned buffers;       /* queued chunks holding a buffer */
 	struct uco_recv_stream *next_starved; /* br->starved list, while starved */
@@ -192,6 +197,14 @@ static void unstarve(uco_recv_stream *s)
 		}
 }
 
+/* What a multishot receive may take in all before the kernel ends it
+ * (sqe->optlen, Linux 6.17): half the bound in full buffers. */
+static unsigned mshot_limit(const uco_bufring *br)
+{
+	uint64_t bytes = (uint64_t)(br->hold_max / 2 ? br->hold_max / 2 : 1) * br->size;
+	return bytes > INT32_MAX ? INT32_MAX : (unsigned)bytes;
+}
+
 /* Multishot while nothing is queued, else one receive (one buffer). */
 static int arm_stream(uco_recv_stream *s)
 {
@@ -199,8 +212,12 @@ static int arm_stream(uco_recv_stream *s)
 	if (!sqe)
 		return -EAGAIN;
 	s->multishot = s->buffers == 0;
-	if (s->multishot)
+	if (s->multishot) {
 		io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+		s->limited = !s->br->no_mshot_limit;
+		if (s->limited)
+			sqe->file_index = mshot_limit(s->br); /* the kernel's optlen */
+	}
 	else
 		io_uring_prep_recv(sqe, s->fd, NULL, s->br->size, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -302,6 +319,13 @@ static void received(uco_loop *loop, struct uco__completion *c, const struct io_
 	}
 	if (cqe->res == -ECANCELED && stopped) {
 		refill(s); /* the task may have taken chunks meanwhile */
+		return;
+	}
+	if (cqe->res == -EINVAL && !more && s->multishot && s->limited) {
+		/* A kernel before 6.17 refuses the byte limit: without it,
+		 * only the cancel at half the bound holds the stream back. */
+		s->br->no_mshot_limit = true;
+		refill(s);
 		return;
 	}
 	if (s->ended) {

@@ -1140,6 +1140,128 @@ Test(io, the_buffers_a_stream_may_hold_are_set_with_the_loop, .timeout = 60)
 	pipelining_beside_polite_clients(RING_BUFS / 2);
 }
 
+/* ---- a burst into a stalled stream stays within its bound */
+
+/* Can the kernel end a multishot receive at a byte limit (sqe->optlen,
+ * Linux 6.17)?  Older ones refuse the field with -EINVAL. */
+static bool kernel_limits_multishot(void)
+{
+	struct io_uring ring;
+	if (io_uring_queue_init(4, &ring, 0))
+		return false;
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	static char buf[4][64];
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_provide_buffers(sqe, buf, sizeof buf[0], 4, 1, 0);
+	io_uring_sqe_set_data64(sqe, 1);
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = 1;
+	sqe->file_index = 16;
+	io_uring_sqe_set_data64(sqe, 2);
+	io_uring_submit(&ring);
+	cr_assert_eq(write(sv[1], "x", 1), 1);
+	struct io_uring_cqe *cqe;
+	bool ok = false;
+	while (io_uring_wait_cqe(&ring, &cqe) == 0) {
+		bool recv = cqe->user_data == 2;
+		ok = recv && cqe->res > 0;
+		io_uring_cqe_seen(&ring, cqe);
+		if (recv)
+			break;
+	}
+	io_uring_queue_exit(&ring);
+	close(sv[0]);
+	close(sv[1]);
+	return ok;
+}
+
+enum { BURST_BUFS = 16, BURST_HOLD = 4, HOLDERS = 8 };
+
+static struct {
+	uco_bufring *br;
+	int stalled[2], holder[HOLDERS][2];
+	uco_event release, all_in;
+	int got, failed;
+} bu;
+
+static void *stalls_after_one_chunk(void *arg)
+{
+	(void)arg;
+	uco_recv_stream *s;
+	cr_assert_eq(uco_recv_stream_open(&s, bu.stalled[0], bu.br), 0);
+	const void *data;
+	cr_assert_gt(uco_recv_stream_next(s, &data), 0);
+	/* The peer's burst lands now, while this task is busy elsewhere. */
+	static char burst[256 * 1024];
+	cr_assert_gt(write(bu.stalled[1], burst, sizeof burst), 0);
+	uco_event_wait(&bu.release);
+	uco_recv_stream_close(s);
+	return NULL;
+}
+
+static void *holds_one_chunk(void *arg)
+{
+	int (*fds)[2] = arg;
+	uco_recv_stream *s;
+	cr_assert_eq(uco_recv_stream_open(&s, (*fds)[0], bu.br), 0);
+	uco_sleep(MS(5)); /* after the burst */
+	cr_assert_eq(write((*fds)[1], "m", 1), 1);
+	const void *data;
+	if (uco_recv_stream_next_dl(s, &data, uco_now() + 5 * UCO_NS_PER_S) == 1)
+		bu.got++;
+	else
+		bu.failed++;
+	if (bu.got + bu.failed == HOLDERS)
+		uco_event_set(&bu.all_in);
+	uco_event_wait(&bu.release); /* its buffer stays taken until then */
+	uco_recv_stream_close(s);
+	return NULL;
+}
+
+static void *releases_when_all_in(void *arg)
+{
+	(void)arg;
+	uco_event_wait(&bu.all_in);
+	uco_event_set(&bu.release);
+	return NULL;
+}
+
+Test(io, a_burst_into_a_stalled_stream_stays_within_its_bound, .timeout = 60)
+{
+	if (!kernel_limits_multishot())
+		cr_skip_test("the kernel cannot end a multishot receive at a byte limit");
+	uco_loop_opts opts = { .recv_stream_hold = BURST_HOLD };
+	uco_loop *loop = test_loop_opts(&opts);
+	int err = uco_bufring_create(loop, &bu.br, BURST_BUFS, 1024);
+	if (err == -EOPNOTSUPP)
+		cr_skip_test("no provided buffer rings (Linux < 5.19)");
+	cr_assert_eq(err, 0);
+	uco_event_init(&bu.release);
+	uco_event_init(&bu.all_in);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+	                        bu.stalled), 0);
+	cr_assert_eq(write(bu.stalled[1], "1", 1), 1);
+	cr_assert_eq(uco_spawn(loop, NULL, stalls_after_one_chunk, NULL), 0);
+	for (int i = 0; i < HOLDERS; i++) {
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, bu.holder[i]), 0);
+		cr_assert_eq(uco_spawn(loop, NULL, holds_one_chunk, &bu.holder[i]), 0);
+	}
+	cr_assert_eq(uco_spawn(loop, NULL, releases_when_all_in, NULL), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	/* 16 buffers: the stalled stream may hold 4, so 8 holders fit. */
+	cr_assert_eq(bu.got, HOLDERS, "%d of %d streams starved", bu.failed, HOLDERS);
+	for (int i = 0; i < HOLDERS; i++) {
+		close(bu.holder[i][0]);
+		close(bu.holder[i][1]);
+	}
+	close(bu.stalled[0]);
+	close(bu.stalled[1]);
+	test_close(loop);
+}
+
 /* ---- deadlines on the acceptor and on receive streams */
 
 struct timed_waits {
