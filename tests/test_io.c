@@ -966,10 +966,10 @@ static void *opens_acceptor(void *arg)
 /* On a plain ring the kernel accepts as soon as a client connects (task
  * work run on the way back from any system call) and posts the new
  * descriptor in a CQE, whether or not the loop ever reaps it again. */
-Test(io, closing_a_loop_closes_connections_accepted_but_never_reaped)
+static void accepted_but_never_reaped(unsigned flags)
 {
 	int before = count_fds();
-	uco_loop_opts opts = { .flags = UCO_LOOP_PLAIN_RING };
+	uco_loop_opts opts = { .flags = flags };
 	uco_loop *loop = test_loop_opts(&opts);
 	struct sockaddr_in addr;
 	int l = listen_loopback(&addr);
@@ -991,6 +991,12 @@ Test(io, closing_a_loop_closes_connections_accepted_but_never_reaped)
 		close(c[i]);
 	close(l);
 	cr_assert_eq(count_fds(), before, "%d descriptors leaked", count_fds() - before);
+}
+
+Test(io, closing_a_loop_closes_connections_accepted_but_never_reaped)
+{
+	accepted_but_never_reaped(UCO_LOOP_PLAIN_RING);
+	accepted_but_never_reaped(0); /* the default ring, where the close itself asks for events */
 }
 
 /* ---- one client that never reads its replies, beside many that do */
