@@ -205,26 +205,32 @@ static unsigned mshot_limit(const uco_bufring *br)
 	return bytes > INT32_MAX ? INT32_MAX : (unsigned)bytes;
 }
 
-/* Multishot while nothing is queued, else one receive (one buffer). */
-static int arm_stream(uco_recv_stream *s)
+/* A multishot receive while the task keeps up, else one receive (one
+ * buffer at most). */
+static int arm_receive(uco_recv_stream *s, bool multishot)
 {
 	struct io_uring_sqe *sqe = uco__sqe_get(s->br->loop, &s->done);
 	if (!sqe)
 		return -EAGAIN;
-	s->multishot = s->buffers == 0;
-	if (s->multishot) {
+	s->multishot = multishot;
+	if (multishot) {
 		io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
 		s->limited = !s->br->no_mshot_limit;
 		if (s->limited)
 			sqe->file_index = mshot_limit(s->br); /* the kernel's optlen */
-	}
-	else
+	} else {
 		io_uring_prep_recv(sqe, s->fd, NULL, s->br->size, 0);
+	}
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = s->br->bgid;
 	s->armed = true;
 	unstarve(s);
 	return 0;
+}
+
+static int arm_stream(uco_recv_stream *s)
+{
+	return arm_receive(s, s->buffers == 0);
 }
 
 /* A buffer came back: the oldest starved stream gets to receive again.
@@ -238,13 +244,15 @@ static void rearm_starved(uco_bufring *br)
 		unstarve(s); /* at its bound: its task's next call arms it */
 }
 
-/* Receive again if the stream is below its bound and nothing is armed.
- * Without an SQE the next chunk taken tries again. */
-static int refill(uco_recv_stream *s)
+/* Receive again if the stream is below its bound and nothing is armed:
+ * multishot if the task keeps up (the chunk a woken task is about to take
+ * aside, nothing is queued).  Without an SQE the next chunk taken tries
+ * again. */
+static int refill(uco_recv_stream *s, bool woken)
 {
 	if (s->armed || s->ended || s->closing || s->buffers >= s->br->hold_max)
 		return 0;
-	return arm_stream(s);
+	return arm_receive(s, s->buffers <= (woken ? 1u : 0u));
 }
 
 static void free_stream(uco_recv_stream *s, bool give_buffers)
@@ -318,14 +326,14 @@ static void received(uco_loop *loop, struct uco__completion *c, const struct io_
 		return;
 	}
 	if (cqe->res == -ECANCELED && stopped) {
-		refill(s); /* the task may have taken chunks meanwhile */
+		refill(s, false); /* the task may have taken chunks meanwhile */
 		return;
 	}
 	if (cqe->res == -EINVAL && !more && s->multishot && s->limited) {
 		/* A kernel before 6.17 refuses the byte limit: without it,
 		 * only the cancel at half the bound holds the stream back. */
 		s->br->no_mshot_limit = true;
-		refill(s);
+		refill(s, false);
 		return;
 	}
 	if (s->ended) {
@@ -359,7 +367,7 @@ static void received(uco_loop *loop, struct uco__completion *c, const struct io_
 		uco__cancel_request(loop, &s->done);
 	}
 	if (!more)
-		refill(s);
+		refill(s, t != NULL);
 }
 
 int uco_recv_stream_open(uco_recv_stream **out, int fd, uco_bufring *br)
@@ -427,7 +435,7 @@ ssize_t uco_recv_stream_next_dl(uco_recv_stream *s, const void **data, int64_t d
 				s->held = (int)c.bid;
 				*data = s->br->buffers + (size_t)c.bid * s->br->size;
 				s->buffers--;
-				refill(s); /* below the bound again */
+				refill(s, false); /* below the bound again */
 			}
 			return c.res;
 		}
