@@ -1278,6 +1278,10 @@ struct timed_waits {
 	int64_t waited;
 };
 
+/* Set once both waits have timed out: the late peer connects only then
+ * (after a fixed sleep it raced the timeouts on a loaded machine). */
+static uco_event both_timed_out;
+
 static void *waits_with_deadlines(void *arg)
 {
 	struct timed_waits *w = arg;
@@ -1286,6 +1290,7 @@ static void *waits_with_deadlines(void *arg)
 	w->waited = uco_now() - t0;
 	const void *data;
 	w->str_timeout = uco_recv_stream_next_dl(w->stream, &data, uco_now() + 5 * UCO_NS_PER_MS);
+	uco_event_set(&both_timed_out);
 	/* After a timeout both still work, and a deadline far away does not
 	 * hold back what arrives. */
 	w->acc_then = uco_acceptor_next_dl(w->acceptor, uco_now() + 10 * UCO_NS_PER_S);
@@ -1296,7 +1301,7 @@ static void *waits_with_deadlines(void *arg)
 static void *connects_later(void *arg)
 {
 	int *fds = arg; /* listen port in fds[0] via server_addr, peer in fds[1] */
-	uco_sleep(30 * UCO_NS_PER_MS);
+	uco_event_wait(&both_timed_out);
 	int c = uco_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_eq(uco_connect(c, (struct sockaddr *)&server_addr, sizeof server_addr), 0);
 	cr_assert_eq(write(fds[1], "late", 4), 4);
@@ -1315,6 +1320,7 @@ Test(io, acceptor_and_stream_waits_time_out_and_go_on)
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	struct timed_waits w;
 	memset(&w, 0, sizeof w);
+	uco_event_init(&both_timed_out);
 	cr_assert_eq(uco_acceptor_open(loop, &w.acceptor, l, SOCK_CLOEXEC), 0);
 	cr_assert_eq(uco_recv_stream_open(&w.stream, sv[0], br), 0);
 	int late[2] = { -1, sv[1] };
