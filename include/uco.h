@@ -16,6 +16,7 @@
 #ifndef UCO_H
 #define UCO_H
 
+#include <errno.h> /* the negative errno values every call returns */
 #include <stddef.h>
 #include <stdint.h>
 #include <signal.h>
@@ -74,7 +75,12 @@ typedef struct uco_loop_opts {
 	unsigned ring_entries;
 	/* UCO_LOOP_* flags. */
 	unsigned flags;
-	unsigned reserved_[4]; /* must be zero */
+	/* Buffers a receive stream may hold unconsumed before it stops
+	 * receiving until its task has taken half of them (so that one stalled
+	 * connection cannot drain a shared buffer ring).  Default: an eighth
+	 * of the stream's ring's buffers, 1 to 16. */
+	unsigned recv_stream_hold;
+	unsigned reserved_[3]; /* must be zero */
 } uco_loop_opts;
 
 #define UCO_STACK_SIZE_DEFAULT (64u * 1024)
@@ -295,17 +301,17 @@ UCO_API int uco_gather(uco_task *const *tasks, size_t n, void **values, int *err
                        unsigned flags);
 
 /* A task that gathers `tasks` (asyncio's gather() future, for groups of
- * groups): it ends with uco_gather()'s failure as its own, -ECHILD with
- * UCO_GATHER_COLLECT when some failed, or value NULL.  The array must
- * outlive it.  Cancelling it cancels them all once it runs; cancelled
+ * groups): it ends with uco_gather()'s failure as its own, or value NULL;
+ * with UCO_GATHER_COLLECT it ends done, its value the number that failed
+ * (cast to uintptr_t).  The array must outlive it.  Cancelling it cancels them all once it runs; cancelled
  * before it first ran, it ends without gathering (nor cancelling). */
 UCO_API int uco_spawn_gather(uco_loop *loop, uco_task **out, uco_task *const *tasks,
                              size_t n, unsigned flags);
 
 /* Wait until the condition holds or the deadline passes; cancels nothing.
  * done[i] (if given) is set to 1 for the tasks that have finished and 0
- * for the others.  Returns how many have finished, -ECANCELED, -EPERM,
- * -EINVAL. */
+ * for the others.  Returns how many have finished, -ETIMEDOUT if the
+ * deadline passed first (done[] written), -ECANCELED, -EPERM, -EINVAL. */
 #define UCO_WAIT_ALL_COMPLETED 0
 #define UCO_WAIT_FIRST_COMPLETED 1
 #define UCO_WAIT_FIRST_EXCEPTION 2 /* a failure or cancellation, or all done */
@@ -604,6 +610,8 @@ UCO_API int uco_shutdown(int fd, int how);
 UCO_API int uco_openat(int dirfd, const char *path, int flags, mode_t mode);
 UCO_API int uco_openat_dl(int dirfd, const char *path, int flags, mode_t mode,
                           int64_t deadline);
+/* Closes fd whatever happens, as close(2): a cancellation neither stops nor
+ * interrupts it (it stays pending for the next blocking call). */
 UCO_API int uco_close(int fd);
 /* fsync, or fdatasync with datasync != 0. */
 UCO_API int uco_fsync(int fd, int datasync);
@@ -630,7 +638,9 @@ UCO_API ssize_t uco_splice_dl(int fd_in, int64_t off_in, int fd_out, int64_t off
 typedef struct uco_acceptor uco_acceptor;
 UCO_API int uco_acceptor_open(uco_loop *loop, uco_acceptor **out, int listen_fd, int flags);
 /* From a coroutine: the next accepted descriptor (yours to close), or
- * -errno: an accept error (-EMFILE ...; the acceptor goes on), -ETIMEDOUT,
+ * -errno: an accept error (the acceptor goes on; -EMFILE, -ENFILE,
+ * -ENOBUFS, -ENOMEM: back off, then ask again; -ECONNABORTED and network
+ * errors: ask again; see uco_acceptor_open(3)), -ETIMEDOUT,
  * -ECANCELED, -ESHUTDOWN if the acceptor was closed while this call
  * waited (after uco_acceptor_close() the handle is gone). */
 UCO_API int uco_acceptor_next(uco_acceptor *a);
@@ -649,7 +659,10 @@ typedef struct uco_bufring uco_bufring;
 UCO_API int uco_bufring_create(uco_loop *loop, uco_bufring **out, unsigned count, unsigned size);
 UCO_API int uco_bufring_destroy(uco_bufring *br);
 
-/* A multishot receive on a connected socket into br's buffers. */
+/* A multishot receive on a connected socket into br's buffers.  A stream
+ * holds at most about uco_loop_opts.recv_stream_hold buffers unconsumed
+ * (then stops receiving until its task takes chunks), so that one stalled
+ * connection cannot drain a ring that others share. */
 typedef struct uco_recv_stream uco_recv_stream;
 UCO_API int uco_recv_stream_open(uco_recv_stream **out, int fd, uco_bufring *br);
 /* From a coroutine: the next chunk, its bytes at *data, valid until the

@@ -133,6 +133,7 @@ int uco_acceptor_open(uco_loop *loop, uco_acceptor **out, int listen_fd, int fla
 	if (!a)
 		return -ENOMEM;
 	a->done.complete = accepted;
+	a->done.res_is_fd = true;
 	a->loop = loop;
 	a->listen_fd = listen_fd;
 	a->flags = flags;
@@ -208,8 +209,6 @@ int uco_acceptor_close(uco_acceptor *a)
 		free_acceptor(a);
 		return 0;
 	}
-	struct io_uring_sqe *sqe = uco__sqe_get(a->loop, NULL);
-	if (sqe)
-		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&a->done, 0);
+	uco__cancel_request(a->loop, &a->done);
 	return 0;
 }

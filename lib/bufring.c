@@ -8,6 +8,20 @@
  * of idle connections hold no buffer each.  The consumer gets one buffer at
  * a time from uco_recv_stream_next() and gives it back on its next call.
  *
+ * A stream holds at most hold_max buffers unconsumed.  One client that
+ * sends without reading its replies blocks its task (in a send) while a
+ * multishot receive would go on taking buffers from the ring every
+ * connection shares until it ran dry, and from then on no other
+ * connection would get a byte.  So the multishot receive is armed only
+ * while the task keeps up (nothing queued), with a byte limit of half the
+ * bound in full buffers after which the kernel ends it (Linux 6.17; a
+ * burst of data waiting in the socket would otherwise fill dozens of
+ * buffers, or the whole ring on a plain ring, before any cancel could
+ * reach it).  It is also cancelled once the task falls behind by more than
+ * half the bound (small chunks arriving one by one).  From then on one
+ * single-shot receive at a time (one buffer at most each) fills up to the
+ * bound, and the stream stops there until the task takes chunks.
+ *
  * liburing 2.3 has no io_uring_setup_buf_ring() (2.4+): the ring memory is
  * mapped and registered here.
  */
@@ -26,6 +40,8 @@ struct uco_bufring {
 	size_t ring_bytes;
 	char *buffers;
 	unsigned count, size, mask;
+	unsigned hold_max;       /* buffers a stream may hold unconsumed */
+	bool no_mshot_limit;     /* the kernel refused a multishot's byte limit */
 	uint16_t bgid;
 	unsigned streams;        /* open streams using it */
 	/* Streams whose receive ended with -ENOBUFS, oldest first: each
@@ -59,6 +75,17 @@ static void destroy_bufring(struct uco__resource *r)
 	free_bufring(UCO__CONTAINER_OF(r, uco_bufring, resource), false); /* ring gone */
 }
 
+/* The loop's setting, else an eighth of the ring (2 to 16, at most all of
+ * it): eight stalled streams then hold about the whole ring. */
+static unsigned hold_max(const uco_loop *loop, unsigned count)
+{
+	if (loop->recv_stream_hold)
+		return loop->recv_stream_hold;
+	unsigned n = count / 8;
+	n = n < 2 ? 2 : n > 16 ? 16 : n;
+	return n < count ? n : count;
+}
+
 int uco_bufring_create(uco_loop *loop, uco_bufring **out, unsigned count, unsigned size)
 {
 	if (!out || !count || count > 32768 || (count & (count - 1)) || !size)
@@ -87,6 +114,7 @@ int uco_bufring_create(uco_loop *loop, uco_bufring **out, unsigned count, unsign
 		return -ENOMEM;
 	}
 	io_uring_buf_ring_init(br->ring);
+	br->hold_max = hold_max(loop, count);
 	br->bgid = loop->next_bgid++;
 	struct io_uring_buf_reg reg = {
 		.ring_addr = (uint64_t)(uintptr_t)br->ring,
@@ -133,6 +161,10 @@ struct uco_recv_stream {
 	uco_bufring *br;
 	int fd;
 	bool armed, closing, ended, starved;
+	bool multishot;         /* what is armed: multishot, or one receive */
+	bool limited;           /* ... a multishot with a byte limit */
+	bool stopping;          /* the multishot was cancelled for the bound */
+	unsigned buffers;       /* queued chunks holding a buffer */
 	struct uco_recv_stream *next_starved; /* br->starved list, while starved */
 	int lost;               /* -ENOMEM: a chunk could not be queued */
 	int held;               /* buffer handed out, or -1 */
@@ -165,12 +197,30 @@ static void unstarve(uco_recv_stream *s)
 		}
 }
 
-static int arm_stream(uco_recv_stream *s)
+/* What a multishot receive may take in all before the kernel ends it
+ * (sqe->optlen, Linux 6.17): half the bound in full buffers. */
+static unsigned mshot_limit(const uco_bufring *br)
+{
+	uint64_t bytes = (uint64_t)(br->hold_max / 2 ? br->hold_max / 2 : 1) * br->size;
+	return bytes > INT32_MAX ? INT32_MAX : (unsigned)bytes;
+}
+
+/* A multishot receive while the task keeps up, else one receive (one
+ * buffer at most). */
+static int arm_receive(uco_recv_stream *s, bool multishot)
 {
 	struct io_uring_sqe *sqe = uco__sqe_get(s->br->loop, &s->done);
 	if (!sqe)
 		return -EAGAIN;
-	io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+	s->multishot = multishot;
+	if (multishot) {
+		io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+		s->limited = !s->br->no_mshot_limit;
+		if (s->limited)
+			sqe->file_index = mshot_limit(s->br); /* the kernel's optlen */
+	} else {
+		io_uring_prep_recv(sqe, s->fd, NULL, s->br->size, 0);
+	}
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = s->br->bgid;
 	s->armed = true;
@@ -178,15 +228,31 @@ static int arm_stream(uco_recv_stream *s)
 	return 0;
 }
 
+static int arm_stream(uco_recv_stream *s)
+{
+	return arm_receive(s, s->buffers == 0);
+}
+
 /* A buffer came back: the oldest starved stream gets to receive again.
  * Without an SQE it stays listed, and its next call arms it. */
 static void rearm_starved(uco_bufring *br)
 {
 	uco_recv_stream *s = br->starved;
-	if (!s->armed && !s->closing && !s->ended)
+	if (!s->armed && !s->closing && !s->ended && s->buffers < br->hold_max)
 		arm_stream(s);
 	else
-		unstarve(s);
+		unstarve(s); /* at its bound: its task's next call arms it */
+}
+
+/* Receive again if the stream is below its bound and nothing is armed:
+ * multishot if the task keeps up (the chunk a woken task is about to take
+ * aside, nothing is queued).  Without an SQE the next chunk taken tries
+ * again. */
+static int refill(uco_recv_stream *s, bool woken)
+{
+	if (s->armed || s->ended || s->closing || s->buffers >= s->br->hold_max)
+		return 0;
+	return arm_receive(s, s->buffers <= (woken ? 1u : 0u));
 }
 
 static void free_stream(uco_recv_stream *s, bool give_buffers)
@@ -200,6 +266,7 @@ static void free_stream(uco_recv_stream *s, bool give_buffers)
 			if (c->res > 0)
 				give_back(s->br, c->bid);
 		}
+		s->buffers = 0;
 	}
 	s->br->streams--;
 	uco__resource_remove(s->br->loop, &s->resource);
@@ -227,6 +294,8 @@ static int push_chunk(uco_recv_stream *s, struct chunk c)
 		s->cap = cap;
 	}
 	s->queue[(s->head + s->len++) % s->cap] = c;
+	if (c.res > 0)
+		s->buffers++;
 	return 0;
 }
 
@@ -236,8 +305,12 @@ static void received(uco_loop *loop, struct uco__completion *c, const struct io_
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 	bool has_buffer = cqe->flags & IORING_CQE_F_BUFFER;
 	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-	if (!more)
+	bool stopped = false; /* the end of a multishot cancelled for the bound */
+	if (!more) {
 		s->armed = false;
+		stopped = s->stopping;
+		s->stopping = false;
+	}
 	if (s->closing) {
 		if (has_buffer)
 			give_back(s->br, bid);
@@ -247,9 +320,20 @@ static void received(uco_loop *loop, struct uco__completion *c, const struct io_
 	}
 	if (cqe->res == -ENOBUFS) {
 		/* Every buffer is out: arm again when one comes back (the
-		 * kernel has ended this multishot receive). */
+		 * kernel has ended this receive). */
 		if (!s->ended && !more)
 			starve(s);
+		return;
+	}
+	if (cqe->res == -ECANCELED && stopped) {
+		refill(s, false); /* the task may have taken chunks meanwhile */
+		return;
+	}
+	if (cqe->res == -EINVAL && !more && s->multishot && s->limited) {
+		/* A kernel before 6.17 refuses the byte limit: without it,
+		 * only the cancel at half the bound holds the stream back. */
+		s->br->no_mshot_limit = true;
+		refill(s, false);
 		return;
 	}
 	if (s->ended) {
@@ -268,17 +352,22 @@ static void received(uco_loop *loop, struct uco__completion *c, const struct io_
 			give_back(s->br, bid);
 		s->lost = -ENOMEM;
 		s->ended = true;
-		struct io_uring_sqe *sqe = more ? uco__sqe_get(loop, NULL) : NULL;
-		if (sqe)
-			io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&s->done, 0);
+		if (more)
+			uco__cancel_request(loop, &s->done);
 	} else if (cqe->res <= 0) {
 		s->ended = true;
 	}
 	uco_task *t = uco__waitq_pop(&s->waiters);
 	if (t)
 		uco__wake(loop, t, 0);
-	if (!more && !s->ended)
-		arm_stream(s);
+	if (more && !s->stopping && s->buffers > s->br->hold_max / 2) {
+		/* The task is falling behind: stop the multishot (see the top
+		 * of the file). */
+		s->stopping = true;
+		uco__cancel_request(loop, &s->done);
+	}
+	if (!more)
+		refill(s, t != NULL);
 }
 
 int uco_recv_stream_open(uco_recv_stream **out, int fd, uco_bufring *br)
@@ -332,7 +421,7 @@ ssize_t uco_recv_stream_next_dl(uco_recv_stream *s, const void **data, int64_t d
 		give_back(s->br, (unsigned)s->held);
 		s->held = -1;
 	}
-	if (s->starved && !s->armed && !s->ended) {
+	if (s->starved && !s->armed && !s->ended && s->buffers < s->br->hold_max) {
 		int err = arm_stream(s); /* a buffer just came back */
 		if (err && !s->len)
 			return err;
@@ -345,6 +434,8 @@ ssize_t uco_recv_stream_next_dl(uco_recv_stream *s, const void **data, int64_t d
 			if (c.res > 0) {
 				s->held = (int)c.bid;
 				*data = s->br->buffers + (size_t)c.bid * s->br->size;
+				s->buffers--;
+				refill(s, false); /* below the bound again */
 			}
 			return c.res;
 		}
@@ -370,8 +461,6 @@ int uco_recv_stream_close(uco_recv_stream *s)
 		free_stream(s, true);
 		return 0;
 	}
-	struct io_uring_sqe *sqe = uco__sqe_get(s->br->loop, NULL);
-	if (sqe)
-		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&s->done, 0);
+	uco__cancel_request(s->br->loop, &s->done);
 	return 0;
 }

@@ -197,8 +197,11 @@ static void *run_gather(void *arg)
 {
 	struct gather_call call = *(struct gather_call *)arg;
 	int r = uco_gather(call.tasks, call.n, NULL, NULL, call.flags);
+	/* COLLECT, as asyncio's gather(return_exceptions=True) future: done
+	 * whatever the tasks did, with how many failed as the value (each
+	 * task's own result says which). */
 	if (r > 0)
-		r = -ECHILD; /* COLLECT: some failed */
+		return (void *)(uintptr_t)r;
 	return r ? uco_fail(r) : NULL;
 }
 
@@ -255,6 +258,10 @@ int uco_wait(uco_task *const *tasks, size_t n, int mode, int64_t deadline,
 	if (err)
 		return err;
 	int r = set_wait(&s, deadline);
+	/* The deadline and the last task may land in the same turn: what
+	 * finished wins, as an operation's result wins over its timeout. */
+	if (r == -ETIMEDOUT && condition(&s))
+		r = 0;
 	set_end(&s);
 	if (r == -ECANCELED)
 		return r;
@@ -265,7 +272,9 @@ int uco_wait(uco_task *const *tasks, size_t n, int mode, int64_t deadline,
 			done[i] = fin;
 		count += fin;
 	}
-	return count;
+	/* Expiry is an error, as for every _dl call and uco_next_completed;
+	 * done[] says where things stand all the same. */
+	return r ? r : count;
 }
 
 int uco_next_completed(uco_task *const *tasks, size_t n, unsigned char *taken,
@@ -277,7 +286,7 @@ int uco_next_completed(uco_task *const *tasks, size_t n, unsigned char *taken,
 		return err;
 	if (!taken)
 		return -EINVAL;
-	for (;;) {
+	for (bool expired = false;;) {
 		/* The earliest finished among those not yet taken. */
 		size_t best = n, left = 0;
 		for (size_t i = 0; i < n; i++) {
@@ -294,6 +303,8 @@ int uco_next_completed(uco_task *const *tasks, size_t n, unsigned char *taken,
 			taken[best] = 1;
 			return (int)best;
 		}
+		if (expired)
+			return -ETIMEDOUT;
 		/* Wait for the first of those not taken (all still pending). */
 		uco_task **left_tasks = malloc(left * sizeof *left_tasks);
 		if (!left_tasks)
@@ -308,8 +319,11 @@ int uco_next_completed(uco_task *const *tasks, size_t n, unsigned char *taken,
 			set_end(&s);
 		}
 		free(left_tasks);
-		if (err)
+		/* After expiry, one more look: a task that finished in the
+		 * same turn as the deadline is handed back. */
+		if (err && err != -ETIMEDOUT)
 			return err;
+		expired = err == -ETIMEDOUT;
 	}
 }
 

@@ -124,6 +124,13 @@ struct uco__completion {
 	/* A standing listener (the executor inbox's eventfd read): it does
 	 * not count as work in flight, so it never keeps a loop running. */
 	bool uncounted;
+	/* Its CQEs' res >= 0 is a new descriptor (accept, openat, socket):
+	 * closed if the loop closes before the CQE is handed over. */
+	bool res_is_fd;
+	/* A cancel request for it waits in loop->cancels (no SQE could be
+	 * had): see uco__cancel_request(). */
+	bool cancel_queued;
+	struct uco__completion *next_cancel;
 };
 
 /* ------------------------------------------------------------ waits */
@@ -280,8 +287,11 @@ struct uco_loop {
 	int64_t next_trim;        /* uco_now() of the next pool trim */
 	struct uco__inbox *inbox; /* posts from executor threads */
 	struct uco__list resources; /* struct uco__resource */
+	/* Cancel requests no SQE could be had for, sent next turn (ring.c). */
+	struct uco__completion *cancels;
 	struct signals *signals;  /* uco_loop_on_signal's listener */
 	uint16_t next_bgid;       /* provided-buffer group ids handed out */
+	unsigned recv_stream_hold; /* uco_loop_opts's, 0: bufring.c's default */
 	uint64_t *fixed_used;     /* bitmap of the fixed-file table, or NULL */
 	uco_executor *executor;   /* the default executor, if any */
 	/* Executor jobs submitted this turn, for batch_ex, handed over in
@@ -325,6 +335,13 @@ size_t uco__page_size(void);
 /* ring.c */
 int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags);
 void uco__ring_exit(uco_loop *loop);
+/* Ask the kernel to cancel c's operation (IORING_OP_ASYNC_CANCEL).  Never
+ * lost: with no SQE to be had now, the request waits on the loop and is sent
+ * at the start of the next turn, unless the operation ends first. */
+void uco__cancel_request(uco_loop *loop, struct uco__completion *c);
+/* At uco_loop_close, before uco__ring_exit: cancel what is still in flight
+ * and close the descriptors in completions nobody will reap. */
+void uco__ring_drain(uco_loop *loop);
 /* An SQE whose CQE will be handed to `c` (NULL: none expected).  When the
  * SQ is full the pending SQEs are submitted first, so an operation is never
  * dropped.  NULL only if the kernel keeps refusing (-EBUSY/-ENOMEM). */

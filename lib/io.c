@@ -80,10 +80,7 @@ static void op_done(uco_loop *loop, struct uco__completion *c,
 static void cancel_op(uco_task *t)
 {
 	struct op *op = t->wait_data;
-	struct io_uring_sqe *sqe = uco__sqe_get(t->loop, NULL);
-	if (!sqe)
-		return; /* no SQE: the operation completes on its own */
-	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&op->done, 0);
+	uco__cancel_request(t->loop, &op->done);
 	op->cancel_sent = true;
 }
 
@@ -111,6 +108,8 @@ static struct io_uring_sqe *op_start(struct op *op, unsigned opcode, int64_t dea
 		return NULL;
 	}
 	*op = (struct op){ .done.complete = op_done, .task = self, .opcode = (uint8_t)opcode };
+	op->done.res_is_fd = opcode == IORING_OP_ACCEPT || opcode == IORING_OP_OPENAT ||
+	                     opcode == IORING_OP_SOCKET;
 	*err = uco__sqe_reserve(self->loop, deadline >= 0 ? 2 : 1);
 	if (*err)
 		return NULL;
@@ -252,14 +251,30 @@ int uco_openat(int dirfd, const char *path, int flags, mode_t mode)
 	return uco_openat_dl(dirfd, path, flags, mode, UCO_FOREVER);
 }
 
+/*
+ * close(2) releases the descriptor whatever it returns, so a close is not
+ * something a cancellation can stop: a cancellation pending when it begins,
+ * or requested while it is in flight, neither prevents nor interrupts it
+ * (no cancel hook) and stays pending for the task's next blocking call.
+ * Where no SQE can be had, close(2) itself does it.
+ */
 int uco_close(int fd)
 {
 	uco_task *self = uco__self();
-	if (self && !uco__has_op(self->loop, IORING_OP_CLOSE))
+	if (!self)
+		return -EPERM;
+	uco_loop *loop = self->loop;
+	struct op op = { .done.complete = op_done, .task = self, .opcode = IORING_OP_CLOSE,
+	                 .fd = fd };
+	struct io_uring_sqe *sqe = NULL;
+	if (uco__has_op(loop, IORING_OP_CLOSE) && uco__sqe_reserve(loop, 1) == 0)
+		sqe = uco__sqe_get(loop, &op.done);
+	if (!sqe)
 		return close(fd) ? -errno : 0; /* never blocks long */
-	OP_BEGIN(IORING_OP_CLOSE, UCO_FOREVER);
 	io_uring_prep_close(sqe, fd);
-	return op_wait(&op, sqe, UCO_FOREVER);
+	self->wait_data = &op;
+	uco__park(loop, self, &io_kind, NULL);
+	return op.res;
 }
 
 int uco_fsync_dl(int fd, int datasync, int64_t deadline)

@@ -103,6 +103,7 @@ int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
 	if (loop->pool.guard_madvise)
 		loop->features |= UCO_RING_GUARD_MADVISE;
 	loop->owner = uco__thread_token();
+	loop->recv_stream_hold = opts->recv_stream_hold;
 	loop->next_trim = uco_now() + TRIM_PERIOD_NS;
 	/* Best effort: without it an overflow is a plain SIGSEGV. */
 	uco__overflow_watch();
@@ -471,6 +472,7 @@ int uco_loop_close(uco_loop *loop)
 	uco__loop_executor_close(loop);
 	/* Tear the ring down first: the kernel then holds no SQE that points
 	 * at memory freed below. */
+	uco__ring_drain(loop);
 	uco__ring_exit(loop);
 	free(loop->fixed_used);
 	uco__inbox_destroy(loop->inbox);

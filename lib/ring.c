@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -92,6 +93,64 @@ void uco__ring_exit(uco_loop *loop)
 	io_uring_queue_exit(&loop->ring);
 }
 
+/*
+ * The loop is closing: nothing will hand completions over any more, and the
+ * descriptors that accepts (the acceptor's multishot above all) and opens
+ * completed for nobody would stay open in the process.  On a plain ring the
+ * kernel completes an accept as soon as a client connects, whether or not
+ * the loop reaps again.  So cancel everything still in flight (5.19+), then
+ * read the CQEs until the counted work is over, closing every descriptor
+ * they carry.  Bounded: where the cancel is refused, or something in
+ * flight does not end, the ring's teardown has the last word.
+ */
+void uco__ring_drain(uco_loop *loop)
+{
+	struct io_uring *ring = &loop->ring;
+	struct uco__completion cancel = { 0 };
+	int cancel_res = 1; /* not answered yet */
+	struct io_uring_sqe *sqe = uco__sqe_get(loop, NULL);
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+		io_uring_sqe_set_data(sqe, &cancel);
+	}
+	io_uring_submit_and_get_events(ring);
+	for (int waits = 0;;) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(ring, head, cqe) {
+			n++;
+			struct uco__completion *c = (struct uco__completion *)(uintptr_t)cqe->user_data;
+			if (c == &cancel) {
+				cancel_res = cqe->res;
+				continue;
+			}
+			if (!c || cqe->user_data == LIBURING_UDATA_TIMEOUT)
+				continue;
+			if (c->res_is_fd && cqe->res >= 0)
+				close(cqe->res);
+			if (!(cqe->flags & IORING_CQE_F_MORE) && !c->uncounted)
+				loop->inflight--;
+		}
+		io_uring_cq_advance(ring, n);
+		if (!loop->inflight || cancel_res == -EINVAL || (n == 0 && ++waits > 20))
+			break;
+		struct __kernel_timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+		io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+	}
+}
+
+/* An operation with a cancel request still queued ended on its own: the
+ * request goes, before the memory it points to may. */
+static void unqueue_cancel(uco_loop *loop, struct uco__completion *c)
+{
+	for (struct uco__completion **p = &loop->cancels; *p; p = &(*p)->next_cancel)
+		if (*p == c) {
+			*p = c->next_cancel;
+			break;
+		}
+	c->cancel_queued = false;
+}
+
 /* Hand one CQE to its completion. */
 static void dispatch(uco_loop *loop, const struct io_uring_cqe *cqe)
 {
@@ -101,8 +160,12 @@ static void dispatch(uco_loop *loop, const struct io_uring_cqe *cqe)
 	if (data == 0 || data == LIBURING_UDATA_TIMEOUT)
 		return;
 	struct uco__completion *c = (struct uco__completion *)(uintptr_t)data;
-	if (!(cqe->flags & IORING_CQE_F_MORE) && !c->uncounted)
-		loop->inflight--;
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		if (!c->uncounted)
+			loop->inflight--;
+		if (c->cancel_queued)
+			unqueue_cancel(loop, c);
+	}
 	c->complete(loop, c, cqe);
 }
 
@@ -177,6 +240,40 @@ struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c)
 	return sqe;
 }
 
+/*
+ * A cancellation is a request the task waits on (it resumes only at its
+ * operation's CQE), so losing one would leave the task waiting for good.
+ * When the kernel refuses submissions (-EBUSY, -EAGAIN, -ENOMEM) no SQE can
+ * be had: the request is queued on the loop, intrusively (queueing cannot
+ * fail), and uco__ring_turn() sends the queue first thing.
+ */
+void uco__cancel_request(uco_loop *loop, struct uco__completion *c)
+{
+	if (c->cancel_queued)
+		return;
+	struct io_uring_sqe *sqe = uco__sqe_get(loop, NULL);
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)c, 0);
+		return;
+	}
+	c->cancel_queued = true;
+	c->next_cancel = loop->cancels;
+	loop->cancels = c;
+}
+
+static void send_queued_cancels(uco_loop *loop)
+{
+	while (loop->cancels) {
+		struct io_uring_sqe *sqe = uco__sqe_get(loop, NULL);
+		if (!sqe)
+			return; /* still refused: next turn */
+		struct uco__completion *c = loop->cancels;
+		loop->cancels = c->next_cancel;
+		c->cancel_queued = false;
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)c, 0);
+	}
+}
+
 int uco__sqe_reserve(uco_loop *loop, unsigned n)
 {
 	if (io_uring_sq_space_left(&loop->ring) >= n)
@@ -190,6 +287,8 @@ int uco__sqe_reserve(uco_loop *loop, unsigned n)
 int uco__ring_turn(uco_loop *loop, bool wait, int64_t timeout_ns)
 {
 	struct io_uring *ring = &loop->ring;
+	if (loop->cancels)
+		send_queued_cancels(loop);
 	unsigned pending = io_uring_sq_ready(ring);
 	int ret = 0;
 

@@ -2,6 +2,7 @@
 /* Cancellation of tasks: before they run, while they sleep, await or run,
  * asyncio's delivery rules, and a storm of them. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -297,4 +298,72 @@ Test(cancel, bad_calls)
 	cr_assert_eq(uco_task_state_get(t), UCO_TASK_DONE);
 	uco_task_release(t);
 	test_close(loop);
+}
+
+/* ------------------------------------------------ uco_close under cancel */
+
+struct closing {
+	int fd;
+	int closed;     /* uco_close's result */
+	int after;      /* the next blocking call's */
+	uco_task *other; /* cancelled by the closer, or NULL */
+};
+
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1 || errno != EBADF;
+}
+
+/* Closes fd with a cancellation due: its own, requested before the close
+ * (a cleanup path that runs while a cancel is pending), or, with `other`
+ * set, one that task requests while the close is on its way to the kernel.
+ * The descriptor must go all the same, and the cancellation must stay for
+ * the next blocking call. */
+static void *closes(void *arg)
+{
+	struct closing *c = arg;
+	if (!c->other)
+		cr_assert_eq(uco_task_cancel(uco_task_current()), 0);
+	c->closed = uco_close(c->fd);
+	c->after = uco_yield();
+	return NULL;
+}
+
+static void *cancels_the_closer(void *arg)
+{
+	struct closing *c = arg;
+	cr_assert_eq(uco_task_cancel(c->other), 0);
+	return NULL;
+}
+
+static void close_under_cancel(bool in_flight)
+{
+	uco_loop *loop = test_loop();
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	struct closing c = { .fd = p[0], .closed = 1, .after = 1 };
+	uco_task *closer;
+	cr_assert_eq(uco_spawn(loop, &closer, closes, &c), 0);
+	/* Runs right after the closer parked on its close, before the turn
+	 * submits it. */
+	c.other = in_flight ? closer : NULL;
+	if (in_flight)
+		cr_assert_eq(uco_spawn(loop, NULL, cancels_the_closer, &c), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(c.closed, 0, "uco_close: %d", c.closed);
+	cr_assert(!fd_open(p[0]), "the descriptor is still open");
+	cr_assert_eq(c.after, -ECANCELED, "the cancellation is delivered by the next call");
+	uco_task_release(closer);
+	close(p[1]);
+	test_close(loop);
+}
+
+Test(cancel, a_close_with_a_cancel_pending_still_releases_the_descriptor)
+{
+	close_under_cancel(false);
+}
+
+Test(cancel, a_close_cancelled_in_flight_finishes_and_reports)
+{
+	close_under_cancel(true);
 }

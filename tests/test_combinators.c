@@ -198,6 +198,37 @@ Test(gather, groups_of_groups_and_cancelling_the_outer_cancels_every_leaf)
 	test_close(loop);
 }
 
+/* asyncio's gather(return_exceptions=True) future succeeds whatever its
+ * children did: so does a spawned COLLECT gather, with how many failed as
+ * its value; each task's own result stays readable. */
+Test(gather, a_spawned_collect_gather_is_done_and_counts_the_failures)
+{
+	uco_loop *loop = test_loop();
+	uco_task *t[3], *collect, *first;
+	cr_assert_eq(uco_spawn(loop, &t[0], sleeps_then, (void *)(intptr_t)2), 0);
+	cr_assert_eq(uco_spawn(loop, &t[1], sleeps_then, (void *)(intptr_t)-1), 0);
+	cr_assert_eq(uco_spawn(loop, &t[2], sleeps_then, (void *)(intptr_t)3), 0);
+	cr_assert_eq(uco_task_cancel(t[2]), 0);
+	cr_assert_eq(uco_spawn_gather(loop, &collect, t, 3, UCO_GATHER_COLLECT), 0);
+	cr_assert_eq(uco_spawn_gather(loop, &first, t, 3, 0), 0);
+	void *v = NULL;
+	cr_assert_eq(uco_loop_run_until(loop, collect, &v), 0);
+	cr_assert_eq(uco_task_state_get(collect), UCO_TASK_DONE);
+	cr_assert_eq((uintptr_t)v, 2, "two of three failed: %p", v);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(uco_task_result(t[0], &v), 0);
+	cr_assert_eq((intptr_t)v, 2);
+	cr_assert_eq(uco_task_result(t[1], NULL), -EIO);
+	cr_assert_eq(uco_task_result(t[2], NULL), -ECANCELED);
+	/* Without COLLECT the gather still fails with the first failure. */
+	cr_assert_eq(uco_task_state_get(first), UCO_TASK_CANCELLED);
+	for (int i = 0; i < 3; i++)
+		uco_task_release(t[i]);
+	uco_task_release(collect);
+	uco_task_release(first);
+	test_close(loop);
+}
+
 /* ---- wait, wait_for, shield, as_completed */
 
 static void *waits_modes(void *arg)
@@ -213,8 +244,16 @@ static void *waits_modes(void *arg)
 	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_FIRST_EXCEPTION, UCO_FOREVER, done), 2);
 	cr_assert(done[1]);
 	int64_t t0 = uco_now();
-	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_ALL_COMPLETED, t0 + MS(5), done), 2, "timed out");
+	done[0] = done[1] = done[2] = 9;
+	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_ALL_COMPLETED, t0 + MS(5), done), -ETIMEDOUT);
 	cr_assert_geq(uco_now() - t0, MS(5));
+	cr_assert(!done[0] && done[1] && done[2], "done[] is written on expiry too");
+	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_ALL_COMPLETED, 0, NULL), -ETIMEDOUT, "try once");
+	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_FIRST_COMPLETED, 0, done), 2,
+	             "try once, and the condition holds");
+	unsigned char taken[3] = { 0, 1, 1 };
+	cr_assert_eq(uco_next_completed(t, 3, taken, uco_now() + MS(1)), -ETIMEDOUT,
+	             "the same rule as uco_wait");
 	cr_assert_eq(uco_task_state_get(t[0]), UCO_TASK_PENDING, "wait cancels nothing");
 	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_ALL_COMPLETED, UCO_FOREVER, done), 3);
 	cr_assert_eq(uco_wait(t, 3, 7, UCO_FOREVER, done), -EINVAL);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The public header compiles as C++ and its functions link with C names.
+// It brings the errno names its negative returns use: no <cerrno> here.
 #include <uco.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 

@@ -1321,3 +1321,71 @@ Test(faults, owning_tasks_cancelled_before_they_ran_free_what_they_own)
 	cr_assert_eq(fault_live_allocs(), allocs, "%ld allocations leaked",
 	             fault_live_allocs() - allocs);
 }
+
+/* ------------------------------------------------------------ lost cancels */
+
+/* A cancel is a request the cancelled task waits on: one lost because the
+ * kernel refused submissions while the SQ was full would leave its task
+ * waiting for good.  A tiny ring full of pipe reads, every one cancelled
+ * while the kernel answers -EBUSY; once it takes submissions again, every
+ * read must end cancelled. */
+enum { CANCELLED_READERS = 64 };
+
+static struct {
+	int fds[2];
+	uco_task *readers[CANCELLED_READERS];
+	int res[CANCELLED_READERS];
+	int ended;
+	unsigned long refused;
+} lc;
+
+static void *blocked_reader(void *arg)
+{
+	char b[4];
+	lc.res[(intptr_t)arg] = (int)uco_read(lc.fds[0], b, sizeof b, -1);
+	lc.ended++;
+	return NULL;
+}
+
+static void *cancels_while_refused(void *arg)
+{
+	(void)arg;
+	uco_yield(); /* every read submitted, and the SQ empty again */
+	fault_submit_errno(-EBUSY);
+	fault_arm(FAULT_SUBMIT, 1, true);
+	for (int i = 0; i < CANCELLED_READERS; i++)
+		uco_task_cancel(lc.readers[i]);
+	lc.refused = fault_disarm();
+	fault_submit_errno(-ENOMEM);
+	/* Until every read has ended, or long enough to say one never will
+	 * (a timeout here only fails a test that is failing anyway). */
+	for (int i = 0; i < 5000 && lc.ended < CANCELLED_READERS; i++)
+		uco_sleep(UCO_NS_PER_MS);
+	return NULL;
+}
+
+Test(faults, cancels_refused_by_a_full_ring_are_sent_later, .timeout = 60)
+{
+	uco_loop_opts o = { .ring_entries = 2 };
+	uco_loop *loop = test_loop_opts(&o);
+	cr_assert_eq(pipe(lc.fds), 0);
+	for (intptr_t i = 0; i < CANCELLED_READERS; i++)
+		cr_assert_eq(uco_spawn(loop, &lc.readers[i], blocked_reader, (void *)i), 0);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, cancels_while_refused, NULL), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
+	cr_assert_gt(lc.refused, 0, "the kernel never refused: nothing was tested");
+	int left = CANCELLED_READERS - lc.ended;
+	if (left)
+		cr_assert_eq(write(lc.fds[1], "xxxx", 4 * (size_t)left) >= 0, 1); /* let them go */
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(left, 0, "%d cancels were lost", left);
+	for (int i = 0; i < CANCELLED_READERS; i++) {
+		cr_assert_eq(lc.res[i], -ECANCELED, "reader %d: %d", i, lc.res[i]);
+		uco_task_release(lc.readers[i]);
+	}
+	uco_task_release(t);
+	close(lc.fds[0]);
+	close(lc.fds[1]);
+	cr_assert_eq(uco_loop_close(loop), 0);
+}

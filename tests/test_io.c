@@ -2,10 +2,12 @@
 /* IO through the ring: pipes, TCP on loopback, files; deadlines,
  * cancellation with stack buffers, bad descriptors, batching. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -944,6 +946,328 @@ Test(io, closing_a_loop_frees_what_was_left_open)
 	close(l);
 }
 
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	cr_assert(d);
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void *opens_acceptor(void *arg)
+{
+	uco_acceptor *a;
+	return (void *)(intptr_t)uco_acceptor_open(NULL, &a, *(int *)arg, SOCK_CLOEXEC);
+}
+
+/* On a plain ring the kernel accepts as soon as a client connects (task
+ * work run on the way back from any system call) and posts the new
+ * descriptor in a CQE, whether or not the loop ever reaps it again. */
+static void accepted_but_never_reaped(unsigned flags)
+{
+	int before = count_fds();
+	uco_loop_opts opts = { .flags = flags };
+	uco_loop *loop = test_loop_opts(&opts);
+	struct sockaddr_in addr;
+	int l = listen_loopback(&addr);
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, opens_acceptor, &l), 0);
+	void *v;
+	cr_assert_eq(uco_loop_run_until(loop, t, &v), 0); /* the accept is submitted */
+	cr_assert_eq((intptr_t)v, 0);
+	uco_task_release(t);
+	enum { CLIENTS = 3 };
+	int c[CLIENTS];
+	for (int i = 0; i < CLIENTS; i++) {
+		c[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_eq(connect(c[i], (struct sockaddr *)&addr, sizeof addr), 0);
+	}
+	usleep(10000); /* more system calls: the task work has run */
+	test_close(loop);
+	for (int i = 0; i < CLIENTS; i++)
+		close(c[i]);
+	close(l);
+	cr_assert_eq(count_fds(), before, "%d descriptors leaked", count_fds() - before);
+}
+
+Test(io, closing_a_loop_closes_connections_accepted_but_never_reaped)
+{
+	accepted_but_never_reaped(UCO_LOOP_PLAIN_RING);
+	accepted_but_never_reaped(0); /* the default ring, where the close itself asks for events */
+}
+
+/* ---- one client that never reads its replies, beside many that do */
+
+/* A server on the multishot acceptor and receive streams sharing one
+ * buffer ring answers each 8-byte request with 2 KiB.  One client
+ * pipelines requests without ever reading: its connection's task blocks
+ * in a send while its data keeps arriving.  Every other client, old or
+ * new, must still get its answers. */
+enum { POLITE = 20, ROUNDS = 5, REQ = 8, REPLY = 2048, RING_BUFS = 32, BUF_SIZE = 256 };
+
+static struct {
+	uco_bufring *br;
+	int listen_fd;
+	struct sockaddr_in addr;
+	uco_event flooded;  /* the rude client has sent more than the ring holds */
+	int answered;       /* polite round trips that got their reply */
+	size_t rude_sent;
+} pl;
+
+static char reply_bytes[REPLY];
+
+static void *serves_connection(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	int small = 4096; /* replies back up at once for a client that does not read */
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+	uco_recv_stream *s;
+	if (uco_recv_stream_open(&s, fd, pl.br) == 0) {
+		size_t pending = 0;
+		const void *data;
+		ssize_t n;
+		while ((n = uco_recv_stream_next(s, &data)) > 0)
+			for (pending += (size_t)n; pending >= REQ; pending -= REQ)
+				if (uco_write_all(fd, reply_bytes, REPLY, UCO_FOREVER) != REPLY)
+					goto out;
+	out:
+		uco_recv_stream_close(s);
+	}
+	uco_close(fd);
+	return NULL;
+}
+
+static void *pipelining_server(void *arg)
+{
+	(void)arg;
+	uco_acceptor *a;
+	cr_assert_eq(uco_acceptor_open(NULL, &a, pl.listen_fd, SOCK_CLOEXEC), 0);
+	int fd;
+	while ((fd = uco_acceptor_next(a)) >= 0)
+		cr_assert_eq(uco_spawn(NULL, NULL, serves_connection, (void *)(intptr_t)fd), 0);
+	uco_acceptor_close(a);
+	return NULL;
+}
+
+static int client_socket(int rcvbuf)
+{
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(c, 0);
+	if (rcvbuf)
+		setsockopt(c, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+	cr_assert_eq(uco_connect(c, (struct sockaddr *)&pl.addr, sizeof pl.addr), 0);
+	return c;
+}
+
+/* Sends requests in 256-byte batches and never reads a reply. */
+static void *rude_client(void *arg)
+{
+	(void)arg;
+	int c = client_socket(4096);
+	int one = 1; /* every batch on the wire at once, not held for an ACK */
+	setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	char batch[BUF_SIZE];
+	memset(batch, 'R', sizeof batch);
+	while (uco_write_all(c, batch, sizeof batch, UCO_FOREVER) == (ssize_t)sizeof batch) {
+		pl.rude_sent += sizeof batch;
+		if (pl.rude_sent >= 2 * RING_BUFS * BUF_SIZE)
+			uco_event_set(&pl.flooded);
+	}
+	close(c);
+	return NULL;
+}
+
+static void *polite_client(void *arg)
+{
+	(void)arg;
+	cr_assert_eq(uco_event_wait(&pl.flooded), 0);
+	int c = client_socket(0);
+	static char got[REPLY];
+	for (int r = 0; r < ROUNDS; r++) {
+		if (uco_write_all(c, "PING\r\n\r\n", REQ, UCO_FOREVER) != REQ)
+			break;
+		/* Generous: only a starved client gets anywhere near it. */
+		if (uco_read_full(c, got, REPLY, uco_now() + 10 * UCO_NS_PER_S) != REPLY)
+			break;
+		pl.answered++;
+	}
+	close(c);
+	return NULL;
+}
+
+static void *polite_clients_then_stop(void *arg)
+{
+	(void)arg;
+	uco_task *t[POLITE];
+	for (int i = 0; i < POLITE; i++)
+		cr_assert_eq(uco_spawn(NULL, &t[i], polite_client, NULL), 0);
+	uco_wait(t, POLITE, UCO_WAIT_ALL_COMPLETED, UCO_FOREVER, NULL);
+	for (int i = 0; i < POLITE; i++)
+		uco_task_release(t[i]);
+	uco_loop_cancel_all(uco_loop_current()); /* the server, the rude client */
+	return NULL;
+}
+
+static void pipelining_beside_polite_clients(unsigned hold)
+{
+	memset(&pl, 0, sizeof pl);
+	uco_loop_opts opts = { .recv_stream_hold = hold };
+	uco_loop *loop = test_loop_opts(&opts);
+	int err = uco_bufring_create(loop, &pl.br, RING_BUFS, BUF_SIZE);
+	if (err == -EOPNOTSUPP)
+		cr_skip_test("no provided buffer rings (Linux < 5.19)");
+	cr_assert_eq(err, 0);
+	pl.listen_fd = listen_loopback(&pl.addr);
+	cr_assert_eq(listen(pl.listen_fd, 64), 0);
+	uco_event_init(&pl.flooded);
+	cr_assert_eq(uco_spawn(loop, NULL, pipelining_server, NULL), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, rude_client, NULL), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, polite_clients_then_stop, NULL), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_gt(pl.rude_sent, (size_t)RING_BUFS * BUF_SIZE, "the rude client sent %zu bytes",
+	             pl.rude_sent);
+	cr_assert_eq(pl.answered, POLITE * ROUNDS, "%d of %d requests answered", pl.answered,
+	             POLITE * ROUNDS);
+	close(pl.listen_fd);
+	test_close(loop);
+}
+
+Test(io, a_client_that_never_reads_cannot_starve_the_others_of_buffers, .timeout = 60)
+{
+	pipelining_beside_polite_clients(0); /* the default bound: 4 of 32 */
+}
+
+Test(io, the_buffers_a_stream_may_hold_are_set_with_the_loop, .timeout = 60)
+{
+	pipelining_beside_polite_clients(1);
+	pipelining_beside_polite_clients(RING_BUFS / 2);
+}
+
+/* ---- a burst into a stalled stream stays within its bound */
+
+/* Can the kernel end a multishot receive at a byte limit (sqe->optlen,
+ * Linux 6.17)?  Older ones refuse the field with -EINVAL. */
+static bool kernel_limits_multishot(void)
+{
+	struct io_uring ring;
+	if (io_uring_queue_init(4, &ring, 0))
+		return false;
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	static char buf[4][64];
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_provide_buffers(sqe, buf, sizeof buf[0], 4, 1, 0);
+	io_uring_sqe_set_data64(sqe, 1);
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = 1;
+	sqe->file_index = 16;
+	io_uring_sqe_set_data64(sqe, 2);
+	io_uring_submit(&ring);
+	cr_assert_eq(write(sv[1], "x", 1), 1);
+	struct io_uring_cqe *cqe;
+	bool ok = false;
+	while (io_uring_wait_cqe(&ring, &cqe) == 0) {
+		bool recv = cqe->user_data == 2;
+		ok = recv && cqe->res > 0;
+		io_uring_cqe_seen(&ring, cqe);
+		if (recv)
+			break;
+	}
+	io_uring_queue_exit(&ring);
+	close(sv[0]);
+	close(sv[1]);
+	return ok;
+}
+
+enum { BURST_BUFS = 16, BURST_HOLD = 4, HOLDERS = 8 };
+
+static struct {
+	uco_bufring *br;
+	int stalled[2], holder[HOLDERS][2];
+	uco_event release, all_in;
+	int got, failed;
+} bu;
+
+static void *stalls_after_one_chunk(void *arg)
+{
+	(void)arg;
+	uco_recv_stream *s;
+	cr_assert_eq(uco_recv_stream_open(&s, bu.stalled[0], bu.br), 0);
+	const void *data;
+	cr_assert_gt(uco_recv_stream_next(s, &data), 0);
+	/* The peer's burst lands now, while this task is busy elsewhere. */
+	static char burst[256 * 1024];
+	cr_assert_gt(write(bu.stalled[1], burst, sizeof burst), 0);
+	uco_event_wait(&bu.release);
+	uco_recv_stream_close(s);
+	return NULL;
+}
+
+static void *holds_one_chunk(void *arg)
+{
+	int (*fds)[2] = arg;
+	uco_recv_stream *s;
+	cr_assert_eq(uco_recv_stream_open(&s, (*fds)[0], bu.br), 0);
+	uco_sleep(MS(5)); /* after the burst */
+	cr_assert_eq(write((*fds)[1], "m", 1), 1);
+	const void *data;
+	if (uco_recv_stream_next_dl(s, &data, uco_now() + 5 * UCO_NS_PER_S) == 1)
+		bu.got++;
+	else
+		bu.failed++;
+	if (bu.got + bu.failed == HOLDERS)
+		uco_event_set(&bu.all_in);
+	uco_event_wait(&bu.release); /* its buffer stays taken until then */
+	uco_recv_stream_close(s);
+	return NULL;
+}
+
+static void *releases_when_all_in(void *arg)
+{
+	(void)arg;
+	uco_event_wait(&bu.all_in);
+	uco_event_set(&bu.release);
+	return NULL;
+}
+
+Test(io, a_burst_into_a_stalled_stream_stays_within_its_bound, .timeout = 60)
+{
+	if (!kernel_limits_multishot())
+		cr_skip_test("the kernel cannot end a multishot receive at a byte limit");
+	uco_loop_opts opts = { .recv_stream_hold = BURST_HOLD };
+	uco_loop *loop = test_loop_opts(&opts);
+	int err = uco_bufring_create(loop, &bu.br, BURST_BUFS, 1024);
+	if (err == -EOPNOTSUPP)
+		cr_skip_test("no provided buffer rings (Linux < 5.19)");
+	cr_assert_eq(err, 0);
+	uco_event_init(&bu.release);
+	uco_event_init(&bu.all_in);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+	                        bu.stalled), 0);
+	cr_assert_eq(write(bu.stalled[1], "1", 1), 1);
+	cr_assert_eq(uco_spawn(loop, NULL, stalls_after_one_chunk, NULL), 0);
+	for (int i = 0; i < HOLDERS; i++) {
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, bu.holder[i]), 0);
+		cr_assert_eq(uco_spawn(loop, NULL, holds_one_chunk, &bu.holder[i]), 0);
+	}
+	cr_assert_eq(uco_spawn(loop, NULL, releases_when_all_in, NULL), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	/* 16 buffers: the stalled stream may hold 4, so 8 holders fit. */
+	cr_assert_eq(bu.got, HOLDERS, "%d of %d streams starved", bu.failed, HOLDERS);
+	for (int i = 0; i < HOLDERS; i++) {
+		close(bu.holder[i][0]);
+		close(bu.holder[i][1]);
+	}
+	close(bu.stalled[0]);
+	close(bu.stalled[1]);
+	test_close(loop);
+}
+
 /* ---- deadlines on the acceptor and on receive streams */
 
 struct timed_waits {
@@ -954,6 +1278,10 @@ struct timed_waits {
 	int64_t waited;
 };
 
+/* Set once both waits have timed out: the late peer connects only then
+ * (after a fixed sleep it raced the timeouts on a loaded machine). */
+static uco_event both_timed_out;
+
 static void *waits_with_deadlines(void *arg)
 {
 	struct timed_waits *w = arg;
@@ -962,6 +1290,7 @@ static void *waits_with_deadlines(void *arg)
 	w->waited = uco_now() - t0;
 	const void *data;
 	w->str_timeout = uco_recv_stream_next_dl(w->stream, &data, uco_now() + 5 * UCO_NS_PER_MS);
+	uco_event_set(&both_timed_out);
 	/* After a timeout both still work, and a deadline far away does not
 	 * hold back what arrives. */
 	w->acc_then = uco_acceptor_next_dl(w->acceptor, uco_now() + 10 * UCO_NS_PER_S);
@@ -972,7 +1301,7 @@ static void *waits_with_deadlines(void *arg)
 static void *connects_later(void *arg)
 {
 	int *fds = arg; /* listen port in fds[0] via server_addr, peer in fds[1] */
-	uco_sleep(30 * UCO_NS_PER_MS);
+	uco_event_wait(&both_timed_out);
 	int c = uco_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_eq(uco_connect(c, (struct sockaddr *)&server_addr, sizeof server_addr), 0);
 	cr_assert_eq(write(fds[1], "late", 4), 4);
@@ -991,6 +1320,7 @@ Test(io, acceptor_and_stream_waits_time_out_and_go_on)
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	struct timed_waits w;
 	memset(&w, 0, sizeof w);
+	uco_event_init(&both_timed_out);
 	cr_assert_eq(uco_acceptor_open(loop, &w.acceptor, l, SOCK_CLOEXEC), 0);
 	cr_assert_eq(uco_recv_stream_open(&w.stream, sv[0], br), 0);
 	int late[2] = { -1, sv[1] };

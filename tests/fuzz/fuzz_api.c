@@ -184,8 +184,8 @@ static void *stop_after(void *arg)
 	struct world *w = arg;
 	int done = uco_wait(w->tasks, w->ntasks, UCO_WAIT_ALL_COMPLETED,
 	                    uco_now() + 30 * 1000 * US, NULL);
-	CHECK(done >= 0 && done <= (int)w->ntasks);
-	if (done < (int)w->ntasks)
+	CHECK(done == (int)w->ntasks || done == -ETIMEDOUT);
+	if (done == -ETIMEDOUT)
 		uco_loop_cancel_all(uco_loop_current());
 	return NULL;
 }
