@@ -6,7 +6,6 @@
  * runs unless asked for; the waits describe themselves (struct
  * uco__wait_kind, in the file that owns each wait).
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,25 +13,15 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "report.h"
 
 int uco__describe_fn(uco_fn fn, char *buf, size_t len)
 {
-	void *addr;
-	memcpy(&addr, &fn, sizeof addr); /* ISO C has no function-to-object cast */
-	/* dladdr sees only dynamic symbols: a static function, or one in an
-	 * executable not linked with -rdynamic, gets "file+0xoffset", which
-	 * addr2line -e file turns into a name and a line. */
-	Dl_info info;
-	if (dladdr(addr, &info)) {
-		if (info.dli_sname && info.dli_saddr == addr)
-			return snprintf(buf, len, "%s", info.dli_sname);
-		if (info.dli_fname && info.dli_fname[0]) {
-			const char *base = strrchr(info.dli_fname, '/');
-			return snprintf(buf, len, "%s+%#tx", base ? base + 1 : info.dli_fname,
-			                (char *)addr - (char *)info.dli_fbase);
-		}
-	}
-	return snprintf(buf, len, "%p", addr);
+	/* Named from the ELF symbol table (report.c): a static function, or
+	 * one of a program not linked with -rdynamic, has its name too. */
+	struct uco__msg m = { .len = 0 };
+	uco__msg_fn(&m, fn);
+	return snprintf(buf, len, "%.*s", (int)m.len, m.text);
 }
 
 int uco__format_ns(int64_t ns, char *buf, size_t len)
@@ -161,6 +150,28 @@ static void describe_task(const uco_task *t, char *buf, size_t len)
 		snprintf(buf + n, len - (size_t)n, "%scancel requested", n ? ", " : "");
 }
 
+/* The last few functions named: naming one reads a symbol table, and a
+ * loop's tasks mostly run a few functions. */
+struct fn_names {
+	struct {
+		uco_fn fn;
+		char name[160];
+	} slot[8];
+	unsigned next;
+};
+
+static const char *fn_name(struct fn_names *c, uco_fn fn)
+{
+	size_t n = sizeof c->slot / sizeof c->slot[0];
+	for (size_t i = 0; i < n && i < c->next; i++)
+		if (c->slot[i].fn == fn)
+			return c->slot[i].name;
+	char *name = c->slot[c->next % n].name;
+	c->slot[c->next++ % n].fn = fn;
+	uco__describe_fn(fn, name, sizeof c->slot[0].name);
+	return name;
+}
+
 int uco_loop_dump(uco_loop *loop, int fd)
 {
 	int err = uco__spawn_loop(&loop);
@@ -179,9 +190,10 @@ int uco_loop_dump(uco_loop *loop, int fd)
 	while (oldest && oldest->all_next)
 		oldest = oldest->all_next;
 	int count = 0;
+	struct fn_names names = { .next = 0 };
 	for (const uco_task *t = oldest; t && !err; t = t->all_prev, count++) {
-		char fn[160], what[512], stack[64] = "";
-		uco__describe_fn(t->fn, fn, sizeof fn);
+		char what[512], stack[64] = "";
+		const char *fn = fn_name(&names, t->fn);
 		describe_task(t, what, sizeof what);
 		long used = stack_used(t);
 		if (used >= 0)

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * report.c: lines built without stdio or malloc, and names for code
+ * addresses from the ELF symbol tables, for reports written from signal
+ * handlers (overflow.c, stall.c) and the dump (debug.c).
+ */
+#ifndef UCO_REPORT_H
+#define UCO_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* A line (or a few) being built, on the caller's stack; what does not fit
+ * is cut. */
+struct uco__msg {
+	char text[1024];
+	size_t len;
+};
+
+void uco__msg_put(struct uco__msg *m, const char *s);
+void uco__msg_hex(struct uco__msg *m, uintptr_t v);
+void uco__msg_dec(struct uco__msg *m, uint64_t v);
+/* Write it all to stderr (retrying short writes and EINTR), then empty it. */
+void uco__msg_flush(struct uco__msg *m);
+
+/* What an address is: the function around it and how far in, and the
+ * file it belongs to with the address as that file numbers it (what
+ * `addr2line -f -e file vaddr` takes).  Async-signal-safe (see report.c). */
+struct uco__sym {
+	char name[128];   /* "" when no symbol covers the address */
+	uintptr_t offset; /* from the function's start */
+	char file[256];   /* "" when no loaded object holds it */
+	uintptr_t vaddr;
+};
+/* True when it found a name. */
+bool uco__symbolize(const void *addr, struct uco__sym *out);
+
+/* "name", "name+0x1a", with with_file " (file+0x11c4)"; without a name
+ * "file+0x11c4", else the bare address. */
+void uco__msg_sym(struct uco__msg *m, const void *addr, bool with_file);
+/* A task's function, as uco__msg_sym names it. */
+void uco__msg_fn(struct uco__msg *m, uco_fn fn);
+/* When fn has no name, a line with the addr2line command that finds it. */
+void uco__msg_addr2line_hint(struct uco__msg *m, uco_fn fn);
+
+#endif
