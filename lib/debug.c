@@ -35,6 +35,52 @@ int uco__format_ns(int64_t ns, char *buf, size_t len)
 	return snprintf(buf, len, "%.1f s", (double)ns / 1e9);
 }
 
+/* ------------------------------------------------------------ for gdb */
+
+/*
+ * Where the fields tools/uco-gdb.py reads lie, so that its commands work
+ * on a library built without debug info (a release build, or a distro's
+ * stripped-of-DWARF package): one entry per field, "struct.field", its
+ * offset and size, ending with a NULL name.  gdb finds it by name in the
+ * symbol table (hidden, so in .symtab: `strip --strip-debug` keeps it,
+ * only `strip --strip-all` removes it).  Add an entry when the script
+ * reads a new field; never reuse a name for another meaning.
+ */
+struct uco__gdb_field {
+	const char *name;
+	uint32_t offset, size;
+};
+
+#define FIELD(type, field)                                                        \
+	{ #type "." #field, (uint32_t)offsetof(struct type, field),               \
+	  (uint32_t)sizeof(((struct type *)0)->field) }
+
+extern const struct uco__gdb_field uco__gdb_layout[];
+__attribute__((used)) const struct uco__gdb_field uco__gdb_layout[] = {
+	FIELD(uco_loop, current),     FIELD(uco_loop, all_tasks),
+	FIELD(uco_loop, live),        FIELD(uco_task, sp),
+	FIELD(uco_task, run_state),   FIELD(uco_task, state),
+	FIELD(uco_task, why),         FIELD(uco_task, wait_data),
+	FIELD(uco_task, fn),          FIELD(uco_task, awaiting),
+	FIELD(uco_task, timer_bucket), FIELD(uco_task, all_next),
+	FIELD(uco__wait_kind, name),
+	{ NULL, 0, 0 },
+};
+
+/* For the debugger, in a live process without debug info: the details
+ * of parked t's wait (what uco_loop_dump() prints after its name), in a
+ * static buffer.  Not thread-safe: only gdb calls it, with the program
+ * stopped. */
+extern const char *uco__gdb_wait_details(const uco_task *t);
+__attribute__((used)) const char *uco__gdb_wait_details(const uco_task *t)
+{
+	static char buf[512];
+	buf[0] = '\0';
+	if (t && t->run_state == UCO__PARKED && t->why && t->why->describe)
+		t->why->describe(t, buf, sizeof buf);
+	return buf;
+}
+
 /* ------------------------------------------------------------ slow tasks */
 
 int uco_loop_set_slow_warning(uco_loop *loop, int64_t threshold_ns)
