@@ -202,25 +202,23 @@ static const char *base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-void uco__msg_sym(struct uco__msg *m, const void *addr, bool with_file)
+void uco__msg_frame(struct uco__msg *m, const void *addr, bool return_address)
 {
+	/* A return address may lie just past its function (a call that does
+	 * not return ends it): name the call instruction's function. */
 	struct uco__sym s;
-	bool named = uco__symbolize(addr, &s);
+	bool named = uco__symbolize((const char *)addr - return_address, &s);
 	if (named) {
 		uco__msg_put(m, s.name);
-		if (s.offset) {
-			uco__msg_put(m, "+");
-			uco__msg_hex(m, s.offset);
-		}
+		uco__msg_put(m, "+");
+		uco__msg_hex(m, s.offset + return_address);
 	}
-	if (s.file[0] && (with_file || !named)) {
+	if (s.file[0]) {
 		uco__msg_put(m, named ? " (" : "");
 		uco__msg_put(m, base_name(s.file));
 		uco__msg_put(m, "+");
-		uco__msg_hex(m, s.vaddr);
+		uco__msg_hex(m, s.vaddr + return_address);
 		uco__msg_put(m, named ? ")" : "");
-	} else if (!named) {
-		uco__msg_hex(m, (uintptr_t)addr);
 	}
 }
 
@@ -228,7 +226,16 @@ void uco__msg_fn(struct uco__msg *m, uco_fn fn)
 {
 	void *addr;
 	memcpy(&addr, &fn, sizeof addr); /* ISO C has no function-to-object cast */
-	uco__msg_sym(m, addr, false);
+	struct uco__sym s;
+	if (uco__symbolize(addr, &s)) {
+		uco__msg_put(m, s.name);
+	} else if (s.file[0]) {
+		uco__msg_put(m, base_name(s.file));
+		uco__msg_put(m, "+");
+		uco__msg_hex(m, s.vaddr);
+	} else {
+		uco__msg_hex(m, (uintptr_t)addr);
+	}
 }
 
 void uco__msg_addr2line_hint(struct uco__msg *m, uco_fn fn)

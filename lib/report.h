@@ -38,10 +38,11 @@ struct uco__sym {
 /* True when it found a name. */
 bool uco__symbolize(const void *addr, struct uco__sym *out);
 
-/* "name", "name+0x1a", with with_file " (file+0x11c4)"; without a name
- * "file+0x11c4", else the bare address. */
-void uco__msg_sym(struct uco__msg *m, const void *addr, bool with_file);
-/* A task's function, as uco__msg_sym names it. */
+/* A backtrace frame: "name+0x1a (file+0x11c4)"; a return address is
+ * looked up one byte back, inside the call. */
+void uco__msg_frame(struct uco__msg *m, const void *addr, bool return_address);
+/* A task's function: its name, else "file+0x11c4" (addr2line's
+ * input), else its address. */
 void uco__msg_fn(struct uco__msg *m, uco_fn fn);
 /* When fn has no name, a line with the addr2line command that finds it. */
 void uco__msg_addr2line_hint(struct uco__msg *m, uco_fn fn);
