@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -64,12 +63,8 @@ __attribute__((noreturn)) static void report(const uco_loop *loop, const uco_tas
                                              uintptr_t addr, uintptr_t sp)
 {
 	struct uco__msg m = { .len = 0 };
-	uco__msg_put(&m, "uco: stack overflow: task ");
-	uco__msg_hex(&m, (uintptr_t)t);
-	uco__msg_put(&m, " (");
-	uco__msg_fn(&m, t->fn);
-	uco__msg_put(&m, ") of loop ");
-	uco__msg_hex(&m, (uintptr_t)loop);
+	uco__msg_put(&m, "uco: stack overflow: ");
+	uco__msg_task(&m, loop, t);
 	uco__msg_put(&m, " ran past the end of its ");
 	put_size(&m, t->stack.size);
 	uco__msg_put(&m, " stack [");
@@ -91,19 +86,6 @@ __attribute__((noreturn)) static void report(const uco_loop *loop, const uco_tas
 }
 
 /* ------------------------------------------------------------ the handler */
-
-static uintptr_t interrupted_sp(const void *context)
-{
-	const ucontext_t *uc = context;
-#if defined(__x86_64__)
-	return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-#elif defined(__aarch64__)
-	return (uintptr_t)uc->uc_mcontext.sp;
-#else
-	(void)uc;
-	return 0;
-#endif
-}
 
 /* Not an overflow of ours: whoever handled SIGSEGV before uco does. */
 static void pass_on(int signo, siginfo_t *si, void *context)
@@ -139,7 +121,8 @@ static void on_segv(int signo, siginfo_t *si, void *context)
 	if (t && t->stack.base && si->si_code > 0) {
 		uintptr_t base = (uintptr_t)t->stack.base;
 		uintptr_t addr = (uintptr_t)si->si_addr;
-		uintptr_t sp = interrupted_sp(context);
+		uintptr_t pc, sp;
+		uco__interrupted_at(context, &pc, &sp);
 		uintptr_t page = uco__page_size();
 		bool on_guard = addr < base && addr >= base - page;
 		/* A write into the frames between that stack pointer and the

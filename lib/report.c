@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "report.h"
@@ -74,6 +75,31 @@ void uco__msg_flush(struct uco__msg *m)
 		n -= (size_t)w;
 	}
 	m->len = 0;
+}
+
+void uco__msg_task(struct uco__msg *m, const uco_loop *loop, const uco_task *t)
+{
+	uco__msg_put(m, "task ");
+	uco__msg_hex(m, (uintptr_t)t);
+	uco__msg_put(m, " (");
+	uco__msg_fn(m, t->fn);
+	uco__msg_put(m, ") of loop ");
+	uco__msg_hex(m, (uintptr_t)loop);
+}
+
+void uco__interrupted_at(const void *context, uintptr_t *pc, uintptr_t *sp)
+{
+	const ucontext_t *uc = context;
+#if defined(__x86_64__)
+	*pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	*sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+	*pc = (uintptr_t)uc->uc_mcontext.pc;
+	*sp = (uintptr_t)uc->uc_mcontext.sp;
+#else
+	(void)uc;
+	*pc = *sp = 0;
+#endif
 }
 
 /* ------------------------------------------------------------ symbols */

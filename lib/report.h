@@ -26,6 +26,13 @@ void uco__msg_dec(struct uco__msg *m, uint64_t v);
 /* Write it all to stderr (retrying short writes and EINTR), then empty it. */
 void uco__msg_flush(struct uco__msg *m);
 
+/* "task 0x... (its function) of loop 0x..." */
+void uco__msg_task(struct uco__msg *m, const uco_loop *loop, const uco_task *t);
+
+/* Where the code a signal interrupted was: its program counter and stack
+ * pointer, from the handler's ucontext (0 on other architectures). */
+void uco__interrupted_at(const void *context, uintptr_t *pc, uintptr_t *sp);
+
 /* What an address is: the function around it and how far in, and the
  * file it belongs to with the address as that file numbers it (what
  * `addr2line -f -e file vaddr` takes).  Async-signal-safe (see report.c). */

@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -47,19 +46,6 @@ static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 static int stall_signo; /* 0: no real-time signal was free */
 
 /* ------------------------------------------------------------ the handler */
-
-static uintptr_t interrupted_pc(const void *context)
-{
-	const ucontext_t *uc = context;
-#if defined(__x86_64__)
-	return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-#elif defined(__aarch64__)
-	return (uintptr_t)uc->uc_mcontext.pc;
-#else
-	(void)uc;
-	return 0;
-#endif
-}
 
 /* "52.3 ms" */
 static void put_ms(struct uco__msg *m, int64_t ns)
@@ -77,7 +63,8 @@ static void put_backtrace(struct uco__msg *m, const void *context)
 {
 	void *frames[MAX_FRAMES];
 	int n = backtrace(frames, MAX_FRAMES);
-	uintptr_t pc = interrupted_pc(context);
+	uintptr_t pc, sp;
+	uco__interrupted_at(context, &pc, &sp);
 	int first = 0;
 	for (int i = 0; i < n; i++)
 		if ((uintptr_t)frames[i] == pc) {
@@ -106,12 +93,8 @@ static void report(struct uco__stall *s, const void *context)
 	if (!t || atomic_load_explicit(&s->run, memory_order_relaxed) != run)
 		return; /* the task yielded since */
 	struct uco__msg m = { .len = 0 };
-	uco__msg_put(&m, "uco: stall: task ");
-	uco__msg_hex(&m, (uintptr_t)t);
-	uco__msg_put(&m, " (");
-	uco__msg_fn(&m, t->fn);
-	uco__msg_put(&m, ") of loop ");
-	uco__msg_hex(&m, (uintptr_t)loop);
+	uco__msg_put(&m, "uco: stall: ");
+	uco__msg_task(&m, loop, t);
 	uco__msg_put(&m, " has run for ");
 	put_ms(&m, atomic_load_explicit(&s->report_ns, memory_order_relaxed));
 	uco__msg_put(&m, " without yielding (threshold ");
