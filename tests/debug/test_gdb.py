@@ -40,7 +40,7 @@ def main():
     for name, cmd in [("tasks", "uco tasks"), ("tasks-loop", "uco tasks the_loop"),
                       ("before", "p/x $sp"), ("bt-sleeping", "uco bt sleeping_task"),
                       ("bt-awaiting", "uco bt awaiting_task"), ("bt-all", "uco bt all"),
-                      ("after", "p/x $sp"), ("bt", "bt")]:
+                      ("after", "p/x $sp"), ("bt", "bt"), ("dump", "uco dump")]:
         marks += ["-ex", "echo ==%s==\\n" % name, "-ex", cmd]
     cmd = [gdb, "-batch", "-nx", "-x", script, "-ex", "run"] + marks + ["--args", target, "stop"]
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -120,6 +120,10 @@ def main():
     bt = frames(section(out, "bt"))
     if "gdb_stop_here" not in bt or "stopper" not in bt:
         fail("after uco bt, bt no longer shows where the thread stopped: %s" % bt, out)
+    # uco dump: uco_loop_dump() called in the program (its output goes to
+    # the program's stdout, which is gdb's here).
+    if "uco loop %s: 5 tasks" % loop not in out or "io: read fd %s" % fd not in out:
+        fail("uco dump: no dump of loop %s" % loop, out)
     print(out)
     print("ok")
     return 0
