@@ -90,11 +90,21 @@ static int count(const char *text, const char *what)
 
 static volatile uint64_t spins;
 
-/* Static and not inlined: the report must name it from .symtab. */
-__attribute__((noinline)) static void spin_for(int64_t ns)
+/* Has anything been written to the captured stderr (the report)? */
+static int reported(void)
 {
-	int64_t end = uco_now() + ns;
-	while (uco_now() < end)
+	return saved_stderr >= 0 && lseek(STDERR_FILENO, 0, SEEK_CUR) > 0;
+}
+
+/* Static and not inlined: the report must name it from .symtab.  It spins
+ * for `ns`; with `until_reported`, on until the report is out (at most
+ * 10 s), so that a loaded machine that starves the watchdog cannot let
+ * the stall end unreported. */
+__attribute__((noinline)) static void spin_for(int64_t ns, int until_reported)
+{
+	int64_t start = uco_now(), now;
+	while ((now = uco_now()) < start + ns ||
+	       (until_reported && now < start + 10 * UCO_NS_PER_S && !reported()))
 		spins++;
 }
 
@@ -107,7 +117,7 @@ static void *spinning_task(void *arg)
 		expect(uco_loop_set_stall_report(NULL, enable_inside) == 0,
 		       "turned on from inside a task", NULL);
 	uco_yield();
-	spin_for(300 * UCO_NS_PER_MS);
+	spin_for(300 * UCO_NS_PER_MS, arg != NULL);
 	spins += 0; /* not a tail call: spin_for's caller stays in the frames */
 	return NULL;
 }
@@ -119,7 +129,7 @@ static void spinning_is_reported(int from_inside)
 	enable_inside = from_inside ? 50 * UCO_NS_PER_MS : 0;
 	if (!from_inside)
 		expect(uco_loop_set_stall_report(loop, 50 * UCO_NS_PER_MS) == 0, "turned on", NULL);
-	expect(uco_spawn(loop, &t, spinning_task, NULL) == 0, "spawn", NULL);
+	expect(uco_spawn(loop, &t, spinning_task, "until reported") == 0, "spawn", NULL);
 	capture_begin();
 	int r = uco_loop_run(loop);
 	const char *err = capture_end();
@@ -149,7 +159,7 @@ static void *yields_often(void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < 200; i++) {
-		spin_for(100 * 1000); /* 0.1 ms of work per turn */
+		spin_for(100 * 1000, 0); /* 0.1 ms of work per turn */
 		uco_yield();
 	}
 	return NULL;
@@ -159,7 +169,7 @@ static void *sleeps(void *arg)
 {
 	(void)arg;
 	/* The loop waits in the kernel, no task runs: not a stall. */
-	uco_sleep(600 * UCO_NS_PER_MS);
+	uco_sleep(800 * UCO_NS_PER_MS);
 	return NULL;
 }
 
@@ -168,7 +178,7 @@ static void yielding_is_quiet(void)
 	uco_loop *loop = new_loop();
 	/* Far above any run of these tasks (a tenth of a millisecond), so
 	 * that a loaded machine cannot make one look stuck. */
-	expect(uco_loop_set_stall_report(loop, 200 * UCO_NS_PER_MS) == 0, "turned on", NULL);
+	expect(uco_loop_set_stall_report(loop, 500 * UCO_NS_PER_MS) == 0, "turned on", NULL);
 	for (int i = 0; i < 3; i++)
 		expect(uco_spawn(loop, NULL, yields_often, NULL) == 0, "spawn", NULL);
 	expect(uco_spawn(loop, NULL, sleeps, NULL) == 0, "spawn", NULL);
