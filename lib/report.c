@@ -2,8 +2,9 @@
 /*
  * What the reports written from signal handlers share (the stack-overflow
  * report, the stall report), and that the dump and the slow-task warning
- * use too: a line built without stdio or malloc, and names for code
- * addresses.
+ * use too: a line built without stdio or malloc (with the "task ... (fn)
+ * of loop ..." words both reports start with), where the interrupted code
+ * was (from the handler's ucontext), and names for code addresses.
  *
  * dladdr() sees only the dynamic symbol table, so a static function, or
  * any function of a program not linked with -rdynamic, has no name there
@@ -12,8 +13,8 @@
  * file that holds the address (the link map dladdr1() returns says which,
  * /proc/self/exe for the program itself) read-only, looks the address up
  * in .symtab (or .dynsym when the file is stripped) and unmaps it again.
- * Only open, fstat, mmap, munmap and close: plain system calls, so a
- * signal handler may call it.  dladdr1() itself is not on POSIX's list of
+ * Only open, fstat, mmap, munmap, close and readlink: plain system calls,
+ * so a signal handler may call it.  dladdr1() itself is not on POSIX's list of
  * async-signal-safe functions, but glibc's takes only the loader's
  * recursive lock, so it can only go wrong for a signal that interrupts
  * the dynamic loader itself.
