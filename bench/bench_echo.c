@@ -776,7 +776,7 @@ static int echo_one(const char *impl, unsigned nconn, int64_t warm_ns,
 	if (pin && bench_pin_to(ECHO_CLIENT_CPU) < 0)
 		bench_note("echo: sched_setaffinity(client): %s", strerror(errno));
 
-	struct echo_result r;
+	struct echo_result r = { 0 }; /* filled when echo_client succeeds (-Os cannot see it) */
 	ret = echo_client(impl, port, nconn, warm_ns, run_ns, &r);
 
 	if (restore)

@@ -114,7 +114,7 @@ static int sleep_uco(int rounds)
 		return ret;
 	}
 	for (int r = 0; r < rounds; r++) {
-		double ms;
+		double ms = 0; /* set when the round succeeds (-O3 cannot see it) */
 		ret = bench_uco_sleep_round(loop, BENCH_SLEEP_TASKS,
 		                            BENCH_SLEEP_MS * UCO_NS_PER_MS,
 		                            "sleep", &ms);

@@ -186,6 +186,17 @@ UCO_API unsigned uco_loop_features(const uco_loop *loop);
  * threshold or no loop, -EPERM from another thread than the loop's. */
 UCO_API int uco_loop_set_slow_warning(uco_loop *loop, int64_t threshold_ns);
 
+/* The live stall report (Seastar's stall detector): while a task of `loop`
+ * (NULL: the loop running on this thread) runs longer than threshold_ns
+ * without yielding, a watchdog thread interrupts the loop thread with a
+ * real-time signal and its handler writes the task, its function and a
+ * backtrace of where it is stuck to stderr, at most once per stall and
+ * every 10 s.  0 turns it off (the default); while on, each switch into
+ * and out of a task is one relaxed store.  -EINVAL (negative threshold, no
+ * loop), -EPERM (another thread), -EBUSY (no real-time signal free),
+ * -ENOMEM/-EAGAIN (no watchdog thread). */
+UCO_API int uco_loop_set_stall_report(uco_loop *loop, int64_t threshold_ns);
+
 /* Write a report of every task of `loop` (NULL: the loop running on this
  * thread) to fd, one line each: its state (runnable, running, waiting,
  * done), its function, its stack size and use, and what it waits for

@@ -6,7 +6,6 @@
  * runs unless asked for; the waits describe themselves (struct
  * uco__wait_kind, in the file that owns each wait).
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,25 +13,15 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "report.h"
 
 int uco__describe_fn(uco_fn fn, char *buf, size_t len)
 {
-	void *addr;
-	memcpy(&addr, &fn, sizeof addr); /* ISO C has no function-to-object cast */
-	/* dladdr sees only dynamic symbols: a static function, or one in an
-	 * executable not linked with -rdynamic, gets "file+0xoffset", which
-	 * addr2line -e file turns into a name and a line. */
-	Dl_info info;
-	if (dladdr(addr, &info)) {
-		if (info.dli_sname && info.dli_saddr == addr)
-			return snprintf(buf, len, "%s", info.dli_sname);
-		if (info.dli_fname && info.dli_fname[0]) {
-			const char *base = strrchr(info.dli_fname, '/');
-			return snprintf(buf, len, "%s+%#tx", base ? base + 1 : info.dli_fname,
-			                (char *)addr - (char *)info.dli_fbase);
-		}
-	}
-	return snprintf(buf, len, "%p", addr);
+	/* Named from the ELF symbol table (report.c): a static function, or
+	 * one of a program not linked with -rdynamic, has its name too. */
+	struct uco__msg m = { .len = 0 };
+	uco__msg_fn(&m, fn);
+	return snprintf(buf, len, "%.*s", (int)m.len, m.text);
 }
 
 int uco__format_ns(int64_t ns, char *buf, size_t len)
@@ -44,6 +33,52 @@ int uco__format_ns(int64_t ns, char *buf, size_t len)
 	if (ns < UCO_NS_PER_S)
 		return snprintf(buf, len, "%.1f ms", (double)ns / 1e6);
 	return snprintf(buf, len, "%.1f s", (double)ns / 1e9);
+}
+
+/* ------------------------------------------------------------ for gdb */
+
+/*
+ * Where the fields tools/uco-gdb.py reads lie, so that its commands work
+ * on a library built without debug info (a release build, or a distro's
+ * stripped-of-DWARF package): one entry per field, "struct.field", its
+ * offset and size, ending with a NULL name.  gdb finds it by name in the
+ * symbol table (hidden, so in .symtab: `strip --strip-debug` keeps it,
+ * only `strip --strip-all` removes it).  Add an entry when the script
+ * reads a new field; never reuse a name for another meaning.
+ */
+struct uco__gdb_field {
+	const char *name;
+	uint32_t offset, size;
+};
+
+#define FIELD(type, field)                                                        \
+	{ #type "." #field, (uint32_t)offsetof(struct type, field),               \
+	  (uint32_t)sizeof(((struct type *)0)->field) }
+
+extern const struct uco__gdb_field uco__gdb_layout[];
+__attribute__((used)) const struct uco__gdb_field uco__gdb_layout[] = {
+	FIELD(uco_loop, current),     FIELD(uco_loop, all_tasks),
+	FIELD(uco_loop, live),        FIELD(uco_task, sp),
+	FIELD(uco_task, run_state),   FIELD(uco_task, state),
+	FIELD(uco_task, why),         FIELD(uco_task, wait_data),
+	FIELD(uco_task, fn),          FIELD(uco_task, awaiting),
+	FIELD(uco_task, timer_bucket), FIELD(uco_task, all_next),
+	FIELD(uco__wait_kind, name),
+	{ NULL, 0, 0 },
+};
+
+/* For the debugger, in a live process without debug info: the details
+ * of parked t's wait (what uco_loop_dump() prints after its name), in a
+ * static buffer.  Not thread-safe: only gdb calls it, with the program
+ * stopped. */
+extern const char *uco__gdb_wait_details(const uco_task *t);
+__attribute__((used)) const char *uco__gdb_wait_details(const uco_task *t)
+{
+	static char buf[512];
+	buf[0] = '\0';
+	if (t && t->run_state == UCO__PARKED && t->why && t->why->describe)
+		t->why->describe(t, buf, sizeof buf);
+	return buf;
 }
 
 /* ------------------------------------------------------------ slow tasks */
@@ -161,6 +196,28 @@ static void describe_task(const uco_task *t, char *buf, size_t len)
 		snprintf(buf + n, len - (size_t)n, "%scancel requested", n ? ", " : "");
 }
 
+/* The last few functions named: naming one reads a symbol table, and a
+ * loop's tasks mostly run a few functions. */
+struct fn_names {
+	struct {
+		uco_fn fn;
+		char name[160];
+	} slot[8];
+	unsigned next;
+};
+
+static const char *fn_name(struct fn_names *c, uco_fn fn)
+{
+	size_t n = sizeof c->slot / sizeof c->slot[0];
+	for (size_t i = 0; i < n && i < c->next; i++)
+		if (c->slot[i].fn == fn)
+			return c->slot[i].name;
+	char *name = c->slot[c->next % n].name;
+	c->slot[c->next++ % n].fn = fn;
+	uco__describe_fn(fn, name, sizeof c->slot[0].name);
+	return name;
+}
+
 int uco_loop_dump(uco_loop *loop, int fd)
 {
 	int err = uco__spawn_loop(&loop);
@@ -179,9 +236,10 @@ int uco_loop_dump(uco_loop *loop, int fd)
 	while (oldest && oldest->all_next)
 		oldest = oldest->all_next;
 	int count = 0;
+	struct fn_names names = { .next = 0 };
 	for (const uco_task *t = oldest; t && !err; t = t->all_prev, count++) {
-		char fn[160], what[512], stack[64] = "";
-		uco__describe_fn(t->fn, fn, sizeof fn);
+		char what[512], stack[64] = "";
+		const char *fn = fn_name(&names, t->fn);
 		describe_task(t, what, sizeof what);
 		long used = stack_used(t);
 		if (used >= 0)

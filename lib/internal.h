@@ -261,6 +261,7 @@ struct uco__resource {
 
 struct uco__inbox;
 struct signals;
+struct uco__stall;
 
 struct uco_loop {
 	struct io_uring ring;
@@ -302,6 +303,8 @@ struct uco_loop {
 	/* Debug mode: warn when a task runs longer than this without
 	 * yielding (0: off; see debug.c). */
 	int64_t slow_ns;
+	/* The live stall report, or NULL when off (stall.h). */
+	struct uco__stall *stall;
 	uco_loop_stats stats;
 #ifdef UCO__ASAN
 	void *asan_fake_stack;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "stall.h"
 
 #define TRIM_PERIOD_NS UCO_NS_PER_S
 
@@ -267,12 +268,14 @@ static void run_ready(uco_loop *loop)
 			uco__run_callbacks(t);
 			continue;
 		}
+		uco__stall_enter(loop); /* the stall report's count (stall.h) */
 		if (t->run_state == UCO__NEW && t->cancelling)
 			t->run_state = UCO__FINISHED; /* cancelled before it ran */
 		else if (__builtin_expect(loop->slow_ns != 0, 0))
 			run_timed(loop, t);
 		else
 			run_task(loop, t);
+		uco__stall_leave(loop);
 		if (t->run_state == UCO__FINISHED)
 			uco__task_finish(loop, t);
 	}
@@ -468,6 +471,7 @@ int uco_loop_close(uco_loop *loop)
 		t->loop = NULL;
 		t->all_prev = t->all_next = NULL;
 	}
+	uco__stall_stop(loop); /* its watchdog thread, if any */
 	/* Its own default executor has no job left (no task is). */
 	uco__loop_executor_close(loop);
 	/* Tear the ring down first: the kernel then holds no SQE that points

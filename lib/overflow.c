@@ -17,22 +17,19 @@
  * SIGSEGV alone.
  *
  * Inside the handler: write(2) and hand-made formatting, nothing from
- * stdio or malloc.  The one exception is dladdr() for the function's name:
- * not async-signal-safe in POSIX's list, but glibc's takes only the
- * loader's recursive lock, so it can only go wrong for an overflow inside
- * the dynamic loader itself.
+ * stdio or malloc (report.c, which also names the function from the ELF
+ * symbol table, so that a static function has its name too).
  */
 #include <errno.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "report.h"
 
 #define ALTSTACK_SIZE (64u * 1024)
 
@@ -50,131 +47,45 @@ static __thread size_t tls_altstack_len;
 
 /* ------------------------------------------------------------ the message */
 
-/* A line being built on the signal stack. */
-struct msg {
-	char text[1024];
-	size_t len;
-};
-
-static void put(struct msg *m, const char *s)
-{
-	while (*s && m->len < sizeof m->text)
-		m->text[m->len++] = *s++;
-}
-
-static void put_hex(struct msg *m, uintptr_t v)
-{
-	char digits[2 + 2 * sizeof v + 1], *p = digits + sizeof digits - 1;
-	*p = '\0';
-	do
-		*--p = "0123456789abcdef"[v & 15];
-	while (v >>= 4);
-	*--p = 'x';
-	*--p = '0';
-	put(m, p);
-}
-
-static void put_dec(struct msg *m, uint64_t v)
-{
-	char digits[24], *p = digits + sizeof digits - 1;
-	*p = '\0';
-	do
-		*--p = (char)('0' + v % 10);
-	while (v /= 10);
-	put(m, p);
-}
-
 /* Sizes are whole pages: KiB unless not a multiple of it. */
-static void put_size(struct msg *m, size_t bytes)
+static void put_size(struct uco__msg *m, size_t bytes)
 {
 	if (bytes % 1024) {
-		put_dec(m, bytes);
-		put(m, " bytes");
+		uco__msg_dec(m, bytes);
+		uco__msg_put(m, " bytes");
 	} else {
-		put_dec(m, bytes / 1024);
-		put(m, " KiB");
+		uco__msg_dec(m, bytes / 1024);
+		uco__msg_put(m, " KiB");
 	}
-}
-
-static void put_fn(struct msg *m, uco_fn fn)
-{
-	void *addr;
-	memcpy(&addr, &fn, sizeof addr);
-	Dl_info info;
-	if (dladdr(addr, &info)) {
-		if (info.dli_sname && info.dli_saddr == addr) {
-			put(m, info.dli_sname);
-			return;
-		}
-		if (info.dli_fname && info.dli_fname[0]) {
-			const char *base = strrchr(info.dli_fname, '/');
-			put(m, base ? base + 1 : info.dli_fname);
-			put(m, "+");
-			put_hex(m, (uintptr_t)((char *)addr - (char *)info.dli_fbase));
-			return;
-		}
-	}
-	put_hex(m, (uintptr_t)addr);
-}
-
-static void flush(struct msg *m)
-{
-	const char *p = m->text;
-	size_t n = m->len;
-	while (n) {
-		ssize_t w = write(STDERR_FILENO, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		p += w;
-		n -= (size_t)w;
-	}
-	m->len = 0;
 }
 
 __attribute__((noreturn)) static void report(const uco_loop *loop, const uco_task *t,
                                              uintptr_t addr, uintptr_t sp)
 {
-	struct msg m = { .len = 0 };
-	put(&m, "uco: stack overflow: task ");
-	put_hex(&m, (uintptr_t)t);
-	put(&m, " (");
-	put_fn(&m, t->fn);
-	put(&m, ") of loop ");
-	put_hex(&m, (uintptr_t)loop);
-	put(&m, " ran past the end of its ");
+	struct uco__msg m = { .len = 0 };
+	uco__msg_put(&m, "uco: stack overflow: ");
+	uco__msg_task(&m, loop, t);
+	uco__msg_put(&m, " ran past the end of its ");
 	put_size(&m, t->stack.size);
-	put(&m, " stack [");
-	put_hex(&m, (uintptr_t)t->stack.base);
-	put(&m, ", ");
-	put_hex(&m, (uintptr_t)t->stack.base + t->stack.size);
-	put(&m, "): fault at ");
-	put_hex(&m, addr);
-	put(&m, ", stack pointer ");
-	put_hex(&m, sp);
-	put(&m, "\nuco: give the task a larger stack with uco_spawn_sized(), or every task "
-	        "of the loop with uco_loop_opts.stack_size (this loop's: ");
+	uco__msg_put(&m, " stack [");
+	uco__msg_hex(&m, (uintptr_t)t->stack.base);
+	uco__msg_put(&m, ", ");
+	uco__msg_hex(&m, (uintptr_t)t->stack.base + t->stack.size);
+	uco__msg_put(&m, "): fault at ");
+	uco__msg_hex(&m, addr);
+	uco__msg_put(&m, ", stack pointer ");
+	uco__msg_hex(&m, sp);
+	uco__msg_put(&m, "\nuco: give the task a larger stack with uco_spawn_sized(), or every "
+	                 "task of the loop with uco_loop_opts.stack_size (this loop's: ");
 	put_size(&m, loop->pool.stack_size);
-	put(&m, ")\nuco: aborting\n");
-	flush(&m);
+	uco__msg_put(&m, ")\n");
+	uco__msg_addr2line_hint(&m, t->fn);
+	uco__msg_put(&m, "uco: aborting\n");
+	uco__msg_flush(&m);
 	abort();
 }
 
 /* ------------------------------------------------------------ the handler */
-
-static uintptr_t interrupted_sp(const void *context)
-{
-	const ucontext_t *uc = context;
-#if defined(__x86_64__)
-	return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-#elif defined(__aarch64__)
-	return (uintptr_t)uc->uc_mcontext.sp;
-#else
-	(void)uc;
-	return 0;
-#endif
-}
 
 /* Not an overflow of ours: whoever handled SIGSEGV before uco does. */
 static void pass_on(int signo, siginfo_t *si, void *context)
@@ -210,7 +121,8 @@ static void on_segv(int signo, siginfo_t *si, void *context)
 	if (t && t->stack.base && si->si_code > 0) {
 		uintptr_t base = (uintptr_t)t->stack.base;
 		uintptr_t addr = (uintptr_t)si->si_addr;
-		uintptr_t sp = interrupted_sp(context);
+		uintptr_t pc, sp;
+		uco__interrupted_at(context, &pc, &sp);
 		uintptr_t page = uco__page_size();
 		bool on_guard = addr < base && addr >= base - page;
 		/* A write into the frames between that stack pointer and the

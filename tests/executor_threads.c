@@ -105,10 +105,11 @@ static void shared_by_loops(unsigned flags)
 
 /* ---- cancellation while workers run, and shutdown that drops the queue */
 
-static atomic_int slow_ran;
+static atomic_int slow_ran, slow_started;
 
 static void *slow_job(void *arg)
 {
+	atomic_fetch_add(&slow_started, 1);
 	sleep_us(2000);
 	atomic_fetch_add(&slow_ran, 1);
 	return arg;
@@ -155,7 +156,11 @@ static void cancel_while_running(void)
 
 static void *shuts_down(void *arg)
 {
-	uco_sleep(3 * UCO_NS_PER_MS);
+	/* Once a worker runs a job, however slow the machine is to start
+	 * them (a blind 3 ms sleep dropped all 30 under load). */
+	int base = atomic_load(&slow_started);
+	for (int i = 0; i < 10000 && atomic_load(&slow_started) == base; i++)
+		uco_sleep(UCO_NS_PER_MS);
 	return (void *)(intptr_t)uco_executor_shutdown(arg, UCO_EXECUTOR_CANCEL_QUEUED);
 }
 

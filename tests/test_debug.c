@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Debugging aids: the stack-overflow report, the slow-task warning and the
  * task dump. */
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -12,8 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "helpers.h"
 #include "internal.h" /* t->stack, for the frame that jumps the guard */
+#include "report.h"   /* uco__symbolize */
 
 #if defined(__SANITIZE_ADDRESS__)
 /* Under ASan, uco's handler still reports overflows, and passes other
@@ -27,77 +28,62 @@ const char *__asan_default_options(void)
 }
 #endif
 
-/* The name uco should give a function: its dynamic symbol, else
- * "file+0xoffset", worked out here with dladdr independently of uco. */
-static void expected_name(uco_fn fn, char *buf, size_t len)
+/* The name uco should give a function: its own, from the symbol table,
+ * even for one that is not exported (the test executable is not linked
+ * with -rdynamic, so dladdr alone knows none of these). */
+#define expected_name(fn, buf, len) snprintf(buf, len, "%s", #fn)
+
+/* ------------------------------------------------------------ names */
+
+__attribute__((noinline)) static int a_static_function(int x)
 {
+	return x * 3 + 1;
+}
+
+static const char not_code[] = "data, not a function";
+
+Test(debug, symbolize_names_static_functions_and_points_addr2line_at_the_rest)
+{
+	int (*volatile fp)(int) = a_static_function;
+	cr_assert_eq(fp(1), 4);
+	int (*f)(int) = fp;
 	void *addr;
-	memcpy(&addr, &fn, sizeof addr);
-	Dl_info info;
-	cr_assert(dladdr(addr, &info), "dladdr knows the test executable");
-	if (info.dli_sname && info.dli_saddr == addr) {
-		snprintf(buf, len, "%s", info.dli_sname);
-	} else {
-		const char *base = strrchr(info.dli_fname, '/');
-		snprintf(buf, len, "%s+%#tx", base ? base + 1 : info.dli_fname,
-		         (char *)addr - (char *)info.dli_fbase);
-	}
-}
+	memcpy(&addr, &f, sizeof addr);
+	struct uco__sym s;
+	cr_assert(uco__symbolize(addr, &s), "the executable's .symtab has it");
+	cr_assert_str_eq(s.name, "a_static_function");
+	cr_assert_eq(s.offset, 0);
+	/* Inside it: the same name, how far in. */
+	cr_assert(uco__symbolize((char *)addr + 1, &s));
+	cr_assert_str_eq(s.name, "a_static_function");
+	cr_assert_eq(s.offset, 1);
+	/* The file is this executable, and vaddr what its headers number. */
+	char self[256];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	cr_assert_gt(n, 0);
+	self[n] = '\0';
+	cr_assert_str_eq(s.file, self);
 
-/* ------------------------------------------------------------ in a child */
-
-struct child {
-	int status;
-	char err[16384]; /* what it wrote on stderr */
-};
-
-#define CHILD_SKIP 77
-
-/* Run body(arg) in a child process whose stderr is captured, without core
- * dumps (it is meant to die). */
-static void run_child(void (*body)(void *), void *arg, struct child *c)
-{
-	int p[2];
-	cr_assert_eq(pipe(p), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		close(p[0]);
-		dup2(p[1], STDERR_FILENO);
-		struct rlimit no_core = { 0, 0 };
-		setrlimit(RLIMIT_CORE, &no_core);
-		body(arg);
-		_exit(0);
-	}
-	close(p[1]);
-	size_t used = 0;
-	ssize_t n;
-	while ((n = read(p[0], c->err + used, sizeof c->err - 1 - used)) > 0)
-		used += (size_t)n;
-	c->err[used] = '\0';
-	close(p[0]);
-	cr_assert_eq(waitpid(pid, &c->status, 0), pid);
-	if (WIFEXITED(c->status) && WEXITSTATUS(c->status) == CHILD_SKIP)
-		cr_skip_test("io_uring unavailable here");
-}
-
-static uco_loop *child_loop(void)
-{
-	uco_loop *loop;
-	int err = uco_loop_create(&loop, NULL);
-	if (err == -ENOSYS || err == -EPERM)
-		_exit(CHILD_SKIP);
-	if (err)
-		_exit(3);
-	return loop;
-}
-
-static void expect_signal(const struct child *c, int signo)
-{
-	cr_assert(WIFSIGNALED(c->status) && WTERMSIG(c->status) == signo,
-	          "the child should die of signal %d; status %#x, stderr:\n%s", signo,
-	          c->status, c->err);
+	/* No function there: no name, but a command line that resolves it. */
+	cr_assert_not(uco__symbolize(not_code, &s));
+	cr_assert_str_eq(s.file, self);
+	struct uco__msg m = { .len = 0 };
+	uco_fn as_fn;
+	const void *data = not_code;
+	memcpy(&as_fn, &data, sizeof as_fn);
+	uco__msg_addr2line_hint(&m, as_fn);
+	char want[512];
+	snprintf(want, sizeof want, "addr2line -f -e %s %#lx\n", self, (unsigned long)s.vaddr);
+	m.text[m.len < sizeof m.text ? m.len : sizeof m.text - 1] = '\0';
+	cr_assert(strstr(m.text, want), "'%s' in: %s", want, m.text);
+	/* A named one needs none. */
+	m.len = 0;
+	memcpy(&as_fn, &addr, sizeof as_fn);
+	uco__msg_addr2line_hint(&m, as_fn);
+	cr_assert_eq(m.len, 0);
+	/* Nothing mapped: not even a file. */
+	cr_assert_not(uco__symbolize((void *)16, &s));
+	cr_assert_str_eq(s.file, "");
 }
 
 /* ------------------------------------------------------------ overflow */
@@ -141,7 +127,7 @@ static void expect_report(const struct child *c, const char *size, const char *l
 	expect_signal(c, SIGABRT);
 	char task[64], loop[64], fn[256], text[128];
 	child_ids(c, task, loop, sizeof task);
-	expected_name(overflows, fn, sizeof fn);
+	snprintf(fn, sizeof fn, "(overflows) of %s", loop);
 	cr_assert(strstr(c->err, "uco: stack overflow: "), "%s", c->err);
 	cr_assert(strstr(c->err, task), "names %s: %s", task, c->err);
 	cr_assert(strstr(c->err, fn), "names the function %s: %s", fn, c->err);
@@ -638,15 +624,16 @@ static const char *line_of(const uco_task *t, char *buf, size_t len)
 }
 
 /* t's line says `state`, names fn, and contains each of the others. */
-static void expect_line(const uco_task *t, const char *state, uco_fn fn, const char *a,
-                        const char *b)
+#define expect_line(t, state, fn, a, b) expect_line_named(t, state, #fn, a, b)
+static void expect_line_named(const uco_task *t, const char *state, const char *fn,
+                              const char *a, const char *b)
 {
 	char line[1024], want[256];
 	line_of(t, line, sizeof line);
 	snprintf(want, sizeof want, " %-8s ", state);
 	cr_assert(strstr(line, want), "'%s' in: %s", state, line);
-	expected_name(fn, want, sizeof want);
-	cr_assert(strstr(line, want), "names %s: %s", want, line);
+	snprintf(want, sizeof want, "  %s  ", fn);
+	cr_assert(strstr(line, want), "names %s: %s", fn, line);
 	if (a)
 		cr_assert(strstr(line, a), "'%s' in: %s", a, line);
 	if (b)

@@ -1276,11 +1276,9 @@ struct timed_waits {
 	int acc_timeout, acc_then;
 	ssize_t str_timeout, str_then;
 	int64_t waited;
+	uco_event timed_out; /* both first waits are over */
+	int late[2];
 };
-
-/* Set once both waits have timed out: the late peer connects only then
- * (after a fixed sleep it raced the timeouts on a loaded machine). */
-static uco_event both_timed_out;
 
 static void *waits_with_deadlines(void *arg)
 {
@@ -1290,7 +1288,7 @@ static void *waits_with_deadlines(void *arg)
 	w->waited = uco_now() - t0;
 	const void *data;
 	w->str_timeout = uco_recv_stream_next_dl(w->stream, &data, uco_now() + 5 * UCO_NS_PER_MS);
-	uco_event_set(&both_timed_out);
+	uco_event_set(&w->timed_out); /* now the connection may come */
 	/* After a timeout both still work, and a deadline far away does not
 	 * hold back what arrives. */
 	w->acc_then = uco_acceptor_next_dl(w->acceptor, uco_now() + 10 * UCO_NS_PER_S);
@@ -1300,8 +1298,11 @@ static void *waits_with_deadlines(void *arg)
 
 static void *connects_later(void *arg)
 {
-	int *fds = arg; /* listen port in fds[0] via server_addr, peer in fds[1] */
-	uco_event_wait(&both_timed_out);
+	struct timed_waits *w = arg; /* the peer's fd in late[1], the new one to late[0] */
+	/* Only once both first waits have timed out, however slow the
+	 * machine (a fixed sleep let the data come first under load). */
+	uco_event_wait(&w->timed_out);
+	int *fds = w->late;
 	int c = uco_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_eq(uco_connect(c, (struct sockaddr *)&server_addr, sizeof server_addr), 0);
 	cr_assert_eq(write(fds[1], "late", 4), 4);
@@ -1320,13 +1321,14 @@ Test(io, acceptor_and_stream_waits_time_out_and_go_on)
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	struct timed_waits w;
 	memset(&w, 0, sizeof w);
-	uco_event_init(&both_timed_out);
 	cr_assert_eq(uco_acceptor_open(loop, &w.acceptor, l, SOCK_CLOEXEC), 0);
 	cr_assert_eq(uco_recv_stream_open(&w.stream, sv[0], br), 0);
-	int late[2] = { -1, sv[1] };
+	uco_event_init(&w.timed_out);
+	w.late[0] = -1;
+	w.late[1] = sv[1];
 	uco_task *t;
 	cr_assert_eq(uco_spawn(loop, &t, waits_with_deadlines, &w), 0);
-	cr_assert_eq(uco_spawn(loop, NULL, connects_later, late), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, connects_later, &w), 0);
 	int64_t t0 = uco_now();
 	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
 	cr_assert_eq(w.acc_timeout, -ETIMEDOUT);
@@ -1339,7 +1341,7 @@ Test(io, acceptor_and_stream_waits_time_out_and_go_on)
 	cr_assert_eq(uco_recv_stream_close(w.stream), 0);
 	cr_assert_eq(uco_loop_run(loop), 0, "no timer of theirs keeps the loop");
 	close(w.acc_then);
-	close(late[0]);
+	close(w.late[0]);
 	close(sv[0]);
 	close(sv[1]);
 	close(l);

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "helpers.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -34,6 +35,41 @@ Test(stack, overflow_hits_the_guard_page, .signal = SIGSEGV)
 	uco_loop *loop = test_loop();
 	cr_assert_eq(uco_spawn(loop, NULL, overflows, NULL), 0);
 	uco_loop_run(loop);
+}
+
+/* A static task function: not in the dynamic symbol table, so dladdr
+ * alone would name it only "test_stack+0x11c4"; the report reads the
+ * executable's .symtab and says its name. */
+static void *a_static_overflower(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)test_recurse(0);
+}
+
+static void static_overflow_child(void *arg)
+{
+	(void)arg;
+	uco_loop *loop = child_loop();
+	uco_task *t;
+	if (uco_spawn(loop, &t, a_static_overflower, NULL))
+		_exit(4);
+	fprintf(stderr, "task=%p\n", (void *)t);
+	uco_loop_run(loop);
+	_exit(5); /* not reached: the task overflows */
+}
+
+Test(stack, overflow_report_names_a_static_function)
+{
+	struct child c;
+	run_child(static_overflow_child, NULL, &c);
+	expect_signal(&c, SIGABRT);
+	void *t = NULL;
+	const char *p = strstr(c.err, "task=");
+	cr_assert(p && sscanf(p, "task=%p", &t) == 1, "%s", c.err);
+	char want[96];
+	snprintf(want, sizeof want, "uco: stack overflow: task %p (a_static_overflower) of loop ", t);
+	cr_assert(strstr(c.err, want), "'%s' in:\n%s", want, c.err);
+	cr_assert(!strstr(c.err, "addr2line"), "a named function needs no hint:\n%s", c.err);
 }
 
 static int deep(int n)

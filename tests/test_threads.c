@@ -94,7 +94,7 @@ Test(threads, a_plain_thread_spawns_onto_a_running_loop)
 
 enum { CONNECTIONS = 200 };
 static struct sockaddr_in shared_addr;
-static atomic_int accepted_total, accepted_by[2];
+static atomic_int accepted_total, accepted_by[2], listening;
 
 static void *accepts(void *arg)
 {
@@ -102,6 +102,7 @@ static void *accepts(void *arg)
 	int l = uco_listen_reuseport((struct sockaddr *)&shared_addr, sizeof shared_addr, 256);
 	if (l < 0)
 		return uco_fail(l);
+	atomic_fetch_add(&listening, 1);
 	uco_acceptor *a;
 	int err = uco_acceptor_open(NULL, &a, l, SOCK_CLOEXEC);
 	if (err)
@@ -128,8 +129,11 @@ static int setup_acceptor(uco_loop *loop, unsigned index, void *arg)
 static void *connects_many(void *arg)
 {
 	(void)arg;
-	struct timespec ts = { 0, 50 * 1000 * 1000 }; /* both listeners up */
-	nanosleep(&ts, NULL);
+	/* Both listeners up, however slow the machine: with only one, the
+	 * kernel has no choice to make. */
+	struct timespec ts = { 0, 1000 * 1000 };
+	for (int i = 0; i < 30000 && atomic_load(&listening) < 2; i++)
+		nanosleep(&ts, NULL);
 	for (int i = 0; i < CONNECTIONS; i++) {
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		cr_assert_eq(connect(fd, (struct sockaddr *)&shared_addr, sizeof shared_addr), 0);

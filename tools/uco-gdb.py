@@ -11,12 +11,17 @@ Load with `source /usr/local/share/uco/uco-gdb.py` (or `gdb -x uco-gdb.py`):
                          list, with every detail the library knows (live
                          processes only)
 
-They read libuco's own structures, so libuco needs its debug info (uco's
-default buildtype, debugoptimized, has it).  `uco bt` points the selected
-thread's stack pointer, program counter and callee-saved registers at the
-task's saved context (lib/arch/context_*.c, struct first_frame: what
-uco__switch pops), runs `bt`, and puts every register back, even when bt
-fails.  It needs a live process: gdb cannot write a core file's registers.
+They read libuco's own structures through the table of field offsets the
+library always carries (uco__gdb_layout, lib/debug.c), so they need no
+debug info: a release build works as long as its symbol table is there
+(`strip --strip-debug` keeps it; `strip --strip-all` does not).  With
+debug info for lib/io.c, `uco tasks` says which IO operation and fd a task
+waits for; without, it asks the live program (uco__gdb_wait_details).
+`uco bt` points the selected thread's stack pointer, program counter and
+callee-saved registers at the task's saved context (what uco__switch
+pops: lib/arch/context_*.c, struct first_frame), runs `bt`, and puts every
+register back, even when bt fails.  It needs a live process: gdb cannot
+write a core file's registers.
 """
 
 import gdb
@@ -27,84 +32,158 @@ RUN_NAMES = {RUN_NEW: "runnable", RUN_READY: "runnable", RUN_RUNNING: "running",
              RUN_PARKED: "waiting", RUN_FINISHED: "done"}
 FINAL_NAMES = {1: "done", 2: "failed", 3: "cancelled"}
 
-# What uco__switch saves, per architecture: the registers of struct
-# first_frame, and the register that gets its return address.
+# What uco__switch saves, per architecture (lib/arch/context_*.c, struct
+# first_frame, laid out by the assembly): the offset of each callee-saved
+# register in the saved frame, the offset of the return address and the
+# register that gets it, the stack pointer's name, and the frame's size.
 FRAMES = {
-    "x86-64": (["r15", "r14", "r13", "r12", "rbx", "rbp"], "ret", "rip", "rsp"),
-    "aarch64": (["x%d" % n for n in range(19, 31)], "x30", "pc", "sp"),
+    "x86-64": ({"r15": 8, "r14": 16, "r13": 24, "r12": 32, "rbx": 40, "rbp": 48},
+               56, "rip", "rsp", 64),
+    "aarch64": (dict(("x%d" % n, 8 * (n - 19)) for n in range(19, 31)),
+                88, "pc", "sp", 160),
 }
 
 
-def _task_ptr_type():
+class _Layout:
+    """libuco's field offsets, read once from its uco__gdb_layout table."""
+
+    fields = None
+
+    @classmethod
+    def get(cls):
+        if cls.fields is None:
+            try:
+                table = int(gdb.parse_and_eval("(unsigned long)&uco__gdb_layout"))
+            except gdb.error:
+                raise gdb.GdbError("uco: libuco's symbol table is missing (no uco__gdb_layout:"
+                                   " the library was stripped with --strip-all?)")
+            fields = {}
+            ptr = _ptr_size()
+            while True:
+                name = _read(table, ptr)
+                if not name:
+                    break
+                key = _cstr(name)
+                fields[key] = (_read(table + ptr, 4), _read(table + ptr + 4, 4))
+                table += ptr + 8  # name, offset, size
+            cls.fields = fields
+        return cls.fields
+
+
+# Another program (or library) loaded: its offsets may differ.
+gdb.events.new_objfile.connect(lambda event: setattr(_Layout, "fields", None))
+
+
+def _ptr_size():
+    return gdb.lookup_type("void").pointer().sizeof
+
+
+def _read(addr, size):
+    data = gdb.selected_inferior().read_memory(addr, size)
+    return int.from_bytes(bytes(data), "little")
+
+
+def _cstr(addr):
+    return gdb.Value(addr).cast(gdb.lookup_type("char").pointer()).string()
+
+
+def _get(obj, field):
+    """obj's field ("uco_task.run_state"), obj an address."""
+    offset, size = _Layout.get()[field]
+    return _read(obj + offset, size)
+
+
+def _eval_addr(expr):
+    """The address an expression names, typed or not (a global of a program
+    without debug info has no type: cast it, as gdb asks)."""
     try:
-        return gdb.lookup_type("struct uco_task").pointer()
+        return int(gdb.parse_and_eval(expr))
     except gdb.error:
-        raise gdb.GdbError("uco: no debug info for libuco (struct uco_task is unknown)")
+        return int(gdb.parse_and_eval("(unsigned long)(%s)" % expr))
 
 
 def _loop(arg):
     """The loop named by the argument, or the selected thread's."""
-    loop_type = gdb.lookup_type("struct uco_loop").pointer()
     if arg.strip():
-        return gdb.parse_and_eval(arg).cast(loop_type)
+        return _eval_addr(arg)
     # loop.c's thread-local; needs gdb's thread-local support (libthread_db).
-    try:
-        loop = gdb.parse_and_eval("tls_running")
-        return loop.cast(loop_type)
-    except gdb.error:
-        pass
-    try:
-        return gdb.parse_and_eval("uco_loop_current()").cast(loop_type)
-    except gdb.error as e:
-        raise gdb.GdbError("uco: cannot find this thread's loop (%s); name one: uco tasks LOOP" % e)
+    for expr in ("(unsigned long)tls_running", "(unsigned long)uco_loop_current()"):
+        try:
+            return int(gdb.parse_and_eval(expr))
+        except gdb.error as e:
+            err = e
+    raise gdb.GdbError("uco: cannot find this thread's loop (%s); name one: uco tasks LOOP" % err)
 
 
 def _tasks(loop):
     """The loop's tasks, oldest first (its list is pushed at the head)."""
     tasks = []
-    t = loop["all_tasks"]
-    while int(t):
+    t = _get(loop, "uco_loop.all_tasks")
+    while t:
         tasks.append(t)
-        t = t["all_next"]
+        t = _get(t, "uco_task.all_next")
     return list(reversed(tasks))
 
 
 def _state(t):
-    run = int(t["run_state"])
+    run = _get(t, "uco_task.run_state")
     if run == RUN_FINISHED:
-        return FINAL_NAMES.get(int(t["state"]), "done")
+        return FINAL_NAMES.get(_get(t, "uco_task.state"), "done")
     return RUN_NAMES.get(run, "?")
 
 
+def _io_details(t):
+    """ "read fd 5": from lib/io.c's struct op and its table of names (with
+    debug info), else from the live program."""
+    try:
+        op = gdb.Value(_get(t, "uco_task.wait_data")).cast(
+            gdb.lookup_type("struct op").pointer())
+        opcode = int(op["opcode"])
+        try:
+            what = gdb.parse_and_eval("op_names")[opcode].string()
+        except gdb.error:
+            what = "opcode %d" % opcode
+        return what + " fd %d" % int(op["fd"])
+    except gdb.error:
+        pass
+    try:
+        return gdb.parse_and_eval(
+            "(const char *)uco__gdb_wait_details((void *)0x%x)" % t).string()
+    except gdb.error:
+        return ""  # a core file: nothing runs
+
+
 def _blocked_on(t):
-    run = int(t["run_state"])
+    run = _get(t, "uco_task.run_state")
     if run == RUN_NEW:
         return "not started"
-    if run != RUN_PARKED or not int(t["why"]):
+    why = _get(t, "uco_task.why")
+    if run != RUN_PARKED or not why:
         return ""
-    what = t["why"]["name"].string()
+    what = _cstr(_get(why, "uco__wait_kind.name"))
     if what in ("await", "shield"):
-        what += " task 0x%x" % int(t["awaiting"])
+        what += " task 0x%x" % _get(t, "uco_task.awaiting")
     elif what == "io":
-        # lib/io.c's struct op and its table of names.
-        try:
-            op = t["wait_data"].cast(gdb.lookup_type("struct op").pointer())
-            opcode = int(op["opcode"])
-            try:
-                what += " " + gdb.parse_and_eval("op_names")[opcode].string()
-            except gdb.error:
-                what += " opcode %d" % opcode
-            what += " fd %d" % int(op["fd"])
-        except gdb.error:
-            pass
-    if int(t["timer_bucket"]):
+        details = _io_details(t)
+        if details:
+            what += " " + details
+    if _get(t, "uco_task.timer_bucket"):
         what += ", with a deadline"
     return what
 
 
 def _fn(t):
-    # A function pointer prints as "0x401136 <sleeper>".
-    return str(t["fn"])
+    """ "0x401136 <sleeper>", as gdb prints a function pointer; from the
+    symbol table when there is no debug info."""
+    fn = _get(t, "uco_task.fn")
+    try:
+        where = gdb.execute("info symbol 0x%x" % fn, to_string=True)
+        name = where.split(" in section ")[0].replace(" + ", "+")
+        if not where.startswith("No symbol"):
+            return "0x%x <%s>" % (fn, name)
+    except gdb.error:
+        pass
+    return "0x%x" % fn
 
 
 class UcoPrefix(gdb.Command):
@@ -122,14 +201,15 @@ class UcoTasks(gdb.Command):
 
     def invoke(self, arg, from_tty):
         loop = _loop(arg)
-        if not int(loop):
+        if not loop:
             raise gdb.GdbError("uco: no loop runs on this thread; name one: uco tasks LOOP")
-        current = int(loop["current"])
+        current = _get(loop, "uco_loop.current")
         tasks = _tasks(loop)
-        print("loop 0x%x: %d tasks, %d unfinished" % (int(loop), len(tasks), int(loop["live"])))
+        print("loop 0x%x: %d tasks, %d unfinished" % (loop, len(tasks),
+                                                      _get(loop, "uco_loop.live")))
         for t in tasks:
-            mark = "*" if int(t) == current else " "
-            print("%s task 0x%x  %-9s  %-28s  fn %s" % (mark, int(t), _state(t),
+            mark = "*" if t == current else " "
+            print("%s task 0x%x  %-9s  %-28s  fn %s" % (mark, t, _state(t),
                                                        _blocked_on(t), _fn(t)))
 
 
@@ -139,15 +219,11 @@ def _frame_registers(t):
     key = "x86-64" if "x86-64" in arch else "aarch64" if "aarch64" in arch else None
     if key is None:
         raise gdb.GdbError("uco: bt knows x86_64 and aarch64, not %s" % arch)
-    names, ret_field, pc_reg, sp_reg = FRAMES[key]
-    try:
-        frame_type = gdb.lookup_type("struct first_frame")
-    except gdb.error:
-        raise gdb.GdbError("uco: no debug info for lib/arch (struct first_frame)")
-    f = t["sp"].cast(frame_type.pointer()).dereference()
-    regs = {name: int(f[name]) for name in names}
-    regs[pc_reg] = int(f[ret_field])
-    regs[sp_reg] = int(t["sp"]) + frame_type.sizeof
+    offsets, ret_offset, pc_reg, sp_reg, size = FRAMES[key]
+    sp = _get(t, "uco_task.sp")
+    regs = {name: _read(sp + off, 8) for name, off in offsets.items()}
+    regs[pc_reg] = _read(sp + ret_offset, 8)
+    regs[sp_reg] = sp + size
     return regs
 
 
@@ -156,12 +232,12 @@ def _set(reg, value):
 
 
 def _backtrace(t, bt_args):
-    run = int(t["run_state"])
+    run = _get(t, "uco_task.run_state")
     if run == RUN_RUNNING:
-        print("task 0x%x is running: its frames are the thread's, see bt" % int(t))
+        print("task 0x%x is running: its frames are the thread's, see bt" % t)
         return
-    if run in (RUN_NEW, RUN_FINISHED) or not int(t["sp"]):
-        print("task 0x%x has no frames (%s)" % (int(t), "not started" if run == RUN_NEW else "done"))
+    if run in (RUN_NEW, RUN_FINISHED) or not _get(t, "uco_task.sp"):
+        print("task 0x%x has no frames (%s)" % (t, "not started" if run == RUN_NEW else "done"))
         return
     regs = _frame_registers(t)
     # Registers are written in the innermost frame; remember which frame
@@ -169,7 +245,7 @@ def _backtrace(t, bt_args):
     level = gdb.selected_frame().level()
     gdb.newest_frame().select()
     saved = {reg: int(gdb.parse_and_eval("(long)$" + reg)) for reg in regs}
-    print("task 0x%x (%s), %s:" % (int(t), _fn(t), _blocked_on(t) or _state(t)))
+    print("task 0x%x (%s), %s:" % (t, _fn(t), _blocked_on(t) or _state(t)))
     try:
         for reg, value in regs.items():
             _set(reg, value)
@@ -193,10 +269,10 @@ class UcoBt(gdb.Command):
         bt_args = words[1] if len(words) > 1 else ""
         if words[0] == "all":
             for t in _tasks(_loop("")):
-                if int(t["run_state"]) in (RUN_READY, RUN_PARKED):
+                if _get(t, "uco_task.run_state") in (RUN_READY, RUN_PARKED):
                     _backtrace(t, bt_args)
             return
-        _backtrace(gdb.parse_and_eval(words[0]).cast(_task_ptr_type()), bt_args)
+        _backtrace(_eval_addr(words[0]), bt_args)
 
 
 class UcoDump(gdb.Command):
@@ -207,7 +283,7 @@ class UcoDump(gdb.Command):
 
     def invoke(self, arg, from_tty):
         loop = _loop(arg)
-        gdb.execute("call (int)uco_loop_dump((struct uco_loop *)0x%x, 1)" % int(loop),
+        gdb.execute("call (int)uco_loop_dump((void *)0x%x, 1)" % loop,
                     to_string=True)
 
 

@@ -548,7 +548,7 @@ static int serve_file(struct conn *c, size_t len, bool slash, bool head_only, bo
 {
 	if (cfg.root_fd < 0)
 		return put_simple(c, 404, keep, minor, head_only, NULL);
-	uint64_t size;
+	uint64_t size = 0; /* set when open_file succeeds (-Os cannot see it) */
 	int fd = open_file(c, len, slash, &size);
 	if (fd == -ECANCELED)
 		return fd;

@@ -476,7 +476,10 @@ def test_sockperf(mode, proto):
             avg, p50, p99 = latency(out)
             # Every 10th message asks for an answer: an echo of all of them
             # would show ten times as many (or sockperf would complain).
-            check(0.8 * sent / 10 <= got <= sent / 10 + 2,
+            # Over UDP a loaded machine drops datagrams (sockperf counts the
+            # replies it missed): those count as answered-and-lost.
+            dropped = losses(out)[0] if proto == "udp" else 0
+            check(got > 0 and 0.8 * sent / 10 <= got + dropped and got <= sent / 10 + 2,
                   f"{got} replies to {sent} messages, one in 10 asking:\n{out}")
             print(f"sockperf under-load {proto}: {got} replies to {sent} messages, "
                   f"avg {avg} us, p50 {p50} us, p99 {p99} us")
