@@ -689,6 +689,20 @@ UCO_API int uco_yield(void);
 #define UCO_NS_PER_MS INT64_C(1000000)
 #define UCO_NS_PER_S INT64_C(1000000000)
 
+/* ---------------------------------------------------------------- spawnable wait */
+
+/* A task that runs uco_wait(tasks, n, mode, deadline, done), so that code
+ * outside a task can wait on a set (asyncio's
+ * run_until_complete(wait(...))):
+ *     uco_spawn_wait(loop, &w, tasks, n, UCO_WAIT_FIRST_COMPLETED, dl, done);
+ *     uco_loop_run_until(loop, w, &v);   // (size_t)(uintptr_t)v finished
+ * It ends with the count of finished tasks as its value, or failed with
+ * uco_wait's error; done[] is filled when it ends with a count.  tasks and
+ * done must outlive it.  Spawn errors as uco_spawn(), and -EINVAL for a bad
+ * mode or tasks NULL with n > 0. */
+UCO_API int uco_spawn_wait(uco_loop *loop, uco_task **out, uco_task *const *tasks,
+                           size_t n, int mode, int64_t deadline, unsigned char *done);
+
 #ifdef __cplusplus
 }
 #endif
