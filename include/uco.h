@@ -703,6 +703,15 @@ UCO_API int uco_yield(void);
 UCO_API int uco_spawn_wait(uco_loop *loop, uco_task **out, uco_task *const *tasks,
                            size_t n, int mode, int64_t deadline, unsigned char *done);
 
+/* ---------------------------------------------------------------- error messages */
+
+/* One sentence for any negative errno a uco call returns: what it means in
+ * general and what uco means by it (-EDEADLK from a run, -ECANCELED ...);
+ * UCO_EAI_ERROR codes get gai_strerror's text.  Never NULL; thread-safe;
+ * "unknown error N" for codes nobody returns.  uco_loop_strerror() remains
+ * the diagnosis of a failed uco_loop_create() (it reads the sysctl). */
+UCO_API const char *uco_strerror(int err);
+
 #ifdef __cplusplus
 }
 #endif
