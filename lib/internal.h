@@ -254,6 +254,7 @@ struct uco_task {
 	uint64_t finish_seq;      /* the order it finished in (0: not yet) */
 	struct uco__done_cb *cb_head, **cb_tail;
 	uco_task *all_prev, *all_next; /* every task the loop knows */
+	struct uco__ctx *ctx;     /* task-local context (context.c), or NULL */
 #ifdef UCO__ASAN
 	void *asan_fake_stack;
 #endif
@@ -421,6 +422,16 @@ int uco__format_ns(int64_t ns, char *buf, size_t len);
 /* Debug mode: t ran ran_ns without yielding, more than limit_ns. */
 void uco__slow_report(const uco_loop *loop, const uco_task *t, int64_t ran_ns,
                       int64_t limit_ns);
+
+/* context.c: task-local context.  A spawned task shares the spawning
+ * task's context (copied on write); the finish lets go of it, which runs
+ * the destructors of values no other task holds. */
+struct uco__ctx;
+void uco__ctx_inherit(uco_task *child);
+void uco__ctx_release(uco_task *t);
+/* Append "ctx: name=value, ..." (the keys described for dumps) to the
+ * string in buf; how many characters it added. */
+size_t uco__ctx_describe(const struct uco__ctx *ctx, char *buf, size_t len);
 
 /* overflow.c: the stack-overflow report (a SIGSEGV handler on an
  * alternate signal stack), watched for while this thread has a loop. */
