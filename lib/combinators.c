@@ -452,6 +452,17 @@ static void *run_wait(void *arg)
 {
 	const struct wait_call *call = arg;
 	int r = uco_wait(call->tasks, call->n, call->mode, call->deadline, call->done);
+	if (r == -ETIMEDOUT) {
+		/* Expiry ends the task with the count, as asyncio.wait returns
+		 * (done, pending) at its timeout, however uco_wait reports it. */
+		r = 0;
+		for (size_t i = 0; i < call->n; i++) {
+			bool fin = call->tasks[i]->state != UCO_TASK_PENDING;
+			if (call->done)
+				call->done[i] = fin;
+			r += fin;
+		}
+	}
 	return r < 0 ? uco_fail(r) : (void *)(uintptr_t)r;
 }
 

@@ -105,17 +105,17 @@ static inline int uco_test_fds_leaked_(const struct uco_test_fds_ *before, const
 static inline int uco_test_wait_(uco_loop *loop, uco_task *const *tasks, size_t n,
                                  int64_t deadline)
 {
-	unsigned char *done = (unsigned char *)calloc(n ? n : 1, 1);
 	uco_task *w = NULL;
-	void *count = NULL;
-	cr_assert(done != NULL, "uco test: out of memory");
-	int err = uco_spawn_wait(loop, &w, tasks, n, UCO_WAIT_ALL_COMPLETED, deadline, done);
+	int err = uco_spawn_wait(loop, &w, tasks, n, UCO_WAIT_ALL_COMPLETED, deadline, NULL);
 	cr_assert_eq(err, 0, "uco test: uco_spawn_wait: %s", uco_strerror(err));
-	err = uco_loop_run_until(loop, w, &count);
+	err = uco_loop_run_until(loop, w, NULL);
 	uco_task_release(w);
-	free(done);
-	cr_assert_eq(err, 0, "uco test: running the loop: %s", uco_strerror(err));
-	return (size_t)(uintptr_t)count == n;
+	cr_assert(err == 0 || err == -ETIMEDOUT, "uco test: running the loop: %s",
+	          uco_strerror(err));
+	for (size_t i = 0; i < n; i++)
+		if (uco_task_state_get(tasks[i]) == UCO_TASK_PENDING)
+			return 0;
+	return 1;
 }
 
 /* Every task the loop still has, retained (release each); their number. */
