@@ -5,16 +5,9 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "helpers.h"
+#include <uco/criterion.h>
 
-static void *sleeps_then(void *arg)
-{
-	intptr_t ms = (intptr_t)arg;
-	int r = uco_sleep(MS(ms < 0 ? -ms : ms));
-	if (r)
-		return uco_fail(r);
-	return ms < 0 ? uco_fail(-EIO) : (void *)ms; /* negative: fail after sleeping */
-}
+#include "helpers.h"
 
 /* Spawn sleepers of the given lengths (ms; negative fails) on loop. */
 static void spawn_sleepers(uco_loop *loop, uco_task **t, const intptr_t *ms, size_t n)
@@ -150,9 +143,8 @@ Test(spawn_wait, bad_arguments_are_refused_at_spawn_or_fail_the_task)
 	test_close(loop);
 }
 
-static void *waits_in_a_task(void *arg)
+UCO_TEST(spawn_wait, cancelling_the_wait_task_ends_it_cancelled_and_cancels_no_member)
 {
-	(void)arg;
 	uco_task *t[2], *w;
 	spawn_sleepers(NULL, t, (const intptr_t[]){ 60000, 60000 }, 2);
 	cr_assert_eq(uco_spawn_wait(NULL, &w, t, 2, UCO_WAIT_FIRST_COMPLETED, UCO_FOREVER, NULL), 0);
@@ -169,16 +161,6 @@ static void *waits_in_a_task(void *arg)
 	uco_task_release(t[1]);
 	uco_task_release(w);
 	return NULL;
-}
-
-Test(spawn_wait, cancelling_the_wait_task_ends_it_cancelled_and_cancels_no_member)
-{
-	uco_loop *loop = test_loop();
-	uco_task *t;
-	cr_assert_eq(uco_spawn(loop, &t, waits_in_a_task, NULL), 0);
-	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
-	uco_task_release(t);
-	test_close(loop);
 }
 
 Test(spawn_wait, cancelled_before_it_ran_it_ends_without_waiting)
