@@ -129,12 +129,13 @@ const char *uco_strerror(int err)
 	int eai = err + UCO_EAI_BASE;
 	if (err < 0 && eai < 0 && eai > -200)
 		return gai_strerror(eai);
-	int e = err < 0 ? -err : err;
-	if (err > INT32_MIN && (size_t)e < sizeof messages / sizeof messages[0] && messages[e])
+	/* |err| without negating INT_MIN (which has no positive twin). */
+	unsigned e = err < 0 ? 0u - (unsigned)err : (unsigned)err;
+	if (e < sizeof messages / sizeof messages[0] && messages[e])
 		return messages[e];
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
 	/* Thread-safe and static, unlike strerror(). */
-	const char *desc = err > INT32_MIN ? strerrordesc_np(e) : NULL;
+	const char *desc = e < 4096 ? strerrordesc_np((int)e) : NULL;
 	if (desc)
 		return desc;
 #endif
