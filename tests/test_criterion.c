@@ -114,3 +114,12 @@ Test(criterion_helper, passing_bodies_pass)
 	cr_assert_eq(status, 0, "%s", out);
 	cr_assert(strstr(out, "Tested: 2 | Passing: 2 | Failing: 0"), "%s", out);
 }
+
+Test(criterion_helper, under_asan_a_leak_fails)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	expect_failure("lsan/memory_leaked", "uco test lsan/memory_leaked: LeakSanitizer found leaks");
+#else
+	cr_skip_test("not built with AddressSanitizer");
+#endif
+}

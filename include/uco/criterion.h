@@ -20,7 +20,10 @@
  *   - if tasks the body left behind have not finished by the deadline (the
  *     loop runs on until none is left, so detached tasks may finish);
  *   - if uco_loop_close() does not return 0, or if a descriptor opened
- *     during the test is still open after it (listed with its target).
+ *     during the test is still open after it (listed with its target);
+ *   - under AddressSanitizer, if LeakSanitizer finds memory leaked (it
+ *     would otherwise report only at the worker's exit, which Criterion
+ *     does not count).
  * Options (designated initializers, in this order in C++): .deadline_ms,
  * .loop_opts (NULL: defaults), .arg (the body's argument, `arg`).  With
  * UCO_TEST_RING=plain in the environment the loop is made with
@@ -44,6 +47,19 @@
 #include <unistd.h>
 
 #include <uco.h>
+
+/* Criterion passes a test whose worker LeakSanitizer reports only at its
+ * exit: under ASan, UCO_TEST asks LeakSanitizer itself at the end. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UCO_TEST_LSAN_ 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UCO_TEST_LSAN_ 1
+#endif
+#endif
+#ifdef UCO_TEST_LSAN_
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #define UCO_TEST_DEADLINE_MS_DEFAULT 10000
 #define UCO_TEST_GRACE_MS 2000
@@ -215,6 +231,10 @@ static inline void uco_test_run(const char *suite, const char *name, uco_fn body
 	int leaked = uco_test_fds_leaked_(&fds, suite, name);
 	cr_expect_eq(leaked, 0, "uco test %s/%s: %d descriptors left open (listed above)",
 	             suite, name, leaked);
+#ifdef UCO_TEST_LSAN_
+	cr_expect_eq(__lsan_do_recoverable_leak_check(), 0,
+	             "uco test %s/%s: LeakSanitizer found leaks (listed above)", suite, name);
+#endif
 }
 
 /* UCO_TEST(suite, name, options...) { body; return NULL; }: a Criterion
