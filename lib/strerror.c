@@ -26,17 +26,17 @@ static const char *const messages[] = {
 	[ENOENT] = "no such entry: the file or directory does not exist, every task was "
 	           "already taken (uco_next_completed), or the task has no value for "
 	           "this context key (uco_ctx_get)",
-	[ESRCH] = "no such process (it has already been reaped)",
+	[ESRCH] = "no such process: the child has already been reaped",
 	[EINTR] = "interrupted: uco_loop_stop() stopped the loop before the task "
 	          "finished (uco_loop_run_until), or a system call was interrupted",
 	[EIO] = "input/output error reported by the device or file system",
-	[ENXIO] = "no such device or address",
 	[E2BIG] = "argument list or environment too long for the program",
-	[ENOEXEC] = "the file is not an executable the kernel can run",
+	[ENOEXEC] = "exec format error: the file is not an executable the kernel can run",
 	[EBADF] = "bad file descriptor: not open, not open for this operation, or not "
 	          "a descriptor the loop registered (uco_fd_register)",
-	[ECHILD] = "no child to wait for, or (a uco_spawn_gather task with "
-	           "UCO_GATHER_COLLECT) one or more of the gathered tasks failed",
+	[ECHILD] = "no child to wait for: something else reaped it and its status is "
+	           "lost (SIGCHLD ignored?); or, from a uco_spawn_gather task with "
+	           "UCO_GATHER_COLLECT, one or more of the gathered tasks failed",
 	[EAGAIN] = "try again: nothing is ready yet, the executor's queue is full, or no "
 	           "timer or submission queue entry could be had right now",
 	[ENOMEM] = "out of memory: no memory, address space or vm.max_map_count left for "
@@ -49,7 +49,6 @@ static const char *const messages[] = {
 	[EEXIST] = "the file or entry already exists",
 	[EXDEV] = "wrong loop: the task or object belongs to another loop (or to one "
 	          "that was closed), or the link crosses file systems",
-	[ENODEV] = "no such device",
 	[ENOTDIR] = "a component of the path is not a directory",
 	[EISDIR] = "the path is a directory",
 	[EINVAL] = "invalid argument: a NULL or out-of-range argument, an unknown flag, "
@@ -59,24 +58,21 @@ static const char *const messages[] = {
 	[EMFILE] = "no file descriptor left in this process (RLIMIT_NOFILE)",
 	[ENOTTY] = "inappropriate operation for this kind of descriptor",
 	[ETXTBSY] = "the executable is open for writing",
-	[EFBIG] = "file too large",
 	[ENOSPC] = "no space left: on the device, or in the loop's registered-file "
 	           "table (uco_fd_register)",
 	[ESPIPE] = "illegal seek: an offset was given for a pipe or socket (use -1)",
-	[EROFS] = "read-only file system",
+	[EROFS] = "read-only file system: nothing can be created, written or changed there",
 	[EPIPE] = "broken pipe: the peer closed its end, or the channel was closed "
 	          "(uco_chan, uco_xchan)",
 	[ERANGE] = "result out of range",
 	[EDEADLK] = "deadlock avoided: a task would wait for itself, or tasks are left "
 	            "that nothing can ever wake (no task runnable, no operation in "
 	            "flight: uco_loop_run, uco_loop_run_until)",
-	[ENAMETOOLONG] = "file name too long",
 	[ENOSYS] = "not implemented: the kernel has no io_uring (older than 5.1, built "
 	           "without CONFIG_IO_URING, or a seccomp filter answers ENOSYS)",
-	[ENOTEMPTY] = "directory not empty",
 	[ELOOP] = "too many symbolic links in the path",
-	[ENODATA] = "no data available",
-	[ETIME] = "timer expired",
+	[ENODATA] = "no data available: the end of the stream came in the middle of a "
+	            "record (asyncio's IncompleteReadError; the bytes read stay buffered)",
 	[EOVERFLOW] = "value too large for its type",
 	[EILSEQ] = "invalid byte sequence",
 	[ENOTSOCK] = "the descriptor is not a socket",
@@ -85,7 +81,6 @@ static const char *const messages[] = {
 	             "was read stays buffered)",
 	[EPROTOTYPE] = "wrong protocol type for the socket",
 	[ENOPROTOOPT] = "protocol option not available",
-	[EPROTONOSUPPORT] = "protocol not supported",
 	[EOPNOTSUPP] = "not supported: this kernel lacks the io_uring operation or "
 	               "feature (probed once per loop), or the descriptor does not "
 	               "support it",
@@ -112,8 +107,6 @@ static const char *const messages[] = {
 	[EALREADY] = "already done: the task had already finished (uco_task_cancel), or "
 	             "the operation is already in progress",
 	[EINPROGRESS] = "the operation is in progress",
-	[ESTALE] = "stale file handle",
-	[EDQUOT] = "disk quota exceeded",
 	[ECANCELED] = "cancelled: the calling task was cancelled (uco_task_cancel, a "
 	              "group's failure, a signal's cancel_all), or the task it awaited "
 	              "ended cancelled",
