@@ -723,6 +723,67 @@ UCO_API int uco_yield(void);
 #define UCO_NS_PER_MS INT64_C(1000000)
 #define UCO_NS_PER_S INT64_C(1000000000)
 
+/* ---------------------------------------------------------------- task-local context */
+
+/*
+ * asyncio's contextvars for tasks: a key is a ContextVar, and each task has
+ * its own value for it.  A task spawned from inside a task starts with the
+ * spawner's values (copied at spawn, as asyncio copies the context); later
+ * sets in either one do not show in the other.  Tasks spawned from outside
+ * any task (main, done-callbacks, uco_loop_spawn_threadsafe) start empty,
+ * and executor jobs see no context at all (as asyncio's run_in_executor):
+ * pass what a job needs in its arg.  See uco_ctx_set(3).
+ */
+typedef struct uco_ctx_key uco_ctx_key;
+
+/* A new key; dtor (may be NULL) destroys each non-NULL value set with it,
+ * once, when the last task holding that value has ended or replaced it.
+ * Keys may be used by any thread.  -EINVAL, -ENOMEM. */
+UCO_API int uco_ctx_key_create(uco_ctx_key **out, void (*dtor)(void *value));
+
+/* Show the key's values in uco_loop_dump() as name=..., formatted by fmt
+ * (snprintf-style; NULL prints the pointer).  Keys not described are not
+ * shown.  Call it before the key is used.  -EINVAL, -ENOMEM. */
+UCO_API int uco_ctx_key_describe(uco_ctx_key *key, const char *name,
+                                 int (*fmt)(const void *value, char *buf, size_t len));
+
+/* Forget the key: values still held keep their destructor, which runs when
+ * their last task lets go.  The handle must not be used again. */
+UCO_API int uco_ctx_key_delete(uco_ctx_key *key);
+
+/* In a task: make value the calling task's value for key; the value it
+ * replaces is released (destroyed if no other task holds it).  On failure
+ * the caller still owns value.  -EPERM outside a task, -EINVAL, -ENOMEM. */
+UCO_API int uco_ctx_set(uco_ctx_key *key, void *value);
+
+/* In a task: 0 and the calling task's value in *value (may be NULL);
+ * -ENOENT if it has none (asyncio's LookupError), -EPERM outside a task,
+ * -EINVAL. */
+UCO_API int uco_ctx_get(const uco_ctx_key *key, void **value);
+
+/* ---------------------------------------------------------------- spawnable wait */
+
+/* A task that runs uco_wait(tasks, n, mode, deadline, done), so that code
+ * outside a task can wait on a set (asyncio's
+ * run_until_complete(wait(...))):
+ *     uco_spawn_wait(loop, &w, tasks, n, UCO_WAIT_FIRST_COMPLETED, dl, done);
+ *     uco_loop_run_until(loop, w, &v);   // (size_t)(uintptr_t)v finished
+ * It ends with the count of finished tasks as its value, or failed with
+ * uco_wait's error; done[] is filled when it ends with a count.  tasks and
+ * done must outlive it.  Spawn errors as uco_spawn(), and -EINVAL for a bad
+ * mode or tasks NULL with n > 0. */
+UCO_API int uco_spawn_wait(uco_loop *loop, uco_task **out, uco_task *const *tasks,
+                           size_t n, int mode, int64_t deadline, unsigned char *done);
+
+/* ---------------------------------------------------------------- error messages */
+
+/* One sentence for any negative errno a uco call returns: what it means in
+ * general and what uco means by it (-EDEADLK from a run, -ECANCELED ...);
+ * UCO_EAI_ERROR codes get gai_strerror's text.  Never NULL; thread-safe;
+ * "unknown error N" for codes nobody returns.  uco_loop_strerror() remains
+ * the diagnosis of a failed uco_loop_create() (it reads the sysctl). */
+UCO_API const char *uco_strerror(int err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -443,3 +443,45 @@ void uco_group_destroy(uco_group *g)
 	free(g->members);
 	free(g);
 }
+
+/* ------------------------------------------------------------ spawn_wait */
+
+/* uco_wait() as a task, for callers outside any task (asyncio's
+ * run_until_complete(wait(...))): the count becomes the task's value. */
+struct wait_call {
+	uco_task *const *tasks;
+	size_t n;
+	int mode;
+	int64_t deadline;
+	unsigned char *done;
+};
+
+static void *run_wait(void *arg)
+{
+	const struct wait_call *call = arg;
+	int r = uco_wait(call->tasks, call->n, call->mode, call->deadline, call->done);
+	if (r == -ETIMEDOUT) {
+		/* Expiry ends the task with the count, as asyncio.wait returns
+		 * (done, pending) at its timeout, however uco_wait reports it. */
+		r = 0;
+		for (size_t i = 0; i < call->n; i++) {
+			bool fin = call->tasks[i]->state != UCO_TASK_PENDING;
+			if (call->done)
+				call->done[i] = fin;
+			r += fin;
+		}
+	}
+	return r < 0 ? uco_fail(r) : (void *)(uintptr_t)r;
+}
+
+int uco_spawn_wait(uco_loop *loop, uco_task **out, uco_task *const *tasks, size_t n,
+                   int mode, int64_t deadline, unsigned char *done)
+{
+	if ((n && !tasks) || mode < UCO_WAIT_ALL_COMPLETED || mode > UCO_WAIT_FIRST_EXCEPTION)
+		return -EINVAL;
+	struct wait_call *call = malloc(sizeof *call);
+	if (!call)
+		return -ENOMEM;
+	*call = (struct wait_call){ tasks, n, mode, deadline, done };
+	return uco__spawn_owning(loop, out, run_wait, call);
+}

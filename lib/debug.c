@@ -241,6 +241,8 @@ int uco_loop_dump(uco_loop *loop, int fd)
 		char what[512], stack[64] = "";
 		const char *fn = fn_name(&names, t->fn);
 		describe_task(t, what, sizeof what);
+		if (t->ctx) /* the values of keys described for dumps */
+			uco__ctx_describe(t->ctx, what, sizeof what);
 		long used = stack_used(t);
 		if (used >= 0)
 			snprintf(stack, sizeof stack, "  stack %.1f of %zu KiB", (double)used / 1024,

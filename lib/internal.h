@@ -241,6 +241,7 @@ struct uco_task {
 	uint64_t finish_seq;      /* the order it finished in (0: not yet) */
 	struct uco__done_cb *cb_head, **cb_tail;
 	uco_task *all_prev, *all_next; /* every task the loop knows */
+	struct uco__ctx *ctx;     /* task-local context (context.c), or NULL */
 #ifdef UCO__ASAN
 	void *asan_fake_stack;
 #endif
@@ -562,5 +563,15 @@ void uco__loop_executor_close(uco_loop *loop);
 /* loop.c: resources a loop frees at close. */
 void uco__resource_add(uco_loop *loop, struct uco__resource *r);
 void uco__resource_remove(uco_loop *loop, struct uco__resource *r);
+
+/* context.c: task-local context.  A spawned task shares the spawning
+ * task's context (copied on write); the finish lets go of it, which runs
+ * the destructors of values no other task holds. */
+struct uco__ctx;
+void uco__ctx_inherit(uco_task *child);
+void uco__ctx_release(uco_task *t);
+/* Append "ctx: name=value, ..." (the keys described for dumps) to the
+ * string in buf; how many characters it added. */
+size_t uco__ctx_describe(const struct uco__ctx *ctx, char *buf, size_t len);
 
 #endif

@@ -125,6 +125,7 @@ int uco_spawn_sized(uco_loop *loop, uco_task **out, uco_fn fn, void *arg,
 	t->state = UCO_TASK_PENDING;
 	t->refs = out ? 2 : 1;
 	t->cb_tail = &t->cb_head;
+	uco__ctx_inherit(t); /* asyncio copies the context at spawn */
 	all_tasks_link(loop, t);
 	loop->live++;
 	loop->stats.tasks_spawned++;
@@ -233,6 +234,8 @@ void uco__task_finish(uco_loop *loop, uco_task *t)
 		uco__stack_unmap(&t->stack);
 	t->stack = (struct uco__stack){ .base = NULL };
 	uco__coro_release(t);
+	if (t->ctx)
+		uco__ctx_release(t); /* destructors run before anyone learns of the end */
 	loop->live--;
 
 	t->finish_seq = ++loop->finished_count;

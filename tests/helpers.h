@@ -7,6 +7,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,17 @@ static inline void test_close(uco_loop *loop)
 }
 
 #define MS(n) ((int64_t)(n) * UCO_NS_PER_MS)
+
+/* A task that sleeps |arg| ms, then returns arg, or (arg < 0) fails with
+ * -EIO: the combinator tests' member. */
+static inline void *sleeps_then(void *arg)
+{
+	intptr_t ms = (intptr_t)arg;
+	int r = uco_sleep(MS(ms < 0 ? -ms : ms));
+	if (r)
+		return uco_fail(r);
+	return ms < 0 ? uco_fail(-EIO) : (void *)ms; /* negative: fail after sleeping */
+}
 
 /* An ordered log of events, to assert the order things happened in. */
 struct event_log {

@@ -8,15 +8,6 @@
 
 #include "helpers.h"
 
-static void *sleeps_then(void *arg)
-{
-	intptr_t ms = (intptr_t)arg;
-	int r = uco_sleep(MS(ms < 0 ? -ms : ms));
-	if (r)
-		return uco_fail(r);
-	return ms < 0 ? uco_fail(-EIO) : (void *)ms; /* negative: fail after sleeping */
-}
-
 /* ---- the seed's second example: ten 2 s sleeps finish in ~2 s, not 20 */
 
 struct ten {

@@ -1389,3 +1389,84 @@ Test(faults, cancels_refused_by_a_full_ring_are_sent_later, .timeout = 60)
 	close(lc.fds[1]);
 	cr_assert_eq(uco_loop_close(loop), 0);
 }
+
+/* ------------------------------------------------------------ context, spawn_wait */
+
+/* Task-local context and spawn_wait: every allocation they make may fail.
+ * However a set fails, each value a set accepted is destroyed exactly
+ * once by the time the loop has closed (a failed set keeps nothing). */
+static uco_ctx_key *ctx_keys[3];
+static int ctx_vals[8];
+static int ctx_given, ctx_destroyed;
+
+static void ctx_count_destroyed(void *v)
+{
+	(void)v;
+	ctx_destroyed++;
+}
+
+static void ctx_setup(void)
+{
+	ctx_given = ctx_destroyed = 0;
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(uco_ctx_key_create(&ctx_keys[i], ctx_count_destroyed), 0);
+}
+
+static void ctx_teardown(void)
+{
+	for (int i = 0; i < 3; i++)
+		uco_ctx_key_delete(ctx_keys[i]);
+	if (ctx_destroyed != ctx_given)
+		BAD("a context value was not destroyed exactly once");
+}
+
+static void *ctx_child(void *arg)
+{
+	(void)arg;
+	void *v = NULL;
+	if (uco_ctx_get(ctx_keys[0], &v) != 0 || v != &ctx_vals[3])
+		BAD("a child did not inherit its parent's value");
+	int err = uco_ctx_set(ctx_keys[1], &ctx_vals[6]); /* copy on write */
+	ctx_given += !err;
+	return err ? uco_fail(err) : NULL;
+}
+
+static void *context_task(void *arg)
+{
+	(void)arg;
+	int err = 0;
+	for (int i = 0; i < 6 && !err; i++) {
+		err = uco_ctx_set(ctx_keys[i % 3], &ctx_vals[i]); /* the second round replaces */
+		ctx_given += !err;
+	}
+	uco_task *t[2], *w;
+	if (!err && !(err = uco_spawn(NULL, &t[0], ctx_child, NULL))) {
+		err = uco_await(t[0], NULL);
+		uco_task_release(t[0]);
+	}
+	static const intptr_t ms[2] = { 1, 2 };
+	if (!err && !(err = spawn_all(t, 2, sleeps_ms, ms))) {
+		if (!(err = uco_spawn_wait(NULL, &w, t, 2, UCO_WAIT_ALL_COMPLETED, SOON(), NULL))) {
+			void *v = NULL;
+			err = uco_await(w, &v);
+			/* A count short of 2 is allowed: no timer for the
+			 * deadline makes uco_wait return at once (uco_wait(3)). */
+			uintptr_t fin = (uco_task_state_get(t[0]) != UCO_TASK_PENDING) +
+			                (uco_task_state_get(t[1]) != UCO_TASK_PENDING);
+			if (!err && (uintptr_t)v != fin)
+				BAD("spawn_wait: a count that is not the tasks' finished");
+			uco_task_release(w);
+		} else {
+			uco_wait(t, 2, UCO_WAIT_ALL_COMPLETED, SOON(), NULL); /* t must outlive */
+		}
+		release_all(t, 2);
+	}
+	return err ? uco_fail(err) : NULL;
+}
+
+Test(faults, context_and_spawn_wait, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "context", .kinds = FAULT_ALL,
+	                               .setup = ctx_setup, .task = context_task,
+	                               .teardown = ctx_teardown });
+}
