@@ -9,6 +9,8 @@
  * just before the first line to just after the last.
  *
  *   uco                uco_stream_readline() in a task;
+ *   uco-bufring        the same, the stream receiving through a
+ *                      uco_bufring (16 x 64 KiB; opts.bufring);
  *   recv-parse         hand-written: uco_recv() into a 64 KiB buffer and
  *                      memchr() for the newlines, in a task;
  *   recv-stream-parse  the same parsing over the provided-buffer receive
@@ -118,11 +120,10 @@ static bool line_ok(const char *line, size_t len, size_t i)
 	       line[len - 1] == '\n';
 }
 
-static void *read_stream(void *arg)
+static void *read_lines(struct consumer *c, uco_bufring *br)
 {
-	struct consumer *c = arg;
 	uco_stream *s;
-	uco_stream_opts o = {.flags = UCO_STREAM_KEEP_FD};
+	uco_stream_opts o = {.flags = UCO_STREAM_KEEP_FD, .bufring = br};
 	c->err = uco_stream_open(&s, c->fd, &o);
 	if (c->err) {
 		c->bad = "uco_stream_open";
@@ -143,7 +144,24 @@ static void *read_stream(void *arg)
 	return NULL;
 }
 
+static void *read_stream(void *arg)
+{
+	return read_lines(arg, NULL);
+}
+
 #define RECV_BUF (64 * 1024)
+
+static void *read_stream_bufring(void *arg)
+{
+	struct consumer *c = arg;
+	uco_bufring *br; /* freed with the loop */
+	c->err = uco_bufring_create(NULL, &br, 16, RECV_BUF);
+	if (c->err) {
+		c->bad = "uco_bufring_create";
+		return NULL;
+	}
+	return read_lines(c, br);
+}
 
 static void *read_recv_parse(void *arg)
 {
@@ -329,6 +347,7 @@ int bench_stream_run(const struct bench_opts *opts)
 		uco_fn fn;
 	} ucos[] = {
 		{"uco", read_stream},
+		{"uco-bufring", read_stream_bufring},
 		{"recv-parse", read_recv_parse},
 		{"recv-stream-parse", read_recv_stream_parse},
 	};

@@ -48,8 +48,8 @@ static const char *const cancel_impls[] = {"uco", NULL};
 static const char *const chan_impls[] = {"uco", "pthread", NULL};
 static const char *const mutex_impls[] = {"uco", "pthread", NULL};
 static const char *const http_impls[] = {"uco", "nginx", NULL};
-static const char *const stream_impls[] = {"uco", "recv-parse", "recv-stream-parse",
-                                           "asyncio", NULL};
+static const char *const stream_impls[] = {"uco", "uco-bufring", "recv-parse",
+                                           "recv-stream-parse", "asyncio", NULL};
 
 static const struct bench_def benches[] = {
 	{"switch", switch_impls, bench_switch_run, NULL, false,

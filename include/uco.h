@@ -716,6 +716,12 @@ typedef struct uco_stream_opts {
 	/* Write buffer marks: drain() waits while more than hwm bytes are
 	 * unsent, until at most lwm are.  Defaults 64 KiB and hwm / 4. */
 	size_t hwm, lwm;
+	/* Receive through this ring's provided buffers (a socket; ignored
+	 * for other descriptors): a stream waiting with nothing buffered
+	 * then holds no memory, for servers with many idle connections;
+	 * each byte is copied once more.  NULL: plain receives into the
+	 * stream's own buffer (64 KiB while it waits), the faster path. */
+	uco_bufring *bufring;
 	unsigned flags;        /* UCO_STREAM_* */
 	unsigned reserved_[4]; /* must be zero */
 } uco_stream_opts;

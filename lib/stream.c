@@ -58,6 +58,12 @@ struct uco_stream {
 	char *rbuf;
 	size_t rcap, rhead, rtail;
 	bool eof;
+	/* With opts.bufring on a socket: the multishot receive whose chunks
+	 * are copied into rbuf (NULL: plain receives into rbuf). */
+	uco_recv_stream *rs;
+	bool rs_delivered; /* it has given data (so multishot works here) */
+	const void *chunk; /* a chunk not copied yet (no memory), chunk_len > 0 */
+	size_t chunk_len;
 	uco_task *reader; /* the task inside a read call */
 
 	/* Write side.  While `sending`, the kernel owns fly's unsent bytes
@@ -71,8 +77,11 @@ struct uco_stream {
 
 /* ------------------------------------------------------------ lifetime */
 
-static void free_stream(uco_stream *s)
+static void free_stream(uco_stream *s, bool loop_closing)
 {
+	/* At loop close the loop frees the receive stream itself. */
+	if (s->rs && !loop_closing)
+		uco_recv_stream_close(s->rs);
 	uco__resource_remove(s->loop, &s->resource);
 	if (!s->keep_fd)
 		close(s->fd);
@@ -85,7 +94,7 @@ static void free_stream(uco_stream *s)
 /* At loop close: the ring is gone, no send is in flight any more. */
 static void destroy_stream(struct uco__resource *r)
 {
-	free_stream(UCO__CONTAINER_OF(r, uco_stream, resource));
+	free_stream(UCO__CONTAINER_OF(r, uco_stream, resource), true);
 }
 
 static void sent(uco_loop *loop, struct uco__completion *c, const struct io_uring_cqe *cqe);
@@ -125,6 +134,13 @@ int uco_stream_open(uco_stream **out, int fd, const uco_stream_opts *opts)
 	s->limit = opts->limit ? opts->limit : DEFAULT_LIMIT;
 	s->hwm = hwm;
 	s->lwm = lwm;
+	if (opts->bufring && s->is_socket) {
+		err = uco_recv_stream_open(&s->rs, fd, opts->bufring);
+		if (err) {
+			free(s);
+			return err;
+		}
+	}
 	s->resource.destroy = destroy_stream;
 	uco__resource_add(loop, &s->resource);
 	*out = s;
@@ -159,6 +175,65 @@ static size_t buffered(const uco_stream *s)
 }
 
 /*
+ * fill() through the provided-buffer receive stream: the next chunk is
+ * copied behind the buffered bytes (rbuf is never the kernel's here, so it
+ * may move at any time).  While the reader waits with nothing buffered it
+ * holds no memory at all: rbuf is freed first, and the ring's buffer of
+ * the previous chunk went back with the call.
+ */
+static ssize_t fill(uco_stream *s, size_t want, int64_t deadline);
+
+static ssize_t fill_from_chunks(uco_stream *s, int64_t deadline)
+{
+	const void *data = s->chunk;
+	ssize_t n = (ssize_t)s->chunk_len;
+	if (!n) {
+		if (s->rhead == s->rtail) {
+			free(s->rbuf);
+			s->rbuf = NULL;
+			s->rcap = s->rhead = s->rtail = 0;
+		}
+		n = uco_recv_stream_next_dl(s->rs, &data, deadline);
+		if (n == -EINVAL && !s->rs_delivered) {
+			/* A kernel before 6.0 refuses the multishot receive:
+			 * plain receives from now on. */
+			uco_recv_stream_close(s->rs);
+			s->rs = NULL;
+			return fill(s, 0, deadline);
+		}
+		if (n <= 0) {
+			if (n == 0)
+				s->eof = true;
+			return n;
+		}
+		s->rs_delivered = true;
+	}
+	size_t have = buffered(s);
+	if (s->rhead && s->rcap - s->rtail < (size_t)n) {
+		memmove(s->rbuf, s->rbuf + s->rhead, have);
+		s->rhead = 0;
+		s->rtail = have;
+	}
+	if (s->rcap - s->rtail < (size_t)n) {
+		size_t cap = s->rtail + (size_t)n;
+		char *b = realloc(s->rbuf, cap);
+		if (!b) {
+			/* The chunk stays the receive stream's until its next
+			 * call: copied by the next fill, not lost. */
+			s->chunk = data;
+			s->chunk_len = (size_t)n;
+			return -ENOMEM;
+		}
+		s->rbuf = b;
+		s->rcap = cap;
+	}
+	memcpy(s->rbuf + s->rtail, data, (size_t)n);
+	s->rtail += (size_t)n;
+	s->chunk_len = 0;
+	return n;
+}
+
+/*
  * Receive more bytes into the buffer, which is first made able to hold
  * `want` buffered bytes (and at least READ_CHUNK).  The bytes received, 0 at
  * end of file (remembered), or -errno; what was buffered stays.
@@ -167,6 +242,8 @@ static ssize_t fill(uco_stream *s, size_t want, int64_t deadline)
 {
 	if (s->eof)
 		return 0;
+	if (s->rs)
+		return fill_from_chunks(s, deadline);
 	size_t have = buffered(s);
 	if (!have)
 		s->rhead = s->rtail = 0;
@@ -212,7 +289,7 @@ ssize_t uco_stream_read_dl(uco_stream *s, void *buf, size_t n, int64_t deadline)
 	if (!buf && n) {
 		r = -EINVAL;
 	} else if (n && !buffered(s) && !s->eof) {
-		if (n >= READ_CHUNK) {
+		if (n >= READ_CHUNK && !s->rs) {
 			/* A large read goes straight into the caller's buffer
 			 * (uco_recv returns only once the kernel is done with
 			 * it), saving a copy. */
@@ -427,7 +504,7 @@ static void sent(uco_loop *loop, struct uco__completion *c, const struct io_urin
 	uco_stream *s = UCO__CONTAINER_OF(c, uco_stream, sent);
 	s->sending = false;
 	if (s->closing) {
-		free_stream(s); /* closed while this send was in flight */
+		free_stream(s, false); /* closed while this send was in flight */
 		return;
 	}
 	int res = cqe->res;
@@ -560,7 +637,7 @@ int uco_stream_close_dl(uco_stream *s, int64_t deadline)
 	}
 	drop_unsent(s);
 	if (!s->sending) {
-		free_stream(s);
+		free_stream(s, false);
 		return err;
 	}
 	/* A send is still in flight (the flush failed or timed out): its
