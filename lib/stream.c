@@ -80,13 +80,31 @@ struct uco_stream {
 
 /* ------------------------------------------------------------ lifetime */
 
+/* Close the descriptor behind SQEs still queued for it (the receive
+ * stream's re-arm and cancel): the ring takes them in order, so its number
+ * cannot be reused by anything before they are issued.  Only while the
+ * loop runs: its turn submits the close, where a loop that is not running
+ * might be closed with the SQE never submitted (a leaked descriptor). */
+static void close_after_queued(uco_stream *s)
+{
+	struct io_uring_sqe *sqe = s->loop->running && uco__has_op(s->loop, IORING_OP_CLOSE)
+	                           ? uco__sqe_get(s->loop, NULL) : NULL;
+	if (sqe)
+		io_uring_prep_close(sqe, s->fd);
+	else
+		close(s->fd);
+}
+
 static void free_stream(uco_stream *s, bool loop_closing)
 {
+	bool had_rs = s->rs && !loop_closing;
 	/* At loop close the loop frees the receive stream itself. */
-	if (s->rs && !loop_closing)
+	if (had_rs)
 		uco_recv_stream_close(s->rs);
 	uco__resource_remove(s->loop, &s->resource);
-	if (!s->keep_fd)
+	if (!s->keep_fd && had_rs)
+		close_after_queued(s);
+	else if (!s->keep_fd)
 		close(s->fd);
 	free(s->rbuf);
 	free(s->fly.data);

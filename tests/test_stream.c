@@ -116,6 +116,7 @@ Test(stream, readline_gives_lines_an_empty_one_and_a_last_one_without_newline)
 		cr_assert_arr_eq(r.got[2], "last", 4);
 		cr_assert_eq(r.n[3], 0, "then end of file");
 		test_close(loop);
+		cr_assert_eq(fcntl(r.fd[0], F_GETFD), -1, "close closed the descriptor");
 	}
 }
 
