@@ -528,7 +528,8 @@ static void *drain_writer(void *arg)
 	int err = uco_stream_open(&c->s, c->fd[0], &o);
 	cr_assert_eq(err, 0);
 	unsigned char chunk[4096];
-	for (size_t at = 0; at < BULK; at += sizeof chunk) {
+	size_t at;
+	for (at = 0; at < BULK - sizeof chunk; at += sizeof chunk) {
 		for (size_t i = 0; i < sizeof chunk; i++)
 			chunk[i] = pattern(at + i);
 		cr_assert_eq(uco_stream_write(c->s, chunk, sizeof chunk), (ssize_t)sizeof chunk);
@@ -548,8 +549,11 @@ static void *drain_writer(void *arg)
 	uco_task_release(t);
 	c->unsent_after_cancel = uco_stream_write_buffered(c->s);
 	cr_assert_eq(c->unsent_after_cancel, before, "the cancel dropped nothing");
-	/* Writes after the cancel queue behind. */
+	/* Writes after the cancel queue behind (the peer checks the order). */
 	cr_assert_eq(uco_stream_write(c->s, "", 0), 0);
+	for (size_t i = 0; i < sizeof chunk; i++)
+		chunk[i] = pattern(at + i);
+	cr_assert_eq(uco_stream_write(c->s, chunk, sizeof chunk), (ssize_t)sizeof chunk);
 	c->go = true;
 	c->drained = uco_stream_drain(c->s);
 	cr_assert_leq(uco_stream_write_buffered(c->s), 64 * 1024 / 4);
@@ -761,4 +765,39 @@ Test(stream, bad_arguments)
 	test_close(loop);
 	cr_assert_eq(fcntl(fd[0], F_GETFD), -1);
 	close(fd[1]);
+}
+
+/* After a cancelled read the task carries on: a write and a close that
+ * flushes work (the cancellation was delivered once). */
+static void *cancelled_then_closes(void *arg)
+{
+	struct rec *r = arg;
+	open_stream(r, false);
+	const char *line;
+	r->n[0] = uco_stream_readline(r->s, &line);
+	r->n[1] = uco_stream_write(r->s, "bye\n", 4);
+	r->n[2] = uco_stream_close(r->s);
+	return NULL;
+}
+
+Test(stream, a_task_cancelled_in_readline_can_still_write_and_close)
+{
+	uco_loop *loop = test_loop();
+	struct rec r = { .kind = SOCKET };
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, cancelled_then_closes, &r), 0);
+	uco_loop_stop(loop);
+	uco_loop_run(loop); /* it waits in readline */
+	cr_assert_eq(uco_task_cancel(t), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	uco_task_release(t);
+	cr_assert_eq(r.n[0], -ECANCELED);
+	cr_assert_eq(r.n[1], 4);
+	cr_assert_eq(r.n[2], 0);
+	char buf[8];
+	cr_assert_eq(read(r.fd[1], buf, sizeof buf), 4);
+	cr_assert_arr_eq(buf, "bye\n", 4);
+	cr_assert_eq(read(r.fd[1], buf, sizeof buf), 0, "and the socket is closed");
+	close(r.fd[1]);
+	test_close(loop);
 }
