@@ -204,6 +204,16 @@ static size_t buffered(const uco_stream *s)
  */
 static ssize_t fill(uco_stream *s, size_t want, int64_t deadline);
 
+/* One plain receive into p, which stays the kernel's until it returns. */
+static ssize_t receive(uco_stream *s, void *p, size_t len, int64_t deadline)
+{
+	ssize_t n = s->is_socket ? uco_recv_dl(s->fd, p, len, 0, deadline)
+	                         : uco_read_dl(s->fd, p, len, -1, deadline);
+	if (n == 0)
+		s->eof = true;
+	return n;
+}
+
 static ssize_t fill_from_chunks(uco_stream *s, int64_t deadline)
 {
 	const void *data = s->chunk;
@@ -290,13 +300,9 @@ static ssize_t fill(uco_stream *s, size_t want, int64_t deadline)
 	size_t room = s->rcap - s->rtail;
 	if (room > IO_MAX)
 		room = IO_MAX;
-	char *p = s->rbuf + s->rtail;
-	ssize_t n = s->is_socket ? uco_recv_dl(s->fd, p, room, 0, deadline)
-	                         : uco_read_dl(s->fd, p, room, -1, deadline);
+	ssize_t n = receive(s, s->rbuf + s->rtail, room, deadline);
 	if (n > 0)
 		s->rtail += (size_t)n;
-	else if (n == 0)
-		s->eof = true;
 	return n;
 }
 
@@ -314,11 +320,7 @@ ssize_t uco_stream_read_dl(uco_stream *s, void *buf, size_t n, int64_t deadline)
 			/* A large read goes straight into the caller's buffer
 			 * (uco_recv returns only once the kernel is done with
 			 * it), saving a copy. */
-			size_t len = n > IO_MAX ? IO_MAX : n;
-			r = s->is_socket ? uco_recv_dl(s->fd, buf, len, 0, deadline)
-			                 : uco_read_dl(s->fd, buf, len, -1, deadline);
-			if (r == 0)
-				s->eof = true;
+			r = receive(s, buf, n > IO_MAX ? IO_MAX : n, deadline);
 			s->reader = NULL;
 			return r;
 		}

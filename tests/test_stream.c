@@ -54,7 +54,7 @@ struct rec {
 	uco_stream *s;
 	uco_stream_opts opts;
 	const char *sep;
-	size_t seplen;
+	size_t seplen, want;
 	/* What the reader got. */
 	char got[4][256];
 	ssize_t n[4];
@@ -75,6 +75,16 @@ static void open_stream(struct rec *r, bool stream_writes)
 	}
 	int err = uco_stream_open(&r->s, r->fd[0], &r->opts);
 	cr_assert_eq(err, 0, "uco_stream_open: %d", err);
+}
+
+/* Run task(r) with r->kind = k on a fresh loop, to its end. */
+static void run_on(struct rec *r, int k, uco_fn task)
+{
+	uco_loop *loop = test_loop();
+	r->kind = (enum kind)k;
+	cr_assert_eq(uco_spawn(loop, NULL, task, r), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	test_close(loop);
 }
 
 static void keep(struct rec *r, int i, const char *data, ssize_t n)
@@ -104,10 +114,8 @@ static void *lines_task(void *arg)
 Test(stream, readline_gives_lines_an_empty_one_and_a_last_one_without_newline)
 {
 	for (int k = 0; k < KINDS; k++) {
-		uco_loop *loop = test_loop();
-		struct rec r = { .kind = (enum kind)k };
-		cr_assert_eq(uco_spawn(loop, NULL, lines_task, &r), 0);
-		cr_assert_eq(uco_loop_run(loop), 0);
+		struct rec r = { 0 };
+		run_on(&r, k, lines_task);
 		cr_assert_eq(r.n[0], 6, "%s", kind_name[k]);
 		cr_assert_arr_eq(r.got[0], "first\n", 6);
 		cr_assert_eq(r.n[1], 1);
@@ -115,7 +123,6 @@ Test(stream, readline_gives_lines_an_empty_one_and_a_last_one_without_newline)
 		cr_assert_eq(r.n[2], 4, "at end of file the last line comes as it is");
 		cr_assert_arr_eq(r.got[2], "last", 4);
 		cr_assert_eq(r.n[3], 0, "then end of file");
-		test_close(loop);
 		cr_assert_eq(fcntl(r.fd[0], F_GETFD), -1, "close closed the descriptor");
 	}
 }
@@ -219,17 +226,14 @@ static void *limit_task(void *arg)
 Test(stream, records_up_to_the_limit_pass_and_one_byte_over_is_EMSGSIZE_with_the_data_kept)
 {
 	for (int k = 0; k < KINDS; k++) {
-		uco_loop *loop = test_loop();
-		struct rec r = { .kind = (enum kind)k, .opts.limit = 8 };
-		cr_assert_eq(uco_spawn(loop, NULL, limit_task, &r), 0);
-		cr_assert_eq(uco_loop_run(loop), 0);
+		struct rec r = { .opts.limit = 8 };
+		run_on(&r, k, limit_task);
 		cr_assert_eq(r.n[0], 10, "%s: %zd", kind_name[k], r.n[0]);
 		cr_assert_arr_eq(r.got[0], "12345678\r\n", 10);
 		cr_assert_eq(r.n[1], -EMSGSIZE);
 		cr_assert_eq(r.n[2], 4);
 		cr_assert_arr_eq(r.got[2], "ok\r\n", 4);
 		cr_assert_eq(r.n[3], -EMSGSIZE, "9 bytes and no newline: over the limit already");
-		test_close(loop);
 	}
 }
 
@@ -264,13 +268,8 @@ static void *eof_task(void *arg)
 
 Test(stream, readexactly_short_at_end_of_file_is_ENODATA_and_keeps_the_bytes)
 {
-	for (int k = 0; k < KINDS; k++) {
-		uco_loop *loop = test_loop();
-		struct rec r = { .kind = (enum kind)k };
-		cr_assert_eq(uco_spawn(loop, NULL, eof_task, &r), 0);
-		cr_assert_eq(uco_loop_run(loop), 0);
-		test_close(loop);
-	}
+	for (int k = 0; k < KINDS; k++)
+		run_on(&(struct rec){ 0 }, k, eof_task);
 }
 
 /* read(n) and large reads straight into the caller's buffer. */
@@ -307,45 +306,45 @@ static void *read_task(void *arg)
 
 Test(stream, read_returns_what_is_there_in_order)
 {
-	for (int k = 0; k < KINDS; k++) {
-		uco_loop *loop = test_loop();
-		struct rec r = { .kind = (enum kind)k };
-		cr_assert_eq(uco_spawn(loop, NULL, read_task, &r), 0);
-		cr_assert_eq(uco_loop_run(loop), 0);
-		test_close(loop);
-	}
+	for (int k = 0; k < KINDS; k++)
+		run_on(&(struct rec){ 0 }, k, read_task);
 }
 
 /* ------------------------------------------------------------ cancel and deadlines */
 
+/* readuntil(sep), or readexactly(want) without a separator, called again
+ * after each interruption: every odd call has a 1 ms deadline. */
 static void *interrupted_reader(void *arg)
 {
 	struct rec *r = arg;
 	for (;;) {
-		const char *rec;
+		const char *rec = NULL;
+		int64_t deadline = r->calls % 2 ? uco_now() + MS(1) : UCO_FOREVER;
 		r->reader_waiting = true;
-		ssize_t n = uco_stream_readuntil_dl(r->s, r->sep, r->seplen, &rec,
-		                                    r->calls % 2 ? uco_now() + MS(1) : UCO_FOREVER);
+		ssize_t n = r->sep ? uco_stream_readuntil_dl(r->s, r->sep, r->seplen, &rec, deadline)
+		                   : uco_stream_readexactly_dl(r->s, r->got[0], r->want, deadline);
 		r->reader_waiting = false;
 		r->calls++;
 		if (n == -ECANCELED || n == -ETIMEDOUT) {
 			r->interrupted++;
 			continue;
 		}
-		keep(r, 0, rec, n);
+		if (rec)
+			keep(r, 0, rec, n);
+		r->n[0] = n;
 		return NULL;
 	}
 }
 
 /* After every byte of a record: the reader is cancelled, or its deadline
  * passes, and the next call still gets the whole record. */
-static void run_interrupts(enum kind k, const char *sep)
+static void run_interrupts(enum kind k, const char *sep, const char *record)
 {
 	uco_loop *loop = test_loop();
-	struct rec r = { .kind = k, .sep = sep, .seplen = strlen(sep), .opts.loop = loop };
+	size_t len = strlen(record);
+	struct rec r = { .kind = k, .sep = sep, .seplen = sep ? strlen(sep) : 0, .want = len,
+	                 .opts.loop = loop };
 	open_stream(&r, false);
-	char record[64];
-	size_t len = (size_t)snprintf(record, sizeof record, "SET key value%s", sep);
 	uco_task *reader;
 	cr_assert_eq(uco_spawn(loop, &reader, interrupted_reader, &r), 0);
 	for (size_t at = 0; at < len; at++) {
@@ -368,7 +367,7 @@ static void run_interrupts(enum kind k, const char *sep)
 		cr_assert_gt(r.interrupted, before, "%s: the reader was not interrupted",
 		             kind_name[k]);
 		cr_assert_eq(uco_stream_buffered(r.s, NULL), (ssize_t)(at + 1),
-		             "an interrupted readuntil kept every byte");
+		             "an interrupted read kept every byte");
 	}
 	cr_assert_eq(uco_loop_run_until(loop, reader, NULL), 0);
 	uco_task_release(reader);
@@ -382,61 +381,15 @@ static void run_interrupts(enum kind k, const char *sep)
 Test(stream, cancels_and_deadlines_at_each_byte_lose_nothing)
 {
 	for (int k = 0; k < KINDS; k++) {
-		run_interrupts((enum kind)k, "\n");
-		run_interrupts((enum kind)k, "\r\n");
-	}
-}
-
-static void *exactly_interrupted(void *arg)
-{
-	struct rec *r = arg;
-	for (;;) {
-		r->reader_waiting = true;
-		ssize_t n = uco_stream_readexactly_dl(r->s, r->got[0], 8,
-		                                      r->calls % 2 ? uco_now() + MS(1) : UCO_FOREVER);
-		r->reader_waiting = false;
-		r->calls++;
-		if (n == -ECANCELED || n == -ETIMEDOUT) {
-			r->interrupted++;
-			continue;
-		}
-		r->n[0] = n;
-		return NULL;
+		run_interrupts((enum kind)k, "\n", "SET key value\n");
+		run_interrupts((enum kind)k, "\r\n", "SET key value\r\n");
 	}
 }
 
 Test(stream, an_interrupted_readexactly_keeps_the_bytes)
 {
-	for (int k = 0; k < KINDS; k++) {
-		uco_loop *loop = test_loop();
-		struct rec r = { .kind = (enum kind)k, .opts.loop = loop };
-		open_stream(&r, false);
-		uco_task *reader;
-		cr_assert_eq(uco_spawn(loop, &reader, exactly_interrupted, &r), 0);
-		for (int i = 0; i < 7; i++) {
-			put(r.fd[1], "abcdefgh" + i, 1);
-			while (uco_stream_buffered(r.s, NULL) < i + 1 || !r.reader_waiting) {
-				uco_loop_stop(loop);
-				uco_loop_run(loop);
-			}
-			int calls = r.calls;
-			if (calls % 2 == 0)
-				uco_task_cancel(reader);
-			while (r.calls == calls) {
-				uco_loop_stop(loop);
-				uco_loop_run(loop);
-			}
-		}
-		put(r.fd[1], "h", 1);
-		cr_assert_eq(uco_loop_run_until(loop, reader, NULL), 0);
-		uco_task_release(reader);
-		cr_assert_geq(r.interrupted, 7);
-		cr_assert_eq(r.n[0], 8);
-		cr_assert_arr_eq(r.got[0], "abcdefgh", 8);
-		cr_assert_eq(uco_stream_close(r.s), 0);
-		close(r.fd[1]);
-		test_close(loop);
-	}
+	for (int k = 0; k < KINDS; k++)
+		run_interrupts((enum kind)k, NULL, "abcdefgh");
 }
 
 /* A deadline already past with a record buffered: the record. */
@@ -463,13 +416,8 @@ static void *past_deadline(void *arg)
 
 Test(stream, deadline_zero_tries_once)
 {
-	for (int k = 0; k < KINDS; k++) {
-		uco_loop *loop = test_loop();
-		struct rec r = { .kind = (enum kind)k };
-		cr_assert_eq(uco_spawn(loop, NULL, past_deadline, &r), 0);
-		cr_assert_eq(uco_loop_run(loop), 0);
-		test_close(loop);
-	}
+	for (int k = 0; k < KINDS; k++)
+		run_on(&(struct rec){ 0 }, k, past_deadline);
 }
 
 /* ------------------------------------------------------------ writing and drain */
@@ -604,11 +552,8 @@ Test(stream, close_flushes_and_closes_the_descriptor_unless_kept)
 {
 	for (int k = 0; k < 2; k++)
 		for (int keep_fd = 0; keep_fd < 2; keep_fd++) {
-			uco_loop *loop = test_loop();
-			struct rec r = { .kind = (enum kind)k };
-			r.opts.flags = keep_fd ? UCO_STREAM_KEEP_FD : 0;
-			cr_assert_eq(uco_spawn(loop, NULL, close_flushes, &r), 0);
-			cr_assert_eq(uco_loop_run(loop), 0);
+			struct rec r = { .opts.flags = keep_fd ? UCO_STREAM_KEEP_FD : 0 };
+			run_on(&r, k, close_flushes);
 			char buf[8];
 			cr_assert_eq(read(r.fd[1], buf, sizeof buf), 4);
 			cr_assert_arr_eq(buf, "bye\n", 4);
@@ -617,7 +562,6 @@ Test(stream, close_flushes_and_closes_the_descriptor_unless_kept)
 			if (keep_fd)
 				close(r.fd[0]);
 			close(r.fd[1]);
-			test_close(loop);
 		}
 }
 
@@ -650,13 +594,8 @@ static void *peer_gone(void *arg)
 Test(stream, a_peer_that_is_gone_stops_the_writer_with_its_error)
 {
 	signal(SIGPIPE, SIG_IGN); /* the pipe's write raises it */
-	for (int k = 0; k < 2; k++) {
-		uco_loop *loop = test_loop();
-		struct rec r = { .kind = (enum kind)k };
-		cr_assert_eq(uco_spawn(loop, NULL, peer_gone, &r), 0);
-		cr_assert_eq(uco_loop_run(loop), 0);
-		test_close(loop);
-	}
+	for (int k = 0; k < 2; k++)
+		run_on(&(struct rec){ 0 }, k, peer_gone);
 }
 
 /* A close whose flush cannot finish: -ETIMEDOUT, the handle is gone (the
