@@ -716,7 +716,8 @@ typedef struct uco_stream_opts {
 	/* Write buffer marks: drain() waits while more than hwm bytes are
 	 * unsent, until at most lwm are.  Defaults 64 KiB and hwm / 4. */
 	size_t hwm, lwm;
-	/* Receive through this ring's provided buffers (a socket; ignored
+	/* Receive through this ring's provided buffers (a ring of the same
+	 * loop, destroyed after its streams; a socket only, ignored
 	 * for other descriptors): a stream waiting with nothing buffered
 	 * then holds no memory, for servers with many idle connections;
 	 * each byte is copied once more.  NULL: plain receives into the
@@ -775,11 +776,11 @@ UCO_API size_t uco_stream_write_buffered(const uco_stream *s);
 UCO_API int uco_stream_drain(uco_stream *s);
 UCO_API int uco_stream_drain_dl(uco_stream *s, int64_t deadline);
 /* Send what is queued, then free the stream and close the descriptor
- * (unless UCO_STREAM_KEEP_FD).  The handle is gone on return, whatever it
- * returns: 0 when every byte was sent; else the send error, -ETIMEDOUT or
- * -ECANCELED, and the bytes unsent were dropped.  Outside a coroutine it
- * cannot wait (as deadline 0).  -EBUSY, changing nothing, while another
- * task is in a call on s. */
+ * (unless UCO_STREAM_KEEP_FD).  -EBUSY, changing nothing, while another
+ * task is in a call on s.  Otherwise the handle is gone on return: 0 when
+ * every byte was sent; else the send error, -ETIMEDOUT or -ECANCELED, and
+ * the bytes unsent were dropped.  Outside a coroutine it cannot wait (as
+ * deadline 0). */
 UCO_API int uco_stream_close(uco_stream *s);
 UCO_API int uco_stream_close_dl(uco_stream *s, int64_t deadline);
 
