@@ -5,6 +5,7 @@
  * file, cancels and deadlines at each step with every byte accounted for,
  * drain's back-pressure against a peer that does not read, close. */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -448,7 +449,10 @@ static void *drain_peer(void *arg)
 	unsigned char *buf = malloc(65536);
 	c->intact = true;
 	for (;;) {
-		ssize_t n = uco_read(c->fd[1], buf, 65536, -1);
+		/* Wait through the ring, read with read(2): Valgrind sees what
+		 * read(2) writes, not what io_uring does. */
+		cr_assert_gt(uco_poll(c->fd[1], POLLIN), 0);
+		ssize_t n = read(c->fd[1], buf, 65536);
 		cr_assert_geq(n, 0, "peer read: %zd", n);
 		if (n == 0)
 			break;
