@@ -48,6 +48,8 @@ static const char *const cancel_impls[] = {"uco", NULL};
 static const char *const chan_impls[] = {"uco", "pthread", NULL};
 static const char *const mutex_impls[] = {"uco", "pthread", NULL};
 static const char *const http_impls[] = {"uco", "nginx", NULL};
+static const char *const stream_impls[] = {"uco", "uco-bufring", "recv-parse",
+                                           "recv-stream-parse", "asyncio", NULL};
 
 static const struct bench_def benches[] = {
 	{"switch", switch_impls, bench_switch_run, NULL, false,
@@ -76,6 +78,8 @@ static const struct bench_def benches[] = {
 	 "bulk TCP send on 127.0.0.1, uco_send vs uco_send_zc, 64 KiB and 1 MiB"},
 	{"http", http_impls, bench_http_run, NULL, false,
 	 "GET /plaintext, uco-http (1 thread) vs nginx (1 worker), wrk -t1 -c64"},
+	{"stream", stream_impls, bench_stream_run, NULL, false,
+	 "readline of 64-byte lines over a socket pair: lines/s"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 

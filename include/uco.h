@@ -784,6 +784,101 @@ UCO_API int uco_spawn_wait(uco_loop *loop, uco_task **out, uco_task *const *task
  * the diagnosis of a failed uco_loop_create() (it reads the sysctl). */
 UCO_API const char *uco_strerror(int err);
 
+
+/* ---------------------------------------------------------------- streams */
+
+/*
+ * Buffered streams over a connected socket or a pipe (asyncio's
+ * StreamReader and StreamWriter in one handle): readline, readuntil and
+ * readexactly on the read side, write + drain with back-pressure on the
+ * write side.  Sockets use recv/send (send with MSG_NOSIGNAL), other
+ * descriptors read/write.  At most one task reads at a time (-EBUSY);
+ * use a stream on its loop's thread.  docs/streams.md has the details.
+ *
+ * Nothing is lost to a deadline or a cancel: a read call that returns
+ * -ETIMEDOUT or -ECANCELED leaves every byte received in the stream for
+ * the next call, and an interrupted drain leaves the unsent bytes queued
+ * (they keep being sent).
+ */
+typedef struct uco_stream uco_stream;
+
+typedef struct uco_stream_opts {
+	/* The loop (NULL: the one running on this thread). */
+	uco_loop *loop;
+	/* Longest record readuntil/readline accept, separator not counted
+	 * (asyncio's limit).  Default 64 KiB. */
+	size_t limit;
+	/* Write buffer marks: drain() waits while more than hwm bytes are
+	 * unsent, until at most lwm are.  Defaults 64 KiB and hwm / 4. */
+	size_t hwm, lwm;
+	/* Receive through this ring's provided buffers (a ring of the same
+	 * loop, destroyed after its streams; a socket only, ignored
+	 * for other descriptors): a stream waiting with nothing buffered
+	 * then holds no memory, for servers with many idle connections;
+	 * each byte is copied once more.  NULL: plain receives into the
+	 * stream's own buffer (64 KiB while it waits), the faster path. */
+	uco_bufring *bufring;
+	unsigned flags;        /* UCO_STREAM_* */
+	unsigned reserved_[4]; /* must be zero */
+} uco_stream_opts;
+
+/* Leave the descriptor open at close (by default the stream owns it). */
+#define UCO_STREAM_KEEP_FD (1u << 0)
+
+/* A stream on fd; opts may be NULL.  From the loop's thread.  -EINVAL,
+ * -EBADF (fstat), -ENOMEM, -EPERM (another thread's loop).  On failure
+ * fd is left open. */
+UCO_API int uco_stream_open(uco_stream **out, int fd, const uco_stream_opts *opts);
+/* The stream's descriptor. */
+UCO_API int uco_stream_fd(const uco_stream *s);
+
+/* Up to n bytes (buffered ones first, else one receive): the count, 0 at
+ * end of file. */
+UCO_API ssize_t uco_stream_read(uco_stream *s, void *buf, size_t n);
+UCO_API ssize_t uco_stream_read_dl(uco_stream *s, void *buf, size_t n, int64_t deadline);
+/* Exactly n bytes: n; 0 at end of file with nothing buffered; -ENODATA
+ * if end of file came after some bytes (they stay buffered: see
+ * uco_stream_buffered, asyncio's IncompleteReadError.partial). */
+UCO_API ssize_t uco_stream_readexactly(uco_stream *s, void *buf, size_t n);
+UCO_API ssize_t uco_stream_readexactly_dl(uco_stream *s, void *buf, size_t n,
+                                          int64_t deadline);
+/* The next record ending with the separator (any length): its length with
+ * the separator, *record pointing at it inside the stream, valid until the
+ * next read-side call on s.  0 at end of file with nothing buffered;
+ * -ENODATA at end of file mid-record; -EMSGSIZE if more than `limit`
+ * bytes come before the separator.  Both keep the bytes buffered. */
+UCO_API ssize_t uco_stream_readuntil(uco_stream *s, const void *sep, size_t seplen,
+                                     const char **record);
+UCO_API ssize_t uco_stream_readuntil_dl(uco_stream *s, const void *sep, size_t seplen,
+                                        const char **record, int64_t deadline);
+/* readuntil("\n"), except that at end of file a last line without its
+ * newline is returned as it is (as asyncio's readline). */
+UCO_API ssize_t uco_stream_readline(uco_stream *s, const char **line);
+UCO_API ssize_t uco_stream_readline_dl(uco_stream *s, const char **line, int64_t deadline);
+/* The bytes buffered for reading, without waiting (*data may be NULL when
+ * there are none), and dropping n of them (-EINVAL beyond what is there). */
+UCO_API ssize_t uco_stream_buffered(const uco_stream *s, const char **data);
+UCO_API int uco_stream_consume(uco_stream *s, size_t n);
+
+/* Queue n bytes and start sending them; never waits.  n, or the send
+ * error that stopped the writer (-EPIPE, -ECONNRESET ...), -ENOMEM. */
+UCO_API ssize_t uco_stream_write(uco_stream *s, const void *data, size_t n);
+/* Bytes written and not yet sent. */
+UCO_API size_t uco_stream_write_buffered(const uco_stream *s);
+/* Back-pressure: returns at once while at most hwm bytes are unsent, else
+ * waits until at most lwm are.  0, the send error, -ETIMEDOUT, -ECANCELED
+ * (the bytes stay queued and keep being sent). */
+UCO_API int uco_stream_drain(uco_stream *s);
+UCO_API int uco_stream_drain_dl(uco_stream *s, int64_t deadline);
+/* Send what is queued, then free the stream and close the descriptor
+ * (unless UCO_STREAM_KEEP_FD).  -EBUSY, changing nothing, while another
+ * task is in a call on s.  Otherwise the handle is gone on return: 0 when
+ * every byte was sent; else the send error, -ETIMEDOUT or -ECANCELED, and
+ * the bytes unsent were dropped.  Outside a coroutine it cannot wait (as
+ * deadline 0). */
+UCO_API int uco_stream_close(uco_stream *s);
+UCO_API int uco_stream_close_dl(uco_stream *s, int64_t deadline);
+
 #ifdef __cplusplus
 }
 #endif
