@@ -267,6 +267,7 @@ struct uco_task {
 struct uco__inbox;
 struct uco__job;
 struct signals;
+struct uco__call_timers;
 
 struct uco_loop {
 	struct io_uring ring;
@@ -294,6 +295,7 @@ struct uco_loop {
 	struct uco__inbox *inbox; /* posts from executor threads */
 	struct uco__resource *resources;
 	struct signals *signals;  /* uco_loop_on_signal's listener */
+	struct uco__call_timers *call_timers; /* uco_call_later's (timer_handle.c) */
 	uint16_t next_bgid;       /* provided-buffer group ids handed out */
 	uint64_t *fixed_used;     /* bitmap of the fixed-file table, or NULL */
 	uco_executor *executor;   /* the default executor, if any */
