@@ -18,10 +18,23 @@
 #include "helpers.h"
 #include "internal.h"
 
+#ifdef UCO__ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define OP_WAITID 50
 #define SOON() (uco_now() + 20 * UCO_NS_PER_S)
 
 static bool poll_fallback;
+
+/* Criterion passes a test whose worker LeakSanitizer reports at exit: ask
+ * it here instead. */
+static void no_leaks(void)
+{
+#ifdef UCO__ASAN
+	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "LeakSanitizer found leaks");
+#endif
+}
 
 static uco_loop *proc_loop(void)
 {
@@ -46,6 +59,7 @@ static uco_loop *proc_loop(void)
 		uco_task_release(t);                                       \
 		cr_assert_eq(uco_loop_run(loop), 0);                       \
 		test_close(loop);                                          \
+		no_leaks();                                                \
 	}                                                                  \
 	Test(waitid, name) { name##_run(false); }                          \
 	Test(pidfd_poll, name) { name##_run(true); }                       \
@@ -552,4 +566,5 @@ Test(process, loop_closes_first)
 	waitpid(pid, NULL, 0);
 	kill(qpid, SIGKILL);
 	waitpid(qpid, NULL, 0);
+	no_leaks();
 }
