@@ -48,6 +48,7 @@ static const char *const cancel_impls[] = {"uco", NULL};
 static const char *const chan_impls[] = {"uco", "pthread", NULL};
 static const char *const mutex_impls[] = {"uco", "pthread", NULL};
 static const char *const http_impls[] = {"uco", "nginx", NULL};
+static const char *const subprocess_impls[] = {"uco", "posix_spawn", "asyncio", NULL};
 
 static const struct bench_def benches[] = {
 	{"switch", switch_impls, bench_switch_run, NULL, false,
@@ -76,6 +77,8 @@ static const struct bench_def benches[] = {
 	 "bulk TCP send on 127.0.0.1, uco_send vs uco_send_zc, 64 KiB and 1 MiB"},
 	{"http", http_impls, bench_http_run, NULL, false,
 	 "GET /plaintext, uco-http (1 thread) vs nginx (1 worker), wrk -t1 -c64"},
+	{"subprocess", subprocess_impls, bench_subprocess_run, NULL, false,
+	 "spawn /bin/true and wait for its exit, one after the other"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 
