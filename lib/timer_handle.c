@@ -52,6 +52,8 @@ struct arm {
 	struct arm *prev, *next;  /* every arm in the ring */
 	int64_t when;
 	struct __kernel_timespec ts; /* read by the kernel at submit */
+	bool embedded;            /* one of the set's own two */
+	bool busy;                /* in the ring */
 };
 
 struct uco__call_timers {
@@ -61,7 +63,11 @@ struct uco__call_timers {
 	size_t n, cap;
 	uint64_t next_seq;
 	struct arm *current;      /* the timeout for heap[0], if armed */
-	struct arm *arms;
+	struct arm *arms;         /* every arm in the ring */
+	/* Two arms of its own: the one that just fired is always free to
+	 * re-arm with, so that firing never needs memory.  More (several
+	 * superseded ones in flight) come from malloc. */
+	struct arm own[2];
 	bool running;             /* in run_due(): arm afterwards */
 };
 
@@ -123,6 +129,14 @@ static void heap_remove(struct uco__call_timers *ct, uco_timer *t)
 static void arm_fired(uco_loop *loop, struct uco__completion *c,
                       const struct io_uring_cqe *cqe);
 
+static void free_arm(struct arm *a)
+{
+	if (a->embedded)
+		a->busy = false;
+	else
+		free(a);
+}
+
 static void unlink_arm(struct uco__call_timers *ct, struct arm *a)
 {
 	if (a->prev)
@@ -152,13 +166,15 @@ static int ensure_armed(struct uco__call_timers *ct)
 	int64_t when = ct->heap[0]->when;
 	if (ct->current && ct->current->when <= when)
 		return 0;
-	struct arm *a = malloc(sizeof *a);
-	if (!a)
+	struct arm *a = !ct->own[0].busy ? &ct->own[0] : !ct->own[1].busy ? &ct->own[1] : NULL;
+	bool embedded = a != NULL;
+	if (!a && !(a = malloc(sizeof *a)))
 		return -ENOMEM;
-	*a = (struct arm){ .done.complete = arm_fired, .owner = ct, .when = when };
+	*a = (struct arm){ .done.complete = arm_fired, .owner = ct, .when = when,
+	                   .embedded = embedded, .busy = true };
 	struct io_uring_sqe *sqe = uco__sqe_get(ct->loop, &a->done);
 	if (!sqe) {
-		free(a);
+		free_arm(a);
 		return -EAGAIN;
 	}
 	a->ts.tv_sec = when / UCO_NS_PER_S;
@@ -210,13 +226,14 @@ static void arm_fired(uco_loop *loop, struct uco__completion *c,
 	struct uco__call_timers *ct = a->owner;
 	bool current = ct->current == a;
 	unlink_arm(ct, a);
-	free(a);
-	if (!current)
-		return; /* superseded: the current one covers every handle */
-	ct->current = NULL;
-	run_due(ct);
-	/* No memory or SQE now: the handles wait for the next uco_call_later
-	 * to arm (late, never early). */
+	free_arm(a);
+	if (current) {
+		ct->current = NULL;
+		run_due(ct);
+	}
+	/* Armed again with the arm just freed, so no memory is needed.  If
+	 * the ring refuses the SQE, the handles wait for the next arm to
+	 * fire or the next uco_call_later (late, never early). */
 	ensure_armed(ct);
 }
 
@@ -229,7 +246,7 @@ static void destroy_call_timers(struct uco__resource *r)
 	while (ct->arms) {
 		struct arm *a = ct->arms;
 		ct->arms = a->next;
-		free(a);
+		free_arm(a);
 	}
 	for (size_t i = 0; i < ct->n; i++) {
 		uco_timer *t = ct->heap[i];
