@@ -814,7 +814,8 @@ typedef struct uco_process_output {
  * or -ECANCELED the child is not killed, and calling again with the same
  * input goes on where this call stopped.  A child that exits without
  * reading its input is not an error (the rest is dropped, and no SIGPIPE
- * reaches the program).  -EINVAL: input but no stdin pipe. */
+ * reaches the program).  -EINVAL: input but no stdin pipe; -EBUSY: another
+ * task communicates with p. */
 UCO_API int uco_process_communicate(uco_process *p, const void *in, size_t inlen,
                                     uco_process_output *out, uco_process_output *err);
 UCO_API int uco_process_communicate_dl(uco_process *p, const void *in, size_t inlen,
@@ -822,7 +823,7 @@ UCO_API int uco_process_communicate_dl(uco_process *p, const void *in, size_t in
                                        int64_t deadline);
 
 /* Close this side's pipe ends and free p, from the loop's thread, when no
- * task waits on it (-EBUSY otherwise).  A child still running is not
+ * task waits or communicates with it (-EBUSY otherwise).  A child still running is not
  * killed: the loop reaps it in the background when it exits (no zombie
  * left), as long as the loop is open. */
 UCO_API int uco_process_release(uco_process *p);

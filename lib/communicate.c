@@ -267,6 +267,8 @@ int uco_process_communicate_dl(uco_process *p, const void *in, size_t inlen,
 		return -EXDEV;
 	if (p->in_done < inlen && p->fds[0] < 0)
 		return -EINVAL;
+	if (p->communicating)
+		return -EBUSY; /* two readers of one pipe would split its bytes */
 	if (uco__cancel_due(self))
 		return -ECANCELED;
 
@@ -292,7 +294,9 @@ int uco_process_communicate_dl(uco_process *p, const void *in, size_t inlen,
 		bool writes = c.ch[0].active;
 		if (writes)
 			hold_sigpipe();
+		p->communicating = true;
 		r = pump(&c, self, deadline);
+		p->communicating = false;
 		if (writes)
 			unhold_sigpipe();
 	}

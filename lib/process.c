@@ -39,11 +39,10 @@
 
 extern char **environ;
 
-/* liburing 2.3 predates IORING_OP_WAITID (kernel 6.7): its number and
- * liburing 2.5's io_uring_prep_waitid(), here. */
+/* liburing 2.3 predates IORING_OP_WAITID (kernel 6.7): its number in the
+ * kernel's uapi and liburing 2.5's io_uring_prep_waitid(), here.  The
+ * loop's opcode probe says whether the kernel has it. */
 #define UCO__OP_WAITID 50
-_Static_assert(UCO__OP_WAITID >= IORING_OP_LAST || UCO__OP_WAITID == 50,
-               "IORING_OP_WAITID is 50 in the kernel's uapi");
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -485,7 +484,7 @@ int uco_process_release(uco_process *p)
 {
 	if (!p)
 		return -EINVAL;
-	if (p->waiters.head)
+	if (p->waiters.head || p->communicating)
 		return -EBUSY;
 	if (p->loop && p->loop->owner != uco__thread_token())
 		return -EPERM;

@@ -24,6 +24,7 @@ struct uco_process {
 	int status;               /* the wait status or -errno, once reaped */
 	struct uco__waitq waiters;
 	size_t in_done;           /* bytes of communicate's input written */
+	bool communicating;       /* a communicate call uses the pipes */
 };
 
 #endif

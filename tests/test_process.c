@@ -363,6 +363,8 @@ BOTH(communicate_cancelled)
 	uco_task *t;
 	cr_assert_eq(uco_spawn(NULL, &t, communicates, p), 0);
 	cr_assert_eq(uco_sleep(MS(20)), 0);
+	cr_assert_eq(uco_process_communicate(p, NULL, 0, NULL, NULL), -EBUSY, "one at a time");
+	cr_assert_eq(uco_process_release(p), -EBUSY, "in use");
 	cr_assert_eq(uco_task_cancel(t), 0);
 	void *v = (void *)1;
 	cr_assert_eq(uco_await(t, &v), 0);
