@@ -6,11 +6,12 @@
  *
  * Spawning: glibc's posix_spawn clones with CLONE_VM | CLONE_VFORK, the
  * fastest way to start a program, and gets file actions, the signal mask
- * and dispositions right in the child.  The pidfd comes from pidfd_spawn
- * where glibc has it (2.39), else pidfd_open right after posix_spawn: the
- * child cannot have been reaped in between unless something else reaps
- * this process's children (SIGCHLD ignored, a waitpid(-1) elsewhere), and
- * then its status is lost anyway (-ECHILD).
+ * and dispositions right in the child.  The pidfd comes from pidfd_open
+ * right after posix_spawn: the child cannot have been reaped in between
+ * unless something else reaps this process's children (SIGCHLD ignored, a
+ * waitpid(-1) elsewhere), and then its status is lost anyway (-ECHILD).
+ * (glibc 2.39's pidfd_spawn closes even that window; not used yet, as the
+ * glibc here is older.)
  *
  * Reaping: one operation per process, started by the first wait (or by
  * release): IORING_OP_WAITID on the pidfd (6.7+), or where the kernel lacks
