@@ -101,15 +101,11 @@ static int submit(struct chan *ch)
 {
 	struct comm *c = ch->c;
 	uco_process *p = c->p;
-	int fd = p->fds[ch->which];
-	struct io_uring_sqe *sqe;
+	void *addr;
+	size_t len;
 	if (ch->which == 0) {
-		size_t left = c->inlen - p->in_done;
-		sqe = uco__sqe_get(p->loop, &ch->done);
-		if (!sqe)
-			return -EAGAIN;
-		io_uring_prep_write(sqe, fd, c->in + p->in_done,
-		                    (unsigned)(left > MAX_IO ? MAX_IO : left), (uint64_t)-1);
+		addr = (char *)(uintptr_t)c->in + p->in_done;
+		len = c->inlen - p->in_done;
 	} else {
 		uco_process_output *b = ch->buf;
 		if (ch->cap - b->len < MIN_ROOM) {
@@ -121,13 +117,16 @@ static int submit(struct chan *ch)
 			b->data = data;
 			ch->cap = cap;
 		}
-		size_t room = ch->cap - b->len;
-		sqe = uco__sqe_get(p->loop, &ch->done);
-		if (!sqe)
-			return -EAGAIN;
-		io_uring_prep_read(sqe, fd, b->data + b->len,
-		                   (unsigned)(room > MAX_IO ? MAX_IO : room), (uint64_t)-1);
+		addr = b->data + b->len;
+		len = ch->cap - b->len;
 	}
+	struct io_uring_sqe *sqe = uco__sqe_get(p->loop, &ch->done);
+	if (!sqe)
+		return -EAGAIN;
+	/* Offset -1: the pipe has no position. */
+	io_uring_prep_rw(ch->which == 0 ? IORING_OP_WRITE : IORING_OP_READ, sqe,
+	                 p->fds[ch->which], addr, (unsigned)(len > MAX_IO ? MAX_IO : len),
+	                 (uint64_t)-1);
 	ch->inflight = true;
 	c->inflight++;
 	return 0;
@@ -258,13 +257,10 @@ int uco_process_communicate_dl(uco_process *p, const void *in, size_t inlen,
 {
 	if (!p || (inlen && !in))
 		return -EINVAL;
-	uco_task *self = uco__self();
-	if (!self)
-		return -EPERM;
-	if (!p->loop)
-		return -ESHUTDOWN;
-	if (self->loop != p->loop)
-		return -EXDEV;
+	uco_task *self;
+	int r = uco__process_caller(p, &self);
+	if (r)
+		return r;
 	if (p->in_done < inlen && p->fds[0] < 0)
 		return -EINVAL;
 	if (p->communicating)
@@ -289,7 +285,6 @@ int uco_process_communicate_dl(uco_process *p, const void *in, size_t inlen,
 		ch->active = any = true;
 	}
 
-	int r = 0;
 	if (any) {
 		bool writes = c.ch[0].active;
 		if (writes)

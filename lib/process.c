@@ -438,24 +438,31 @@ static void describe_wait(const uco_task *t, char *buf, size_t len)
 
 static const struct uco__wait_kind wait_kind = { "process", describe_wait };
 
+int uco__process_caller(const uco_process *p, uco_task **self)
+{
+	*self = uco__self();
+	if (!*self)
+		return -EPERM;
+	if (!p->loop)
+		return -ESHUTDOWN;
+	return (*self)->loop == p->loop ? 0 : -EXDEV;
+}
+
 int uco_process_wait_dl(uco_process *p, int64_t deadline)
 {
 	if (!p)
 		return -EINVAL;
 	if (p->reaped)
 		return p->status;
-	uco_task *self = uco__self();
-	if (!self)
-		return -EPERM;
-	if (!p->loop)
-		return -ESHUTDOWN;
-	if (self->loop != p->loop)
-		return -EXDEV;
+	uco_task *self;
+	int err = uco__process_caller(p, &self);
+	if (err)
+		return err;
 	if (!p->reap_inflight) {
 		/* Try once: no need for the ring if it has exited already. */
 		if (deadline == 0)
 			return reap_now(p) ? p->status : -ETIMEDOUT;
-		int err = start_reap(p);
+		err = start_reap(p);
 		if (err)
 			return err;
 	}

@@ -27,4 +27,8 @@ struct uco_process {
 	bool communicating;       /* a communicate call uses the pipes */
 };
 
+/* The task calling a wait or communicate on p: 0 and *self, or -EPERM
+ * (not in a task), -ESHUTDOWN (p's loop closed), -EXDEV (another loop). */
+int uco__process_caller(const uco_process *p, uco_task **self);
+
 #endif
