@@ -377,21 +377,23 @@ BOTH(communicate_cancelled)
 
 /* ------------------------------------------------------------ no zombies */
 
+/* Cancelled, normally; on a machine stalled for the child's whole 0.3 s
+ * the wait may have ended first, which is no failure of this test. */
 static void *waits(void *arg)
 {
 	int r = uco_process_wait(arg);
-	return r == -ECANCELED ? NULL : uco_fail(r < 0 ? r : -EPROTO);
+	return r == -ECANCELED || r == 0 ? NULL : uco_fail(r < 0 ? r : -EPROTO);
 }
 
 BOTH(cancelled_wait_leaves_no_zombie)
 {
 	(void)arg;
-	uco_process *p = start(ARGV("sleep", "0.1"), 0, 0, 0);
+	uco_process *p = start(ARGV("sleep", "0.3"), 0, 0, 0);
 	pid_t pid = uco_process_pid(p);
 	uco_task *t;
 	cr_assert_eq(uco_spawn(NULL, &t, waits, p), 0);
 	cr_assert_eq(uco_sleep(MS(10)), 0);
-	cr_assert_eq(uco_task_cancel(t), 0);
+	uco_task_cancel(t);
 	cr_assert_eq(uco_await(t, NULL), 0);
 	uco_task_release(t);
 	/* Nobody waits now; the child exits and is reaped all the same. */
