@@ -50,6 +50,7 @@ static const char *const mutex_impls[] = {"uco", "pthread", NULL};
 static const char *const http_impls[] = {"uco", "nginx", NULL};
 static const char *const stream_impls[] = {"uco", "uco-bufring", "recv-parse",
                                            "recv-stream-parse", "asyncio", NULL};
+static const char *const subprocess_impls[] = {"uco", "posix_spawn", "asyncio", NULL};
 
 static const struct bench_def benches[] = {
 	{"switch", switch_impls, bench_switch_run, NULL, false,
@@ -80,6 +81,8 @@ static const struct bench_def benches[] = {
 	 "GET /plaintext, uco-http (1 thread) vs nginx (1 worker), wrk -t1 -c64"},
 	{"stream", stream_impls, bench_stream_run, NULL, false,
 	 "readline of 64-byte lines over a socket pair: lines/s"},
+	{"subprocess", subprocess_impls, bench_subprocess_run, NULL, false,
+	 "spawn /bin/true and wait for its exit, one after the other"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 

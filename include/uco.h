@@ -878,6 +878,144 @@ UCO_API int uco_stream_drain_dl(uco_stream *s, int64_t deadline);
  * deadline 0). */
 UCO_API int uco_stream_close(uco_stream *s);
 UCO_API int uco_stream_close_dl(uco_stream *s, int64_t deadline);
+/* ---------------------------------------------------------------- timer handles */
+
+/*
+ * asyncio's loop.call_later/call_at (libuv's uv_timer): run cb(arg) on the
+ * loop's thread at a time, without a task.  The callback runs on the
+ * loop's own stack, outside any coroutine, as signal handlers do: it may
+ * spawn, cancel, set events, stop the loop and call uco_call_later again,
+ * but not block.  Never early: it runs once uco_now() >= its time; handles
+ * due together run in time order, equal times in call order.
+ *
+ * A pending handle does not keep uco_loop_run() running (a loop runs while
+ * it has tasks, as with uco_loop_call); it runs when it is due while the
+ * loop runs.  uco_loop_close() discards pending handles: their callbacks
+ * never run.  Only from the loop's thread (`loop` NULL: the loop running
+ * on it).
+ *
+ * With `out` non-NULL the caller gets a handle to cancel it with, valid
+ * until uco_timer_release() (before or after it ran, or the loop closed);
+ * with `out` NULL the loop frees it once it has run.  0, or -EINVAL (cb
+ * NULL, delay < 0, no loop), -EPERM (another thread), -ENOMEM, -EAGAIN (no
+ * SQE): then nothing was scheduled.
+ */
+typedef struct uco_timer uco_timer;
+UCO_API int uco_call_later(uco_loop *loop, int64_t delay_ns, void (*cb)(void *arg), void *arg,
+                           uco_timer **out);
+/* The same at the uco_now() time `when` (one already past: as soon as
+ * possible, on a later turn). */
+UCO_API int uco_call_at(uco_loop *loop, int64_t when, void (*cb)(void *arg), void *arg,
+                        uco_timer **out);
+/* The callback will not run: 0; -EALREADY if it has run, is running, or
+ * was cancelled (nothing changes; so cancelling twice, or from inside the
+ * callback, is harmless); -EPERM from another thread. */
+UCO_API int uco_timer_cancel(uco_timer *t);
+/* Give the caller's reference back (does not cancel). */
+UCO_API void uco_timer_release(uco_timer *t);
+
+/* ---------------------------------------------------------------- subprocesses */
+
+/*
+ * asyncio's create_subprocess_exec, wait, communicate, kill (libuv's
+ * uv_spawn).  The child starts with posix_spawn (vfork speed) and is
+ * watched through a pidfd: its exit is waited for in the ring
+ * (IORING_OP_WAITID, 6.7+; a poll of the pidfd then waitid(WNOHANG) where
+ * that is missing).  uco installs no SIGCHLD handler and leaves the
+ * program's SIGCHLD disposition alone; every descriptor it opens is
+ * close-on-exec.  See docs/subprocess.md.
+ */
+typedef struct uco_process uco_process;
+
+/* What a child's stdin, stdout or stderr is (uco_process_opts.stdio[i]). */
+#define UCO_STDIO_INHERIT 0 /* this process's own descriptor 0, 1 or 2 */
+#define UCO_STDIO_DEVNULL 1 /* /dev/null */
+#define UCO_STDIO_PIPE 2    /* a new pipe; this side's end: uco_process_fd() */
+#define UCO_STDIO_FD 3      /* a duplicate of stdio[i].fd (which stays yours) */
+#define UCO_STDIO_STDOUT 4  /* stderr only: wherever stdout goes */
+
+typedef struct uco_stdio {
+	int mode; /* UCO_STDIO_* */
+	int fd;   /* for UCO_STDIO_FD */
+} uco_stdio;
+
+typedef struct uco_process_opts {
+	/* The program: a path, or a name without '/' looked up in PATH (as
+	 * execvp(3); this process's PATH).  NULL: argv[0]. */
+	const char *file;
+	char *const *argv;  /* argv[0], ..., NULL: required */
+	char *const *envp;  /* NULL: this process's environment */
+	const char *cwd;    /* the child's working directory; NULL: this one's */
+	uco_stdio stdio[3]; /* stdin, stdout, stderr; zero: inherit */
+	unsigned flags;     /* UCO_PROCESS_* */
+	unsigned reserved_[4]; /* must be zero */
+} uco_process_opts;
+
+/* `file` is a path even without a '/': no PATH search. */
+#define UCO_PROCESS_NO_PATH_SEARCH (1u << 0)
+/* The child starts a new session (setsid; asyncio's start_new_session). */
+#define UCO_PROCESS_NEW_SESSION (1u << 1)
+
+/* Start a child bound to `loop` (NULL: the loop running on this thread),
+ * from the loop's thread, in a task or not.  It starts with an empty
+ * signal mask and SIGPIPE and SIGXFSZ at their defaults.  0 and *out, or:
+ * -EINVAL (bad options, no loop), -EPERM (another thread), -ENOENT,
+ * -EACCES ... (the program could not be run: nothing was started),
+ * -ENOSYS (no pidfd: kernel before 5.4), -EMFILE, -ENOMEM. */
+UCO_API int uco_process_spawn(uco_loop *loop, uco_process **out, const uco_process_opts *opts);
+
+UCO_API pid_t uco_process_pid(const uco_process *p);
+
+/* This side's end of the child's descriptor `which` (0, 1, 2) when it is
+ * a pipe (blocking, close-on-exec: use it through uco's calls), owned by
+ * p; -EBADF when none.  uco_process_take_fd() hands it over (close it
+ * yourself: closing stdin is how the child sees end of input). */
+UCO_API int uco_process_fd(const uco_process *p, int which);
+UCO_API int uco_process_take_fd(uco_process *p, int which);
+
+/* From a task of p's loop: wait for the child to exit and return its wait
+ * status (>= 0: test it with WIFEXITED/WEXITSTATUS, WIFSIGNALED/WTERMSIG
+ * of <sys/wait.h>, as waitpid's), at once if it was already reaped (from
+ * anywhere then).  Several tasks may wait.  -ETIMEDOUT, -ECANCELED (the
+ * child is still reaped, when it exits), -ECHILD (something else reaped
+ * it: SIGCHLD set to SIG_IGN or SA_NOCLDWAIT, a waitpid(-1) elsewhere),
+ * -EPERM outside a task, -EXDEV (a task of another loop), -ESHUTDOWN (the
+ * loop closed first). */
+UCO_API int uco_process_wait(uco_process *p);
+UCO_API int uco_process_wait_dl(uco_process *p, int64_t deadline);
+
+/* Send signo to the child (pidfd_send_signal: never to a recycled pid);
+ * asyncio's terminate() is SIGTERM, kill() SIGKILL.  0, -ESRCH once it has
+ * been reaped, -EINVAL. */
+UCO_API int uco_process_kill(uco_process *p, int signo);
+
+/* Bytes a child wrote: malloc'd, NUL-terminated past len; free data. */
+typedef struct uco_process_output {
+	char *data;
+	size_t len;
+} uco_process_output;
+
+/* From a task: write in[0, inlen) to the child's stdin pipe and close it,
+ * read its stdout and stderr pipes to their ends, all at once (no
+ * deadlock, whatever the sizes), then wait for it: its wait status, or
+ * -errno.  What was read is appended to *out and *err (start them zeroed;
+ * NULL: discarded), whatever the result; free their data.  On -ETIMEDOUT
+ * or -ECANCELED the child is not killed, and calling again with the same
+ * input goes on where this call stopped.  A child that exits without
+ * reading its input is not an error (the rest is dropped, and no SIGPIPE
+ * reaches the program).  -EINVAL: input but no stdin pipe; -EBUSY: another
+ * task communicates with p. */
+UCO_API int uco_process_communicate(uco_process *p, const void *in, size_t inlen,
+                                    uco_process_output *out, uco_process_output *err);
+UCO_API int uco_process_communicate_dl(uco_process *p, const void *in, size_t inlen,
+                                       uco_process_output *out, uco_process_output *err,
+                                       int64_t deadline);
+
+/* Close this side's pipe ends and free p, from the loop's thread, when no
+ * task waits or communicates with it (-EBUSY otherwise).  A child still running is not
+ * killed: the loop reaps it in the background when it exits (no zombie
+ * left), as long as the loop is open. */
+UCO_API int uco_process_release(uco_process *p);
 
 #ifdef __cplusplus
 }

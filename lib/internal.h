@@ -263,6 +263,7 @@ struct uco__resource {
 struct uco__inbox;
 struct signals;
 struct uco__stall;
+struct uco__call_timers;
 
 struct uco_loop {
 	struct io_uring ring;
@@ -292,6 +293,7 @@ struct uco_loop {
 	/* Cancel requests no SQE could be had for, sent next turn (ring.c). */
 	struct uco__completion *cancels;
 	struct signals *signals;  /* uco_loop_on_signal's listener */
+	struct uco__call_timers *call_timers; /* uco_call_later's (timer_handle.c) */
 	uint16_t next_bgid;       /* provided-buffer group ids handed out */
 	unsigned recv_stream_hold; /* uco_loop_opts's, 0: bufring.c's default */
 	uint64_t *fixed_used;     /* bitmap of the fixed-file table, or NULL */

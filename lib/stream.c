@@ -566,7 +566,7 @@ static void sent(uco_loop *loop, struct uco__completion *c, const struct io_urin
 	kick(s);
 	/* Drainers wait for the low-water mark, closers for nothing left;
 	 * without a send in flight (no SQE) they retry the kick themselves. */
-	if (s->waiters.head && (s->wbuffered <= s->lwm || !s->sending))
+	if (!uco__list_empty(&s->waiters.tasks) && (s->wbuffered <= s->lwm || !s->sending))
 		wake_waiters(s, 0);
 }
 
@@ -660,7 +660,7 @@ int uco_stream_close_dl(uco_stream *s, int64_t deadline)
 {
 	if (!s)
 		return -EINVAL;
-	if (s->reader || s->waiters.head || s->in_close)
+	if (s->reader || !uco__list_empty(&s->waiters.tasks) || s->in_close)
 		return -EBUSY;
 	uco_task *self = uco__self();
 	int err = s->werr;

@@ -835,6 +835,86 @@ Test(faults, sleeps_and_timers, .timeout = 60)
 	                               .task = timers_task });
 }
 
+/* ------------------------------------------------------------ timer handles, subprocesses */
+
+static void count_handle(void *arg)
+{
+	(void)arg;
+	fx.callbacks++;
+}
+
+static void *call_later_task(void *arg)
+{
+	(void)arg;
+	uco_timer *keep = NULL, *drop = NULL;
+	int err = uco_call_later(NULL, UCO_NS_PER_MS, count_handle, NULL, NULL);
+	int want = !err;
+	if (!err && !(err = uco_call_later(NULL, 2 * UCO_NS_PER_MS, count_handle, NULL, &keep)))
+		want++;
+	if (!err && !(err = uco_call_at(NULL, uco_now(), count_handle, NULL, &drop)) &&
+	    uco_timer_cancel(drop) != 0)
+		BAD("a pending handle could not be cancelled");
+	/* Handles do not keep the loop running: wait for them here. */
+	for (int i = 0; i < 200 && fx.callbacks < want; i++) {
+		int r = uco_sleep(UCO_NS_PER_MS);
+		if (r < 0 && !err)
+			err = r;
+		if (r < 0)
+			break;
+	}
+	if (!err && fx.callbacks != want)
+		BAD("a timer handle did not run, or a cancelled one did");
+	uco_timer_release(keep);
+	uco_timer_release(drop);
+	return err ? uco_fail(err) : NULL;
+}
+
+Test(faults, timer_handles, .timeout = 60)
+{
+	run_case(&(struct fault_case){ .name = "timer handles", .kinds = FAULT_ALL,
+	                               .task = call_later_task });
+}
+
+/* cat through pipes both ways, and the release of a child not waited for
+ * (reaped in the background, or killed here when things failed). */
+static void *subprocess_task(void *arg)
+{
+	(void)arg;
+	uco_process_opts o;
+	memset(&o, 0, sizeof o);
+	o.argv = (char *const[]){ (char *)"cat", NULL };
+	o.stdio[0].mode = o.stdio[1].mode = UCO_STDIO_PIPE;
+	uco_process *p;
+	int err = uco_process_spawn(NULL, &p, &o);
+	if (err)
+		return uco_fail(err);
+	uco_process_output out = { 0 };
+	int st = uco_process_communicate_dl(p, "ping", 4, &out, NULL, SOON());
+	if (st == 0 && (out.len != 4 || memcmp(out.data, "ping", 4)))
+		BAD("communicate read the wrong bytes");
+	if (st > 0)
+		BAD("cat failed");
+	if (st < 0) {
+		/* Stop it and reap it, so that no child outlives the run. */
+		uco_process_kill(p, SIGKILL);
+		uco_process_wait_dl(p, SOON());
+		err = st;
+	}
+	free(out.data);
+	uco_process_release(p);
+	o.stdio[0].mode = UCO_STDIO_DEVNULL;
+	o.stdio[1].mode = UCO_STDIO_DEVNULL;
+	if (!err && !(err = uco_process_spawn(NULL, &p, &o)))
+		uco_process_release(p); /* exits at once; the loop reaps it */
+	return err ? uco_fail(err) : NULL;
+}
+
+Test(faults, subprocess, .timeout = 120)
+{
+	run_case(&(struct fault_case){ .name = "subprocess", .kinds = FAULT_ALL,
+	                               .task = subprocess_task });
+}
+
 /* ------------------------------------------------------------ the executor */
 
 static void *blocking_add_one(void *arg)
@@ -1321,6 +1401,10 @@ static void submit_errors(int err)
 	                               .setup = setup_pipe, .task = pipe_io, .once_only = true });
 	run_case(&(struct fault_case){ .name = "executor, submit", .kinds = FAULT_SUBMIT,
 	                               .task = executor_task, .once_only = true });
+	run_case(&(struct fault_case){ .name = "timer handles, submit", .kinds = FAULT_SUBMIT,
+	                               .task = call_later_task, .once_only = true });
+	run_case(&(struct fault_case){ .name = "subprocess, submit", .kinds = FAULT_SUBMIT,
+	                               .task = subprocess_task, .once_only = true });
 	fault_submit_errno(-ENOMEM);
 }
 

@@ -7,6 +7,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <spawn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -341,6 +342,45 @@ int __wrap_signalfd(int fd, const sigset_t *mask, int flags)
 		return -1;
 	}
 	return __real_signalfd(fd, mask, flags);
+}
+
+/* Subprocesses (process.c): a pipe, a spawn. */
+int __real_pipe2(int fds[2], int flags);
+int __real_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+int __real_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+int __wrap_pipe2(int fds[2], int flags);
+int __wrap_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+int __wrap_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+
+int __wrap_pipe2(int fds[2], int flags)
+{
+	if (fail_now(FAULT_FD, "pipe2")) {
+		errno = EMFILE;
+		return -1;
+	}
+	return __real_pipe2(fds, flags);
+}
+
+/* posix_spawn returns the error (EAGAIN: RLIMIT_NPROC, or no memory for
+ * the child's stack). */
+int __wrap_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	if (fail_now(FAULT_FD, "posix_spawn"))
+		return EAGAIN;
+	return __real_posix_spawn(pid, path, fa, attr, argv, envp);
+}
+
+int __wrap_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	if (fail_now(FAULT_FD, "posix_spawnp"))
+		return EAGAIN;
+	return __real_posix_spawnp(pid, file, fa, attr, argv, envp);
 }
 
 int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),

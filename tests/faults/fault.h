@@ -25,7 +25,8 @@ enum {
 	FAULT_RING = 1u << 2,     /* io_uring_queue_init(_params): -ENOMEM;
 	                           * io_uring_get_probe(_ring): NULL */
 	FAULT_REGISTER = 1u << 3, /* io_uring_register_*: -ENOMEM */
-	FAULT_FD = 1u << 4,       /* eventfd signalfd: -1, EMFILE */
+	FAULT_FD = 1u << 4,       /* eventfd signalfd pipe2: -1, EMFILE;
+	                           * posix_spawn(p): EAGAIN */
 	FAULT_THREAD = 1u << 5,   /* pthread_create: EAGAIN */
 	FAULT_SUBMIT = 1u << 6,   /* io_uring_submit*, io_uring_get_events: fault_submit_errno() */
 	FAULT_ALL = (1u << 7) - 1,
