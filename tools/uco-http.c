@@ -114,7 +114,7 @@ struct config {
 	bool plain_recv;
 	int open_mode;
 	/* --tls CERT KEY: HTTPS (one context for every thread). */
-	const char *tls_cert, *tls_key, *tls_suites;
+	const char *tls_cert, *tls_key, *tls_suites, *tls_groups;
 	uco_tls_ctx *tls;
 };
 
@@ -1052,6 +1052,7 @@ static void usage(FILE *f)
 	        "  -r, --root DIR          serve the files under DIR (default: none)\n"
 	        "      --tls CERT KEY      HTTPS with this certificate chain and key (PEM)\n"
 	        "      --tls-ciphers LIST  TLS 1.3 cipher suites (OpenSSL's names, ':')\n"
+	        "      --tls-groups LIST   key exchange groups (\"P-256:X25519\")\n"
 	        "      --idle-timeout S    close a connection idle for S seconds, between\n"
 	        "                          requests or in a send (default 60)\n"
 	        "      --header-timeout S  seconds a client has to send a request head\n"
@@ -1124,7 +1125,7 @@ static int listen_all(int *fds)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_IDLE = 256, OPT_HEADER, OPT_TLS, OPT_TLS_CIPHERS };
+	enum { OPT_IDLE = 256, OPT_HEADER, OPT_TLS, OPT_TLS_CIPHERS, OPT_TLS_GROUPS };
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "addr", required_argument, NULL, 'a' },
@@ -1134,6 +1135,7 @@ int main(int argc, char **argv)
 		{ "header-timeout", required_argument, NULL, OPT_HEADER },
 		{ "tls", required_argument, NULL, OPT_TLS },
 		{ "tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS },
+		{ "tls-groups", required_argument, NULL, OPT_TLS_GROUPS },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -1181,6 +1183,9 @@ int main(int argc, char **argv)
 		case OPT_TLS_CIPHERS:
 			cfg.tls_suites = optarg;
 			break;
+		case OPT_TLS_GROUPS:
+			cfg.tls_groups = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1204,7 +1209,7 @@ int main(int argc, char **argv)
 	if (cfg.tls_cert) {
 		uco_tls_ctx_opts o = { .flags = UCO_TLS_SERVER, .cert_file = cfg.tls_cert,
 		                       .key_file = cfg.tls_key, .alpn = "http/1.1",
-		                       .ciphersuites = cfg.tls_suites };
+		                       .ciphersuites = cfg.tls_suites, .groups = cfg.tls_groups };
 		char why[256];
 		int err = uco_tls_ctx_create(&cfg.tls, &o, why, sizeof why);
 		if (err) {
