@@ -769,16 +769,19 @@ ssize_t uco_tls_read(uco_tls *t, void *buf, size_t len)
 	return uco_tls_read_dl(t, buf, len, UCO_FOREVER);
 }
 
+/* 0 if t may still write, else what a write or shutdown returns. */
+static int cannot_write(const uco_tls *t)
+{
+	return t->broken ? t->broken : t->write_err ? t->write_err : t->write_broken ? -EPIPE : 0;
+}
+
 ssize_t uco_tls_write_dl(uco_tls *t, const void *buf, size_t len, int64_t deadline)
 {
 	if (!t || (!buf && len))
 		return -EINVAL;
-	if (t->broken)
-		return t->broken;
-	if (t->write_err)
-		return t->write_err;
-	if (t->write_broken)
-		return -EPIPE;
+	int no = cannot_write(t);
+	if (no)
+		return no;
 	/* What an earlier call left: nothing of this write is given to
 	 * OpenSSL until it is out, so a cancel here costs nothing. */
 	int r = output_pending(t) ? flush(t, deadline, false) : 0;
@@ -802,7 +805,7 @@ ssize_t uco_tls_write_dl(uco_tls *t, const void *buf, size_t len, int64_t deadli
 			}
 		}
 	}
-	if (r && t->write_broken && !t->broken)
+	if ((r == -ECANCELED || r == -ETIMEDOUT) && t->write_broken)
 		snprintf(t->why, sizeof t->why, "a write was cut short (%s): the connection "
 		         "can no longer write", strerror(-r));
 	return r ? r : (ssize_t)len;
@@ -817,12 +820,9 @@ int uco_tls_shutdown_dl(uco_tls *t, int64_t deadline)
 {
 	if (!t)
 		return -EINVAL;
-	if (t->broken)
-		return t->broken;
-	if (t->write_err)
-		return t->write_err;
-	if (t->write_broken)
-		return -EPIPE;
+	int no = cannot_write(t);
+	if (no)
+		return no;
 	if (!SSL_is_init_finished(t->ssl))
 		return -ENOTCONN;
 	size_t done;
