@@ -62,6 +62,8 @@
 /* Plaintext handed to OpenSSL per SSL_write: four full records, sent in
  * one uco_send. */
 #define WRITE_CHUNK (64u << 10)
+/* Output buffers larger than this are freed once sent. */
+#define KEEP_OUT (16u << 10)
 
 struct sni_entry {
 	struct sni_entry *next;
@@ -147,8 +149,12 @@ static int bio_read(BIO *b, char *data, int len)
 	size_t n = (size_t)len < avail ? (size_t)len : avail;
 	memcpy(data, t->in + t->in_off, n);
 	t->in_off += n;
-	if (t->in_off == t->in_len && !t->receiving)
+	if (t->in_off == t->in_len && !t->receiving) {
+		/* All taken: an idle connection holds no input buffer. */
+		free(t->in);
+		t->in = NULL;
 		t->in_off = t->in_len = 0;
+	}
 	return (int)n;
 }
 
@@ -282,7 +288,9 @@ static int ctx_setup(uco_tls_ctx *c, const uco_tls_ctx_opts *o, char *why, size_
 	SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
 	/* Our BIO grows its buffer, so a write never half-fails; the
 	 * socket BIO (kTLS) does, and is retried with the same arguments. */
-	SSL_CTX_set_mode(s, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* RELEASE_BUFFERS: OpenSSL's own record buffers go back when a
+	 * connection is idle, as ours do (nginx sets it too). */
+	SSL_CTX_set_mode(s, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 	/* AUTO_RETRY (OpenSSL 3's default) is kept: without it a read that
 	 * took a session ticket says "want read" with a record still in the
 	 * input buffer, and we would wait for bytes already here. */
@@ -594,6 +602,17 @@ static int flush(uco_tls *t, int64_t deadline, bool if_free)
 			break;
 		}
 		t->send_off += (size_t)n;
+	}
+	if (!err && t->send_cap > KEEP_OUT) {
+		/* All sent: a big write's buffers go back. */
+		free(t->sending);
+		t->sending = NULL;
+		t->send_cap = t->send_off = t->send_len = 0;
+	}
+	if (!err && !t->out_len && t->out_cap > KEEP_OUT) {
+		free(t->out);
+		t->out = NULL;
+		t->out_cap = 0;
 	}
 	uco_mutex_unlock(&t->send_lock);
 	return err;
