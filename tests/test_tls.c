@@ -908,3 +908,40 @@ Test(tls, with_kernel_tls_a_plain_send_is_encrypted_by_the_kernel)
 	uco_tls_ctx_destroy(c.ctx);
 	test_close(loop);
 }
+
+/* ---- a handshake that timed out goes on when called again */
+
+static void *slow_accept(void *arg)
+{
+	struct pair *p = arg;
+	uco_sleep(MS(150));
+	cr_assert_eq(uco_tls_open(&p->s, p->sctx, p->sv[0], NULL), 0);
+	cr_assert_eq(uco_tls_handshake(p->s), 0);
+	return NULL;
+}
+
+static void *impatient_connect(void *arg)
+{
+	struct pair *p = arg;
+	cr_assert_eq(uco_tls_open(&p->c, p->cctx, p->sv[1], "localhost"), 0);
+	int timeouts = 0, r;
+	while ((r = uco_tls_handshake_dl(p->c, uco_now() + MS(20))) == -ETIMEDOUT)
+		timeouts++;
+	cr_assert_eq(r, 0, "%d %s", r, uco_tls_error(p->c));
+	cr_assert_gt(timeouts, 0, "the handshake never timed out: the test proves nothing");
+	return NULL;
+}
+
+Test(tls, a_handshake_that_timed_out_goes_on_when_called_again)
+{
+	uco_loop *loop = test_loop();
+	struct pair p = { .sctx = server_ctx(cert_a, key_a, NULL, 0),
+	                  .cctx = client_ctx(cert_a, NULL, 0) };
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p.sv), 0);
+	run2(loop, slow_accept, &p, impatient_connect, &p);
+	struct io_arg r = { .t = p.s }, w = { .t = p.c };
+	run2(loop, read_some, &r, write_hello, &w);
+	cr_assert_eq(r.n, 5);
+	pair_close(&p);
+	test_close(loop);
+}
