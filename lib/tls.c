@@ -646,6 +646,13 @@ static int fill(uco_tls *t, int64_t deadline)
 		t->in_len -= t->in_off;
 		t->in_off = 0;
 	}
+	if (t->in_len == IN_CAP) {
+		/* OpenSSL wants more while all we hold is unread: cannot
+		 * happen (it drains the BIO before it asks), and a receive
+		 * of 0 bytes would read as the end of the stream. */
+		uco_mutex_unlock(&t->recv_lock);
+		return -ENOBUFS;
+	}
 	t->receiving = true;
 	ssize_t n = uco_recv_dl(t->fd, t->in + t->in_len, IN_CAP - t->in_len, 0, deadline);
 	t->receiving = false;
