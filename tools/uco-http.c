@@ -22,7 +22,9 @@
  * With --tls CERT KEY it speaks HTTPS (uco_tls: OpenSSL's records over
  * the same ring), plain receives into the connection's buffer instead of
  * the shared ring, and files read and sent instead of spliced; the
- * handshake has --header-timeout to end.
+ * handshake has --header-timeout to end.  --ktls asks for kernel TLS:
+ * where the kernel takes the sending side over, files are spliced again
+ * (the kernel makes the records).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +35,7 @@
 #include <linux/tcp.h> /* glibc's tcp_info lacks tcpi_bytes_received */
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -116,6 +119,7 @@ struct config {
 	/* --tls CERT KEY: HTTPS (one context for every thread). */
 	const char *tls_cert, *tls_key, *tls_suites, *tls_groups;
 	uco_tls_ctx *tls;
+	bool ktls;              /* --ktls */
 };
 
 static struct config cfg = {
@@ -235,6 +239,13 @@ static ssize_t send_sliced(struct conn *c, const void *buf, size_t len, int flag
 		ssize_t n = pipe_fd >= 0
 		            ? uco_splice_dl(pipe_fd, -1, c->fd, -1, len, SPLICE_F_MOVE, slice)
 		            : uco_send_dl(c->fd, buf, len, MSG_NOSIGNAL | flags, slice);
+		if (n == -EAGAIN && pipe_fd >= 0 && c->tls) {
+			/* --ktls: OpenSSL made the socket non-blocking, and a
+			 * splice into it says so rather than wait. */
+			n = uco_poll_dl(c->fd, POLLOUT, slice);
+			if (n >= 0)
+				continue;
+		}
 		if (n != -ETIMEDOUT || slice == deadline)
 			return n;
 		if (too_far_ahead(c))
@@ -527,8 +538,10 @@ static int send_file_body(struct conn *c, int fd, uint64_t size)
 	}
 	if ((err = flush(c, MSG_MORE)))
 		return err;
-	if (c->pipe[0] < 0 && (c->tls || pipe2(c->pipe, O_CLOEXEC) < 0))
-		c->pipe[0] = c->pipe[1] = -1; /* TLS: the records are made here */
+	/* TLS: the records are made here, unless the kernel makes them. */
+	bool records_here = c->tls && !(uco_tls_ktls(c->tls) & UCO_TLS_KTLS_SEND);
+	if (c->pipe[0] < 0 && (records_here || pipe2(c->pipe, O_CLOEXEC) < 0))
+		c->pipe[0] = c->pipe[1] = -1;
 	while (off < size && c->pipe[0] >= 0) {
 		size_t want = size - off < SPLICE_CHUNK ? (size_t)(size - off) : SPLICE_CHUNK;
 		ssize_t n = uco_splice(fd, (int64_t)off, c->pipe[1], -1, want, SPLICE_F_MOVE);
@@ -1053,6 +1066,8 @@ static void usage(FILE *f)
 	        "      --tls CERT KEY      HTTPS with this certificate chain and key (PEM)\n"
 	        "      --tls-ciphers LIST  TLS 1.3 cipher suites (OpenSSL's names, ':')\n"
 	        "      --tls-groups LIST   key exchange groups (\"P-256:X25519\")\n"
+	        "      --ktls              kernel TLS where the kernel has it (files are\n"
+	        "                          then spliced)\n"
 	        "      --idle-timeout S    close a connection idle for S seconds, between\n"
 	        "                          requests or in a send (default 60)\n"
 	        "      --header-timeout S  seconds a client has to send a request head\n"
@@ -1125,7 +1140,7 @@ static int listen_all(int *fds)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_IDLE = 256, OPT_HEADER, OPT_TLS, OPT_TLS_CIPHERS, OPT_TLS_GROUPS };
+	enum { OPT_IDLE = 256, OPT_HEADER, OPT_TLS, OPT_TLS_CIPHERS, OPT_TLS_GROUPS, OPT_KTLS };
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "addr", required_argument, NULL, 'a' },
@@ -1136,6 +1151,7 @@ int main(int argc, char **argv)
 		{ "tls", required_argument, NULL, OPT_TLS },
 		{ "tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS },
 		{ "tls-groups", required_argument, NULL, OPT_TLS_GROUPS },
+		{ "ktls", no_argument, NULL, OPT_KTLS },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -1186,6 +1202,9 @@ int main(int argc, char **argv)
 		case OPT_TLS_GROUPS:
 			cfg.tls_groups = optarg;
 			break;
+		case OPT_KTLS:
+			cfg.ktls = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1207,7 +1226,8 @@ int main(int argc, char **argv)
 		cfg.open_mode = OPENAT2_UNCACHED;
 	memset(xs, 'x', sizeof xs);
 	if (cfg.tls_cert) {
-		uco_tls_ctx_opts o = { .flags = UCO_TLS_SERVER, .cert_file = cfg.tls_cert,
+		uco_tls_ctx_opts o = { .flags = UCO_TLS_SERVER | (cfg.ktls ? UCO_TLS_KTLS : 0),
+		                       .cert_file = cfg.tls_cert,
 		                       .key_file = cfg.tls_key, .alpn = "http/1.1",
 		                       .ciphersuites = cfg.tls_suites, .groups = cfg.tls_groups };
 		char why[256];

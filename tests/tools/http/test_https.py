@@ -90,11 +90,11 @@ def closed_within(s, seconds):
         return False
 
 
-def test_curl():
+def test_curl(*extra):
     with tempfile.TemporaryDirectory() as d:
         cert, key = make_cert(d)
         root, files = h.make_root(d)
-        with TLSServer("--root", root, "--tls", cert, key) as srv:
+        with TLSServer("--root", root, "--tls", cert, key, *extra) as srv:
             check(curl(srv, cert).stdout == b"Hello, World!", "plaintext")
             check(len(curl(srv, cert, path="/bytes/300000").stdout) == 300000, "bytes")
             # Files: small (with the head) and big (read and sent, no splice).
@@ -113,6 +113,12 @@ def test_curl():
                                capture_output=True, timeout=20)
             check(p.returncode == 60, f"curl without the CA: {p.returncode} {p.stderr!r}")
             check(curl(srv, cert).stdout == b"Hello, World!", "after a refusal")
+
+
+def test_ktls():
+    """--ktls: OpenSSL on the socket, the kernel's records where it has the
+    TLS ULP (files spliced then), OpenSSL's elsewhere; the same answers."""
+    test_curl("--ktls")
 
 
 def test_s_client():
