@@ -6,32 +6,18 @@ connection.  The certificate is made here with the openssl command.
 
 usage: test_echo_tls.py UCO_ECHO TEST"""
 import os
-import shutil
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_echo as e  # noqa: E402  (Server, check, fail)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
+import test_echo as e  # noqa: E402  (Server)
+from tls_common import check, make_cert  # noqa: E402
 
 TEST = sys.argv[2] if len(sys.argv) > 2 else ""
-check, fail = e.check, e.fail
-
-
-def make_cert(d):
-    if not shutil.which("openssl"):
-        print("SKIP: the openssl command is not installed (Debian package openssl)")
-        sys.exit(77)
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                        "-subj", "/CN=localhost",
-                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                        "-keyout", key, "-out", cert], capture_output=True, timeout=30)
-    check(p.returncode == 0, f"openssl req: {p.stderr!r}")
-    return cert, key
 
 
 def tls(port, cert):

@@ -16,23 +16,13 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
 import test_http as h  # noqa: E402  (Server, check, need, make_root)
+from tls_common import make_cert  # noqa: E402
 
 TEST = sys.argv[2] if len(sys.argv) > 2 else ""
 check, fail, need = h.check, h.fail, h.need
-
-
-def make_cert(d):
-    need("openssl")
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                        "-subj", "/CN=localhost",
-                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                        "-keyout", key, "-out", cert], capture_output=True, timeout=30)
-    check(p.returncode == 0, f"openssl req: {p.stderr!r}")
-    return cert, key
 
 
 class TLSServer(h.Server):

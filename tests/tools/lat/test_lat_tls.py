@@ -7,23 +7,15 @@ handshake per reconnect), and a certificate the client does not trust.
 usage: test_lat_tls.py UCO_LAT UCO_HTTP UCO_ECHO"""
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tls_common import check, fail, make_cert  # noqa: E402
+
 LAT, HTTP, ECHO = sys.argv[1:4]
-
-
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
 
 
 def start(argv, pattern):
@@ -52,16 +44,8 @@ def ok(*args):
 
 
 def main():
-    if not shutil.which("openssl"):
-        print("SKIP: the openssl command is not installed (Debian package openssl)")
-        sys.exit(77)
     with tempfile.TemporaryDirectory() as d:
-        cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                        "-subj", "/CN=localhost",
-                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        cert, key = make_cert(d)
         http, hport = start([HTTP, "--port", "0", "--addr", "127.0.0.1", "--tls", cert, key],
                             r"port (\d+)")
         echo, eport = start([ECHO, "--port", "0", "--addr", "127.0.0.1", "--tcp",
