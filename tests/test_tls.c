@@ -599,11 +599,12 @@ static void *write_hello(void *arg)
 	return NULL;
 }
 
-Test(tls, a_cancelled_read_loses_nothing_and_the_connection_goes_on)
+/* flags: the server's context's (UCO_TLS_KTLS: OpenSSL on the socket). */
+static void cancelled_read(unsigned flags)
 {
 	uco_loop *loop = test_loop();
 	struct pair p;
-	pair_open(loop, &p, 0);
+	pair_open(loop, &p, flags);
 	struct io_arg r = { .t = p.s }, w = { .t = p.c };
 	uco_task *task;
 	cr_assert_eq(uco_spawn(loop, &task, read_some, &r), 0);
@@ -622,6 +623,16 @@ Test(tls, a_cancelled_read_loses_nothing_and_the_connection_goes_on)
 	cr_assert_eq(r2.n, 5);
 	pair_close(&p);
 	test_close(loop);
+}
+
+Test(tls, a_cancelled_read_loses_nothing_and_the_connection_goes_on)
+{
+	cancelled_read(0);
+}
+
+Test(tls, a_cancelled_read_on_the_ktls_path_loses_nothing)
+{
+	cancelled_read(UCO_TLS_KTLS);
 }
 
 static void *write_lots(void *arg)
@@ -649,11 +660,11 @@ static void *write_then_read(void *arg)
 	return NULL;
 }
 
-Test(tls, a_write_cut_short_leaves_the_connection_unable_to_write_but_reading)
+static void write_cut_short(unsigned flags)
 {
 	uco_loop *loop = test_loop();
 	struct pair p;
-	pair_open(loop, &p, 0);
+	pair_open(loop, &p, flags);
 	/* Nobody reads the server's writes: the socket fills, the deadline
 	 * passes mid-write. */
 	struct io_arg w = { .t = p.s };
@@ -680,6 +691,16 @@ Test(tls, a_write_cut_short_leaves_the_connection_unable_to_write_but_reading)
 	cr_assert(c.n == -EPROTO || c.n == -ECONNRESET, "%zd %s", c.n, uco_tls_error(p.c));
 	pair_close(&p);
 	test_close(loop);
+}
+
+Test(tls, a_write_cut_short_leaves_the_connection_unable_to_write_but_reading)
+{
+	write_cut_short(0);
+}
+
+Test(tls, a_write_cut_short_on_the_ktls_path_likewise)
+{
+	write_cut_short(UCO_TLS_KTLS);
 }
 
 /* ---- many at once on one loop */
