@@ -147,6 +147,7 @@ int bench_mutex_run(const struct bench_opts *opts);
 int bench_http_run(const struct bench_opts *opts);
 int bench_stream_run(const struct bench_opts *opts);
 int bench_subprocess_run(const struct bench_opts *opts);
+int bench_https_run(const struct bench_opts *opts);
 
 /* peers/echo_liburing.c: the plain-liburing echo server of `echo`, on the
  * listening socket lfd; runs until killed (returns only on an error). */

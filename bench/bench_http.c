@@ -9,6 +9,11 @@
  * take turns, round after round, so that a slow spell of this shared
  * machine falls on both.  A round with socket errors or non-2xx answers
  * is reported as a failure, not as a figure.
+ *
+ * https: the same over TLS 1.3, both servers with one certificate (ECDSA
+ * P-256, made with the openssl command), TLS_AES_128_GCM_SHA256 and key
+ * exchange on P-256: keep-alive (rps, p99), then a full handshake per
+ * request (wrk -H 'Connection: close': hs_per_s).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +35,9 @@
 #define HTTP_SERVER_CPU 0
 #define HTTP_CLIENT_CPU 1
 #define HTTP_CONNECTIONS "64"
+/* New connections per request: fewer, as each costs a handshake. */
+#define HTTPS_CLOSE_CONNECTIONS "16"
+#define HTTPS_SUITE "TLS_AES_128_GCM_SHA256"
 
 struct http_server {
 	const char *impl;
@@ -119,15 +127,19 @@ static double wrk_time_us(const char *s)
 	return -1;
 }
 
-/* Run wrk against the port; its requests/s and p99 from --latency. */
-static int run_wrk(const char *impl, const char *wrk, int port, double seconds, bool pin,
-                   double *rps, double *p99_us)
+/* Run wrk against the port; its requests/s and p99 from --latency.
+ * close: a new connection per request (wrk then counts each close by the
+ * server as a read error, which is no error here). */
+static int run_wrk(const char *impl, const char *wrk, int port, bool tls, bool close_each,
+                   double seconds, bool pin, double *rps, double *p99_us)
 {
 	char url[64], dur[32];
-	snprintf(url, sizeof url, "http://127.0.0.1:%d/plaintext", port);
+	snprintf(url, sizeof url, "%s://127.0.0.1:%d/plaintext", tls ? "https" : "http", port);
 	snprintf(dur, sizeof dur, "%.0fs", seconds);
-	char *argv[] = { (char *)wrk, "-t1", "-c" HTTP_CONNECTIONS, "-d", dur, "--latency",
-		         url, NULL };
+	char *argv[] = { (char *)wrk, "-t1",
+		         close_each ? "-c" HTTPS_CLOSE_CONNECTIONS : "-c" HTTP_CONNECTIONS,
+		         "-d", dur, "--latency", url,
+		         close_each ? "-H" : NULL, "Connection: close", NULL };
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -errno;
@@ -148,8 +160,14 @@ static int run_wrk(const char *impl, const char *wrk, int port, double seconds, 
 		else if (strncmp(p, "99%", 3) == 0)
 			*p99_us = wrk_time_us(p + 3 + strspn(p + 3, " \t"));
 		else if (strncmp(p, "Socket errors", 13) == 0 || strncmp(p, "Non-2xx", 7) == 0) {
+			unsigned c = 0, r = 0, w = 0, t = 0;
+			bool only_reads = sscanf(p, "Socket errors: connect %u, read %u, write %u, "
+			                         "timeout %u", &c, &r, &w, &t) == 4 && !c && !w && !t;
+			if (close_each && only_reads)
+				continue;
 			errors = true;
-			bench_note("http/%s: wrk: %.*s", impl, (int)strcspn(p, "\n"), p);
+			bench_note("%s/%s: wrk: %.*s", tls ? "https" : "http", impl,
+			           (int)strcspn(p, "\n"), p);
 		}
 	}
 	if (f)
@@ -165,7 +183,8 @@ static int run_wrk(const char *impl, const char *wrk, int port, double seconds, 
 
 /* nginx as its own benchmarks run it: one worker, no logging, the answer
  * from `return 200`, everything it writes kept under a private prefix. */
-static int nginx_config(char *dir, size_t size, int port, char *conf, size_t conf_size)
+static int nginx_config(char *dir, size_t size, int port, char *conf, size_t conf_size,
+                        const char *cert, const char *key)
 {
 	snprintf(dir, size, "/tmp/uco-bench-nginx-XXXXXX");
 	if (!mkdtemp(dir))
@@ -188,18 +207,27 @@ static int nginx_config(char *dir, size_t size, int port, char *conf, size_t con
 	        "  client_body_temp_path %s/body;\n"
 	        "  keepalive_requests 1000000;\n"
 	        "  server {\n"
-	        "    listen 127.0.0.1:%d reuseport;\n"
+	        "    listen 127.0.0.1:%d%s reuseport;\n",
+	        dir, dir, port, cert ? " ssl" : "");
+	if (cert)
+		fprintf(f,
+		        "    ssl_certificate %s;\n"
+		        "    ssl_certificate_key %s;\n"
+		        "    ssl_protocols TLSv1.3;\n"
+		        "    ssl_conf_command Ciphersuites " HTTPS_SUITE ";\n"
+		        "    ssl_ecdh_curve prime256v1;\n",
+		        cert, key);
+	fprintf(f,
 	        "    location = /plaintext { default_type text/plain; return 200 \"Hello, World!\"; }\n"
 	        "  }\n"
-	        "}\n",
-	        dir, dir, port);
+	        "}\n");
 	return fclose(f) ? -errno : 0;
 }
 
 static void remove_tree(const char *dir)
 {
 	char path[PATH_MAX];
-	const char *files[] = { "nginx.conf", "nginx.pid", "logs", "body" };
+	const char *files[] = { "nginx.conf", "nginx.pid", "logs", "body", "cert.pem", "key.pem" };
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
 		if (unlink(path) < 0)
@@ -228,23 +256,46 @@ static char *find_uco_http(void)
 	return access(buf, X_OK) == 0 ? strdup(buf) : NULL;
 }
 
-int bench_http_run(const struct bench_opts *opts)
+/* The https bench's certificate and key, in dir (made with mkdtemp). */
+static int make_cert(char *dir, size_t size, char *cert, char *key, size_t len)
 {
+	snprintf(dir, size, "/tmp/uco-bench-https-XXXXXX");
+	if (!mkdtemp(dir))
+		return -errno;
+	snprintf(cert, len, "%s/cert.pem", dir);
+	snprintf(key, len, "%s/key.pem", dir);
+	char cmd[3 * PATH_MAX];
+	snprintf(cmd, sizeof cmd,
+	         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+	         "-days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 "
+	         "-keyout %s -out %s >/dev/null 2>&1", key, cert);
+	return system(cmd) == 0 ? 0 : -ENOENT;
+}
+
+static int run_http(const struct bench_opts *opts, bool tls)
+{
+	const char *bench = tls ? "https" : "http";
 	char *wrk = bench_find_in_path("wrk");
 	char *uco_http = find_uco_http();
 	char *nginx = bench_find_in_path("nginx");
 	if (!nginx && access("/usr/sbin/nginx", X_OK) == 0)
 		nginx = strdup("/usr/sbin/nginx");
+	char certdir[64] = "", cert[PATH_MAX], key[PATH_MAX];
 	int ret = 0;
 	if (!wrk) {
-		bench_skip("http", "uco", "wrk not found (Debian package wrk)");
-		bench_skip("http", "nginx", "wrk not found (Debian package wrk)");
+		bench_skip(bench, "uco", "wrk not found (Debian package wrk)");
+		bench_skip(bench, "nginx", "wrk not found (Debian package wrk)");
+		goto out;
+	}
+	if (tls && make_cert(certdir, sizeof certdir, cert, key, sizeof cert) < 0) {
+		bench_skip(bench, "uco", "no certificate: the openssl command failed or is missing");
+		bench_skip(bench, "nginx", "no certificate: the openssl command failed or is missing");
 		goto out;
 	}
 	if (!uco_http)
-		bench_fail("http", "uco", "uco-http not found next to uco-bench");
+		bench_fail(bench, "uco", "uco-http not found next to uco-bench");
 	if (!nginx)
-		bench_skip("http", "nginx", "nginx not found (Debian package nginx-light)");
+		bench_skip(bench, "nginx", "nginx not found (Debian package nginx-light)");
 
 	bool pin = bench_two_cpus(HTTP_SERVER_CPU, HTTP_CLIENT_CPU);
 	int rounds = BENCH_PICK(opts, 1, 3, 5);
@@ -258,32 +309,46 @@ int bench_http_run(const struct bench_opts *opts)
 			char portstr[16], dir[64] = "", conf[PATH_MAX];
 			snprintf(portstr, sizeof portstr, "%d", port);
 			char *argv_uco[] = { uco_http, "--port", portstr, "--addr", "127.0.0.1",
-				             "--threads", "1", NULL };
+				             "--threads", "1",
+				             tls ? "--tls" : NULL, cert, key,
+				             "--tls-ciphers", HTTPS_SUITE, "--tls-groups", "P-256",
+				             NULL };
 			char *argv_nginx[] = { nginx, "-e", "stderr", "-p", dir, "-c", conf,
 				               NULL };
 			if (k == 1) {
-				int err = nginx_config(dir, sizeof dir, port, conf, sizeof conf);
+				int err = nginx_config(dir, sizeof dir, port, conf, sizeof conf,
+				                       tls ? cert : NULL, key);
 				if (err) {
-					bench_fail("http", impl, "config in %s: %s", dir, strerror(-err));
+					bench_fail(bench, impl, "config in %s: %s", dir, strerror(-err));
 					continue;
 				}
 			}
-			bench_progress("http", impl, "serving");
+			bench_progress(bench, impl, "serving");
 			pid_t pid = spawn_pinned(k == 0 ? argv_uco : argv_nginx, HTTP_SERVER_CPU, pin,
 			                         -1);
 			double rps, p99;
 			if (pid < 0 || !wait_listening(port, pid)) {
-				bench_fail("http", impl, "the server did not start listening");
+				bench_fail(bench, impl, "the server did not start listening");
 			} else {
 				/* A short first run warms both sides; then the measured one. */
-				run_wrk(impl, wrk, port, 1, pin, &rps, &p99);
-				bench_progress("http", impl, "wrk");
-				int err = run_wrk(impl, wrk, port, seconds, pin, &rps, &p99);
+				run_wrk(impl, wrk, port, tls, false, 1, pin, &rps, &p99);
+				bench_progress(bench, impl, "wrk");
+				int err = run_wrk(impl, wrk, port, tls, false, seconds, pin, &rps, &p99);
 				if (err) {
-					bench_fail("http", impl, "wrk run failed or saw errors");
+					bench_fail(bench, impl, "wrk run failed or saw errors");
 				} else {
-					bench_emit("http", impl, "rps", rps, "req/s");
-					bench_emit("http", impl, "p99_us", p99, "us");
+					bench_emit(bench, impl, "rps", rps, "req/s");
+					bench_emit(bench, impl, "p99_us", p99, "us");
+				}
+				if (tls) {
+					/* Full handshakes: a new connection per request. */
+					bench_progress(bench, impl, "wrk, Connection: close");
+					err = run_wrk(impl, wrk, port, tls, true, seconds, pin, &rps, &p99);
+					if (err)
+						bench_fail(bench, impl, "wrk (Connection: close) failed or "
+						           "saw errors");
+					else
+						bench_emit(bench, impl, "hs_per_s", rps, "handshakes/s");
 				}
 			}
 			stop(pid);
@@ -292,8 +357,20 @@ int bench_http_run(const struct bench_opts *opts)
 		}
 	}
 out:
+	if (*certdir)
+		remove_tree(certdir);
 	free(wrk);
 	free(uco_http);
 	free(nginx);
 	return ret;
+}
+
+int bench_http_run(const struct bench_opts *opts)
+{
+	return run_http(opts, false);
+}
+
+int bench_https_run(const struct bench_opts *opts)
+{
+	return run_http(opts, true);
 }

@@ -1016,6 +1016,99 @@ UCO_API int uco_process_communicate_dl(uco_process *p, const void *in, size_t in
  * killed: the loop reaps it in the background when it exits (no zombie
  * left), as long as the loop is open. */
 UCO_API int uco_process_release(uco_process *p);
+/* ---------------------------------------------------------------- TLS */
+
+/*
+ * TLS on OpenSSL 3, its bytes moving through the ring like any socket's
+ * (docs/tls.md).  The block is always declared; UCO_HAVE_TLS (uco/version.h)
+ * is 1 when libuco was built with OpenSSL, and without it every call fails
+ * with -ENOTSUP (NULL for the pointer-returning ones).
+ *
+ * A context holds certificates, trust and settings, shared by connections
+ * of any thread; a connection wraps a connected socket (which stays yours:
+ * close it after uco_tls_close()).
+ */
+typedef struct uco_tls_ctx uco_tls_ctx;
+typedef struct uco_tls uco_tls;
+
+#define UCO_TLS_SERVER      (1u << 0) /* accept (else connect) */
+#define UCO_TLS_NO_VERIFY   (1u << 1) /* client: do not check the server */
+#define UCO_TLS_VERIFY_PEER (1u << 2) /* server: require a client certificate */
+#define UCO_TLS_KTLS        (1u << 3) /* kernel TLS where the kernel has it */
+
+typedef struct uco_tls_ctx_opts {
+	unsigned flags;           /* UCO_TLS_* */
+	const char *cert_file;    /* PEM chain: a server's (needed) or a client's */
+	const char *key_file;     /* PEM key (NULL: in cert_file) */
+	const char *ca_file;      /* trust (both NULL: the system's) */
+	const char *ca_dir;
+	const char *alpn;         /* "h2,http/1.1": offered, or accepted in this order */
+	const char *ciphersuites; /* TLS 1.3 (OpenSSL names, ':'-separated) */
+	const char *cipher_list;  /* TLS 1.2 */
+	const char *groups;       /* key exchange groups, "P-256:X25519" */
+	void *reserved_[4];       /* must be NULL */
+} uco_tls_ctx_opts;
+
+/* A context.  -EINVAL (bad options or files: why[] says which and why),
+ * -ENOENT/-EACCES (a file), -ENOMEM.  why may be NULL. */
+UCO_API int uco_tls_ctx_create(uco_tls_ctx **out, const uco_tls_ctx_opts *opts,
+                               char *why, size_t why_len);
+/* Let go of a context; it lives on while connections use it. */
+UCO_API void uco_tls_ctx_destroy(uco_tls_ctx *ctx);
+/* Server SNI: a client asking for `name` ("*.example.com" matches one
+ * label) gets for_name's certificate.  Before the context is in use. */
+UCO_API int uco_tls_ctx_add_server_name(uco_tls_ctx *ctx, const char *name,
+                                        uco_tls_ctx *for_name);
+/* The SSL_CTX *, for settings uco does not wrap. */
+UCO_API void *uco_tls_ctx_native(uco_tls_ctx *ctx);
+
+/* A connection over the connected socket fd.  A client gives the server's
+ * name (SNI, and the name its certificate must carry; an IP address is
+ * checked but not sent); verifying without one is -EINVAL. */
+UCO_API int uco_tls_open(uco_tls **out, uco_tls_ctx *ctx, int fd, const char *server_name);
+/* Free it (no close_notify: see uco_tls_shutdown); fd stays open. */
+UCO_API void uco_tls_close(uco_tls *t);
+
+/* From a coroutine.  Errors: -ETIMEDOUT, -ECANCELED (the connection goes
+ * on, except after a write: see below), -EKEYREJECTED (the certificate
+ * failed verification: uco_tls_verify_error), -EPROTO (a TLS error),
+ * -ECONNRESET (closed without close_notify), a socket's -errno; after
+ * any but the first two, every later call returns the same error, and
+ * uco_tls_error() says why.  Read and write do the handshake if needed. */
+UCO_API int uco_tls_handshake(uco_tls *t);
+UCO_API int uco_tls_handshake_dl(uco_tls *t, int64_t deadline);
+/* Up to len bytes; 0 once the peer sent close_notify.  A cancelled read
+ * loses nothing: the next one gets the bytes. */
+UCO_API ssize_t uco_tls_read(uco_tls *t, void *buf, size_t len);
+UCO_API ssize_t uco_tls_read_dl(uco_tls *t, void *buf, size_t len, int64_t deadline);
+/* All len bytes: len, or an error.  A write cancelled or timed out after
+ * it began leaves the connection unable to write (-EPIPE from then on,
+ * uco_tls_shutdown included; reads go on): part of it may have gone. */
+UCO_API ssize_t uco_tls_write(uco_tls *t, const void *buf, size_t len);
+UCO_API ssize_t uco_tls_write_dl(uco_tls *t, const void *buf, size_t len, int64_t deadline);
+/* Send close_notify (the peer's is not waited for).  -ENOTCONN before the
+ * handshake has ended. */
+UCO_API int uco_tls_shutdown(uco_tls *t);
+UCO_API int uco_tls_shutdown_dl(uco_tls *t, int64_t deadline);
+
+/* The protocol ALPN chose, the name the client asked for (SNI), why the
+ * peer's certificate failed verification, why the connection failed:
+ * NULL for none.  Valid until the next call on t. */
+UCO_API const char *uco_tls_alpn(uco_tls *t);
+UCO_API const char *uco_tls_server_name(uco_tls *t);
+UCO_API const char *uco_tls_verify_error(uco_tls *t);
+UCO_API const char *uco_tls_error(uco_tls *t);
+/* The SSL *, for what uco does not wrap. */
+UCO_API void *uco_tls_native(uco_tls *t);
+
+/* Kernel TLS.  uco_tls_ktls(): which directions the kernel encrypts after
+ * the handshake (then plain send, splice and recv on fd carry TLS data).
+ * uco_tls_ktls_available(): 0 if the kernel has the TLS ULP, else
+ * -ENOENT (no CONFIG_TLS) or -errno. */
+#define UCO_TLS_KTLS_SEND (1 << 0)
+#define UCO_TLS_KTLS_RECV (1 << 1)
+UCO_API int uco_tls_ktls(uco_tls *t);
+UCO_API int uco_tls_ktls_available(void);
 
 #ifdef __cplusplus
 }

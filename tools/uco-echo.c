@@ -18,6 +18,9 @@
  * messages that ask for an answer, so that `sockperf ping-pong`,
  * `throughput` and `under-load` count the replies.
  *
+ * With --tls CERT KEY, TCP speaks TLS (uco_tls over plain receives): what
+ * each connection decrypts is echoed back encrypted.
+ *
  * SIGINT or SIGTERM cancels every task of every loop; the loops then run
  * dry and the process exits 0.
  */
@@ -186,6 +189,7 @@ static struct server {
 	socklen_t addrlen;
 	bool tcp, udp, sockperf;
 	bool plain_recv;         /* --plain-recv: no buffer ring even if possible */
+	uco_tls_ctx *tls;        /* --tls CERT KEY */
 	double chaos_cancel;     /* --chaos-cancel: see chaos() */
 	unsigned threads;
 	bool use_ring;           /* a probe loop could make a buffer ring */
@@ -211,6 +215,7 @@ struct shard {
 struct conn {
 	struct shard *sh;
 	int fd;
+	uco_tls *tls;            /* --tls */
 	struct framer f;
 	uco_task *task;
 	struct conn *prev, *next; /* sh->conns */
@@ -283,6 +288,12 @@ static void *sentinel(void *arg)
 static int send_all(struct conn *c, const void *buf, size_t len)
 {
 	const char *p = buf;
+	if (c->tls) {
+		/* Whole or not at all: after a cancelled write a TLS
+		 * connection writes no more (uco_tls_write). */
+		ssize_t w = uco_tls_write_dl(c->tls, buf, len, uco_now() + SEND_STALL_NS);
+		return w < 0 ? (int)w : 0;
+	}
 	ssize_t w = uco_send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 	while (w != (ssize_t)len) {
@@ -326,6 +337,35 @@ static int serve_plain(struct conn *c)
 	}
 }
 
+/* TLS: a heap buffer, for OpenSSL wants much of the coroutine's stack. */
+static int serve_tls(struct conn *c)
+{
+	int err = uco_tls_open(&c->tls, srv.tls, c->fd, NULL);
+	while (!err && (err = uco_tls_handshake_dl(c->tls, uco_now() + SEND_STALL_NS)) &&
+	       chaos_only(c, err))
+		err = 0;
+	unsigned char *buf = err ? NULL : malloc(PLAIN_BUF);
+	if (!err && !buf)
+		err = -ENOMEM;
+	while (!err) {
+		ssize_t n = uco_tls_read(c->tls, buf, PLAIN_BUF);
+		if (chaos_only(c, (int)n))
+			continue;
+		if (n <= 0) {
+			err = (int)n;
+			if (n == 0) /* close_notify: ours back */
+				uco_tls_shutdown_dl(c->tls, uco_now() + SEND_STALL_NS);
+			break;
+		}
+		err = answer(c, buf, (size_t)n);
+	}
+	if (err && err != -ECANCELED && err != -ETIMEDOUT && uco_tls_error(c->tls))
+		fprintf(stderr, "uco-echo: TLS: %s\n", uco_tls_error(c->tls));
+	free(buf);
+	uco_tls_close(c->tls);
+	return err == -EPROTO || err == -EKEYREJECTED ? -ECONNRESET : err;
+}
+
 static int serve_stream(struct conn *c)
 {
 	uco_recv_stream *s;
@@ -353,7 +393,7 @@ static int serve_stream(struct conn *c)
 static void *tcp_conn(void *arg)
 {
 	struct conn *c = arg;
-	int err = c->sh->ring ? serve_stream(c) : serve_plain(c);
+	int err = srv.tls ? serve_tls(c) : c->sh->ring ? serve_stream(c) : serve_plain(c);
 
 	if (err == -EPROTO)
 		fprintf(stderr, "uco-echo: closed a connection that does not "
@@ -658,7 +698,7 @@ static int probe(void)
 
 	if (err)
 		return err;
-	if (srv.tcp && !srv.plain_recv) {
+	if (srv.tcp && !srv.plain_recv && !srv.tls) {
 		err = uco_bufring_create(loop, &ring, RING_BUFS, RING_BUF_SIZE);
 		if (!err)
 			uco_bufring_destroy(ring);
@@ -669,6 +709,8 @@ static int probe(void)
 		fprintf(stderr, "uco-echo: tcp receive: multishot uco_recv_stream into "
 		        "provided buffers (%d x %d bytes per thread)\n", RING_BUFS,
 		        RING_BUF_SIZE);
+	else if (srv.tls)
+		fprintf(stderr, "uco-echo: tcp receive: TLS (uco_tls_read)\n");
 	else if (srv.tcp)
 		fprintf(stderr, "uco-echo: tcp receive: uco_recv into a %d-byte buffer "
 		        "per connection (%s%s)\n", PLAIN_BUF,
@@ -692,6 +734,9 @@ static void usage(FILE *f)
 	        "                    and UDP socket each (default 1)\n"
 	        "      --sockperf    answer sockperf clients (ping-pong, throughput,\n"
 	        "                    under-load) instead of echoing every byte\n"
+	        "      --tls CERT KEY  TCP speaks TLS with this certificate chain and\n"
+	        "                    key (PEM files); a cancelled write (--chaos-cancel)\n"
+	        "                    ends a TLS connection\n"
 	        "      --plain-recv  receive TCP with uco_recv even where provided\n"
 	        "                    buffers work (the fallback path, for comparison)\n"
 	        "      --chaos-cancel P  every millisecond, cancel each TCP connection's\n"
@@ -718,7 +763,7 @@ static long parse_num(const char *s, long lo, long hi)
 
 static int parse_args(int argc, char **argv)
 {
-	enum { OPT_TCP = 256, OPT_UDP, OPT_SOCKPERF, OPT_PLAIN_RECV, OPT_CHAOS };
+	enum { OPT_TCP = 256, OPT_UDP, OPT_SOCKPERF, OPT_PLAIN_RECV, OPT_CHAOS, OPT_TLS };
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "addr", required_argument, NULL, 'a' },
@@ -728,10 +773,12 @@ static int parse_args(int argc, char **argv)
 		{ "sockperf", no_argument, NULL, OPT_SOCKPERF },
 		{ "plain-recv", no_argument, NULL, OPT_PLAIN_RECV },
 		{ "chaos-cancel", required_argument, NULL, OPT_CHAOS },
+		{ "tls", required_argument, NULL, OPT_TLS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *addr = "0.0.0.0";
+	const char *tls_cert = NULL, *tls_key = NULL;
 	long port = DEFAULT_PORT, v;
 	int c;
 
@@ -770,6 +817,15 @@ static int parse_args(int argc, char **argv)
 			}
 			break;
 		}
+		case OPT_TLS:
+			/* Two arguments: CERT, then KEY. */
+			if (optind >= argc || argv[optind][0] == '-') {
+				fprintf(stderr, "uco-echo: --tls: want CERT KEY\n");
+				return -EINVAL;
+			}
+			tls_cert = optarg;
+			tls_key = argv[optind++];
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -800,6 +856,16 @@ static int parse_args(int argc, char **argv)
 		return -EINVAL;
 	}
 	set_port(&srv.addr, (uint16_t)port);
+	if (tls_cert) {
+		uco_tls_ctx_opts o = { .flags = UCO_TLS_SERVER, .cert_file = tls_cert,
+		                       .key_file = tls_key };
+		char why[256];
+		int err = uco_tls_ctx_create(&srv.tls, &o, why, sizeof why);
+		if (err) {
+			fprintf(stderr, "uco-echo: --tls: %s\n", why[0] ? why : strerror(-err));
+			return -EINVAL;
+		}
+	}
 	return 0;
 }
 
@@ -857,9 +923,10 @@ int main(int argc, char **argv)
 	fprintf(stderr, "uco-echo: listening on %s (%s, %u thread%s, %s)\n", where,
 	        srv.tcp && srv.udp ? "tcp and udp" : srv.tcp ? "tcp" : "udp",
 	        srv.threads, srv.threads == 1 ? "" : "s",
-	        srv.sockperf ? "sockperf replies" : "echo");
+	        srv.sockperf ? "sockperf replies" : srv.tls ? "echo, TLS" : "echo");
 	err = uco_run_threads(srv.threads, 0, setup, NULL);
 	close_sockets();
+	uco_tls_ctx_destroy(srv.tls);
 	if (srv.chaos_cancel > 0) {
 		uint64_t n = 0;
 		for (unsigned i = 0; i < srv.threads; i++)

@@ -18,6 +18,13 @@
  * deadline, so no client holds a connection for longer than it is allowed
  * to: --idle-timeout between requests and per send or body read,
  * --header-timeout from the first byte of a request head to its end.
+ *
+ * With --tls CERT KEY it speaks HTTPS (uco_tls: OpenSSL's records over
+ * the same ring), plain receives into the connection's buffer instead of
+ * the shared ring, and files read and sent instead of spliced; the
+ * handshake has --header-timeout to end.  --ktls asks for kernel TLS:
+ * where the kernel takes the sending side over, files are spliced again
+ * (the kernel makes the records).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +35,7 @@
 #include <linux/tcp.h> /* glibc's tcp_info lacks tcpi_bytes_received */
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -108,6 +116,10 @@ struct config {
 	 * lookup that would block. */
 	bool plain_recv;
 	int open_mode;
+	/* --tls CERT KEY: HTTPS (one context for every thread). */
+	const char *tls_cert, *tls_key, *tls_suites, *tls_groups;
+	uco_tls_ctx *tls;
+	bool ktls;              /* --ktls */
 };
 
 static struct config cfg = {
@@ -178,6 +190,7 @@ struct conn {
 	struct worker *w;
 	int fd;
 	uco_recv_stream *rs;
+	uco_tls *tls;           /* --tls */
 	int state;              /* C_*: what the next bytes are */
 	bool close;             /* stop after the responses queued */
 	bool failed;            /* the socket broke: no more sends */
@@ -226,6 +239,13 @@ static ssize_t send_sliced(struct conn *c, const void *buf, size_t len, int flag
 		ssize_t n = pipe_fd >= 0
 		            ? uco_splice_dl(pipe_fd, -1, c->fd, -1, len, SPLICE_F_MOVE, slice)
 		            : uco_send_dl(c->fd, buf, len, MSG_NOSIGNAL | flags, slice);
+		if (n == -EAGAIN && pipe_fd >= 0 && c->tls) {
+			/* --ktls: OpenSSL made the socket non-blocking, and a
+			 * splice into it says so rather than wait. */
+			n = uco_poll_dl(c->fd, POLLOUT, slice);
+			if (n >= 0)
+				continue;
+		}
 		if (n != -ETIMEDOUT || slice == deadline)
 			return n;
 		if (too_far_ahead(c))
@@ -246,6 +266,13 @@ static int send_all(struct conn *c, const char *buf, size_t len, int flags)
 	bool first = true;
 	if (c->failed)
 		return -EPIPE;
+	if (c->tls) {
+		/* Records are whole or the connection is done (uco_tls_write). */
+		ssize_t n = uco_tls_write_dl(c->tls, buf, len, uco_now() + cfg.idle_ns);
+		if (n < 0)
+			c->failed = true;
+		return n < 0 ? (int)n : 0;
+	}
 	while (len) {
 		ssize_t n = -EAGAIN;
 		if (first)
@@ -511,7 +538,9 @@ static int send_file_body(struct conn *c, int fd, uint64_t size)
 	}
 	if ((err = flush(c, MSG_MORE)))
 		return err;
-	if (c->pipe[0] < 0 && pipe2(c->pipe, O_CLOEXEC) < 0)
+	/* TLS: the records are made here, unless the kernel makes them. */
+	bool records_here = c->tls && !(uco_tls_ktls(c->tls) & UCO_TLS_KTLS_SEND);
+	if (c->pipe[0] < 0 && (records_here || pipe2(c->pipe, O_CLOEXEC) < 0))
 		c->pipe[0] = c->pipe[1] = -1;
 	while (off < size && c->pipe[0] >= 0) {
 		size_t want = size - off < SPLICE_CHUNK ? (size_t)(size - off) : SPLICE_CHUNK;
@@ -750,6 +779,10 @@ static int feed(struct conn *c, const char *data, size_t n)
 static ssize_t conn_recv(struct conn *c, const char **data, int64_t now, int64_t deadline)
 {
 	bool extended = false;
+	if (c->tls) {
+		*data = c->rbuf;
+		return uco_tls_read_dl(c->tls, c->rbuf, BUF_SIZE, deadline);
+	}
 	if (!c->rs) {
 		*data = c->rbuf;
 		return uco_recv_dl(c->fd, c->rbuf, BUF_SIZE, 0, deadline);
@@ -779,7 +812,13 @@ static ssize_t conn_recv(struct conn *c, const char **data, int64_t now, int64_t
  * destroy that response before the client has read it. */
 static void linger(struct conn *c)
 {
-	if (c->failed || c->w->stopping || uco_shutdown(c->fd, SHUT_WR) < 0)
+	if (c->failed || c->w->stopping)
+		return;
+	/* TLS: our close_notify first, so that the client knows the
+	 * stream ended here. */
+	if (c->tls && uco_tls_shutdown_dl(c->tls, uco_now() + LINGER_NS) < 0)
+		return;
+	if (uco_shutdown(c->fd, SHUT_WR) < 0)
 		return;
 	int64_t now = uco_now(), deadline = now + LINGER_NS;
 	size_t total = 0;
@@ -835,14 +874,26 @@ static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
 	int err = 0;
-	if (c->w->br)
-		err = uco_recv_stream_open(&c->rs, c->fd, c->w->br);
-	if (err)
-		fprintf(stderr, PROG ": uco_recv_stream_open: %s\n", strerror(-err));
-	else
-		serve(c);
+	if (cfg.tls) {
+		/* A client that does not finish its handshake in time is
+		 * dropped, as one that does not finish its request head. */
+		err = uco_tls_open(&c->tls, cfg.tls, c->fd, NULL);
+		if (err)
+			fprintf(stderr, PROG ": uco_tls_open: %s\n", strerror(-err));
+		else if (uco_tls_handshake_dl(c->tls, uco_now() + cfg.header_ns) == 0)
+			serve(c);
+	} else {
+		if (c->w->br)
+			err = uco_recv_stream_open(&c->rs, c->fd, c->w->br);
+		if (err)
+			fprintf(stderr, PROG ": uco_recv_stream_open: %s\n", strerror(-err));
+		else
+			serve(c);
+	}
 	if (c->rs)
 		uco_recv_stream_close(c->rs);
+	uco_tls_close(c->tls);
+	c->tls = NULL;
 	if (c->pipe[0] >= 0) {
 		close(c->pipe[0]);
 		close(c->pipe[1]);
@@ -929,7 +980,7 @@ static void *accept_main(void *arg)
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		/* Not calloc: the buffers need no zeroing. */
-		struct conn *c = malloc(sizeof *c + (w->br ? 0 : BUF_SIZE));
+		struct conn *c = malloc(sizeof *c + (w->br && !cfg.tls ? 0 : BUF_SIZE));
 		if (!c) {
 			close(fd);
 			continue;
@@ -963,7 +1014,7 @@ static int setup(uco_loop *loop, unsigned index, void *arg)
 	int err = 0;
 	(void)arg;
 	w->loop = loop;
-	if (!cfg.plain_recv) {
+	if (!cfg.plain_recv && !cfg.tls) {
 		err = uco_bufring_create(loop, &w->br, BUF_COUNT, BUF_SIZE);
 		if (err == -EOPNOTSUPP) {
 			w->br = NULL; /* before 5.19: one receive at a time */
@@ -1012,6 +1063,11 @@ static void usage(FILE *f)
 	        "  -a, --addr A            address to listen on (default 0.0.0.0)\n"
 	        "  -t, --threads N         event loops, one per thread (default 1)\n"
 	        "  -r, --root DIR          serve the files under DIR (default: none)\n"
+	        "      --tls CERT KEY      HTTPS with this certificate chain and key (PEM)\n"
+	        "      --tls-ciphers LIST  TLS 1.3 cipher suites (OpenSSL's names, ':')\n"
+	        "      --tls-groups LIST   key exchange groups (\"P-256:X25519\")\n"
+	        "      --ktls              kernel TLS where the kernel has it (files are\n"
+	        "                          then spliced)\n"
 	        "      --idle-timeout S    close a connection idle for S seconds, between\n"
 	        "                          requests or in a send (default 60)\n"
 	        "      --header-timeout S  seconds a client has to send a request head\n"
@@ -1084,7 +1140,7 @@ static int listen_all(int *fds)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_IDLE = 256, OPT_HEADER };
+	enum { OPT_IDLE = 256, OPT_HEADER, OPT_TLS, OPT_TLS_CIPHERS, OPT_TLS_GROUPS, OPT_KTLS };
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "addr", required_argument, NULL, 'a' },
@@ -1092,6 +1148,10 @@ int main(int argc, char **argv)
 		{ "root", required_argument, NULL, 'r' },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 		{ "header-timeout", required_argument, NULL, OPT_HEADER },
+		{ "tls", required_argument, NULL, OPT_TLS },
+		{ "tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS },
+		{ "tls-groups", required_argument, NULL, OPT_TLS_GROUPS },
+		{ "ktls", no_argument, NULL, OPT_KTLS },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -1127,6 +1187,24 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case OPT_TLS:
+			/* Two arguments: CERT, then KEY. */
+			if (optind >= argc || argv[optind][0] == '-') {
+				fprintf(stderr, PROG ": --tls: want CERT KEY\n");
+				return 2;
+			}
+			cfg.tls_cert = optarg;
+			cfg.tls_key = argv[optind++];
+			break;
+		case OPT_TLS_CIPHERS:
+			cfg.tls_suites = optarg;
+			break;
+		case OPT_TLS_GROUPS:
+			cfg.tls_groups = optarg;
+			break;
+		case OPT_KTLS:
+			cfg.ktls = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1147,6 +1225,18 @@ int main(int argc, char **argv)
 	else if (hook && strcmp(hook, "executor") == 0)
 		cfg.open_mode = OPENAT2_UNCACHED;
 	memset(xs, 'x', sizeof xs);
+	if (cfg.tls_cert) {
+		uco_tls_ctx_opts o = { .flags = UCO_TLS_SERVER | (cfg.ktls ? UCO_TLS_KTLS : 0),
+		                       .cert_file = cfg.tls_cert,
+		                       .key_file = cfg.tls_key, .alpn = "http/1.1",
+		                       .ciphersuites = cfg.tls_suites, .groups = cfg.tls_groups };
+		char why[256];
+		int err = uco_tls_ctx_create(&cfg.tls, &o, why, sizeof why);
+		if (err) {
+			fprintf(stderr, PROG ": --tls: %s\n", why[0] ? why : strerror(-err));
+			return 1;
+		}
+	}
 
 	if (cfg.root) {
 		cfg.root_fd = open(cfg.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -1195,14 +1285,15 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	fprintf(stderr, PROG ": listening on %s port %d, %u thread%s%s%s\n", cfg.addr,
+	fprintf(stderr, PROG ": listening on %s port %d, %u thread%s%s%s%s\n", cfg.addr,
 	        cfg.port, cfg.threads, cfg.threads == 1 ? "" : "s",
-	        cfg.root ? ", root " : "", cfg.root ? cfg.root : "");
+	        cfg.root ? ", root " : "", cfg.root ? cfg.root : "", cfg.tls ? ", TLS" : "");
 	err = uco_run_threads(cfg.threads, 0, setup, NULL);
 	for (unsigned i = 0; i < cfg.threads; i++)
 		close(fds[i]);
 	free(fds);
 	free(workers);
+	uco_tls_ctx_destroy(cfg.tls);
 	if (!err)
 		err = atomic_load(&fatal_error);
 	if (err) {

@@ -4,6 +4,7 @@
  *
  *   uco-lat [options] HOST:PORT              TCP echo ping-pong
  *   uco-lat [options] http://HOST[:PORT]/PATH  HTTP/1.1 GET
+ *   https://HOST[:PORT]/PATH, tls://HOST:PORT   the same over TLS (uco_tls)
  *
  * Each connection is two coroutines: a sender that puts requests on the
  * wire (as fast as answers come back in a closed loop; at scheduled times
@@ -35,6 +36,12 @@
 #include "lat.h"
 
 /* ---------------------------------------------------------------- the run */
+
+/* https:// and tls:// targets: one client context for every thread
+ * (--tls-ca, --tls-insecure). */
+static uco_tls_ctx *tls_ctx;
+static const char *tls_ca;
+static bool tls_wanted, tls_insecure;
 
 struct lat_thread;
 
@@ -69,6 +76,7 @@ struct conn {
 	struct lat_thread *th;
 	unsigned index; /* among all connections */
 	int fd;
+	uco_tls *tls;        /* https:// and tls:// */
 	int64_t base, interval; /* open loop: request i is due at base + i * interval */
 	uint64_t scheduled;
 	uco_sem slots;       /* requests that may still be sent */
@@ -92,7 +100,7 @@ static void count(uint64_t *counter, uint64_t n)
 
 /* At least `need` bytes between head and tail: 0, or -ECONNRESET at
  * end-of-file, or the receive's error. */
-static int rx_need(int fd, struct rxbuf *b, size_t need)
+static int rx_need(struct conn *c, struct rxbuf *b, size_t need)
 {
 	while (b->tail - b->head < need) {
 		if (b->head == b->tail) {
@@ -104,7 +112,8 @@ static int rx_need(int fd, struct rxbuf *b, size_t need)
 		}
 		if (need > b->cap)
 			return -E2BIG;
-		ssize_t n = uco_recv(fd, b->p + b->tail, b->cap - b->tail, 0);
+		ssize_t n = c->tls ? uco_tls_read(c->tls, b->p + b->tail, b->cap - b->tail)
+		                   : uco_recv(c->fd, b->p + b->tail, b->cap - b->tail, 0);
 		if (n <= 0)
 			return n ? (int)n : -ECONNRESET;
 		b->tail += (size_t)n;
@@ -117,7 +126,7 @@ static int receive_echo(struct conn *c)
 {
 	struct lat_thread *th = c->th;
 	size_t size = th->run->cfg.size;
-	int err = rx_need(c->fd, &c->rx, size);
+	int err = rx_need(c, &c->rx, size);
 	if (err)
 		return err;
 	const char *got = c->rx.p + c->rx.head;
@@ -157,7 +166,7 @@ static int receive_http(struct conn *c)
 	struct rxbuf *b = &c->rx;
 	const char *hend;
 	for (size_t need = 1;; need = b->tail - b->head + 1) {
-		int err = rx_need(c->fd, b, need);
+		int err = rx_need(c, b, need);
 		if (err)
 			return err;
 		hend = memmem(b->p + b->head, b->tail - b->head, "\r\n\r\n", 4);
@@ -183,7 +192,7 @@ static int receive_http(struct conn *c)
 	count(&th->bytes, left);
 	while (left) {
 		if (b->head == b->tail) {
-			int err = rx_need(c->fd, b, 1);
+			int err = rx_need(c, b, 1);
 			if (err)
 				return err;
 		}
@@ -235,8 +244,13 @@ static int sleep_until_precise(int64_t when)
 	return uco_sleep_until(when);
 }
 
-static int send_all(int fd, const char *p, size_t len)
+static int send_all(struct conn *c, const char *p, size_t len)
 {
+	if (c->tls) {
+		ssize_t n = uco_tls_write(c->tls, p, len);
+		return n < 0 ? (int)n : 0;
+	}
+	int fd = c->fd;
 	while (len) {
 		ssize_t n = uco_send(fd, p, len, MSG_NOSIGNAL);
 		if (n < 0)
@@ -268,7 +282,7 @@ static int put_requests(struct conn *c, unsigned batch, int64_t when)
 		c->sent_at[(c->sent + i) % cfg->pipeline] = when;
 	c->sent += batch;
 	count(&th->bytes_sent, len);
-	return send_all(c->fd, cfg->mode == LAT_ECHO ? c->tx : th->request, len);
+	return send_all(c, cfg->mode == LAT_ECHO ? c->tx : th->request, len);
 }
 
 /* Take the slots that are free now (at least one, waiting for it), stamp
@@ -340,6 +354,21 @@ static int connect_once(struct conn *c)
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	int err = uco_connect(fd, (const struct sockaddr *)&run->addr, run->addrlen);
+	if (!err && tls_ctx) {
+		err = uco_tls_open(&c->tls, tls_ctx, fd, run->cfg.host);
+		if (!err && (err = uco_tls_handshake(c->tls))) {
+			/* Say why once per thread (a certificate refused is no
+			 * load figure). */
+			static _Thread_local bool told;
+			if (!told && err != -ECANCELED)
+				fprintf(stderr, "uco-lat: TLS: %s\n", uco_tls_error(c->tls));
+			told = true;
+		}
+		if (err) {
+			uco_tls_close(c->tls);
+			c->tls = NULL;
+		}
+	}
 	if (err) {
 		close(fd);
 		return err;
@@ -397,6 +426,10 @@ static void *connection(void *arg)
 			uco_await(send_task, NULL);
 			uco_task_release(send_task);
 		}
+		if (c->tls && !err && !th->stopping) /* a clean leave: close_notify */
+			uco_tls_shutdown_dl(c->tls, uco_now() + UCO_NS_PER_S);
+		uco_tls_close(c->tls);
+		c->tls = NULL;
 		close(c->fd);
 		c->fd = -1;
 		if (th->stopping || err == -ECANCELED)
@@ -541,6 +574,14 @@ static int parse_target(struct lat_config *cfg, const char *t)
 		cfg->mode = LAT_HTTP;
 		rest = t + 7;
 		snprintf(cfg->port, sizeof cfg->port, "80");
+	} else if (strncmp(t, "https://", 8) == 0) {
+		cfg->mode = LAT_HTTP;
+		tls_wanted = true;
+		rest = t + 8;
+		snprintf(cfg->port, sizeof cfg->port, "443");
+	} else if (strncmp(t, "tls://", 6) == 0) {
+		tls_wanted = true;
+		rest = t + 6;
 	} else if (strncmp(t, "tcp://", 6) == 0) {
 		rest = t + 6;
 	} else if (strstr(t, "://")) {
@@ -597,6 +638,8 @@ static void usage(FILE *f)
 	fputs("usage: uco-lat [options] HOST:PORT | http://HOST[:PORT]/PATH\n"
 	      "  HOST:PORT                TCP echo ping-pong (tcp://HOST:PORT too)\n"
 	      "  http://HOST[:PORT]/PATH  HTTP/1.1 GET of PATH, keep-alive\n"
+	      "  https://HOST[:PORT]/PATH, tls://HOST:PORT  the same over TLS; the\n"
+	      "                       server's certificate is verified against HOST\n"
 	      "options:\n"
 	      "  -c, --connections N  connections (default 16)\n"
 	      "  -t, --threads N      loops, one per thread (default 1)\n"
@@ -611,7 +654,10 @@ static void usage(FILE *f)
 	      "      --hgrm FILE      percentile distribution, HdrHistogram .hgrm format (ms)\n"
 	      "      --svg FILE       plot of latency by percentile\n"
 	      "      --json           one JSON object on stdout instead of the summary\n"
-	      "  -q, --quiet          no progress line\n",
+	      "  -q, --quiet          no progress line\n"
+	      "      --tls-ca FILE    trust the CA certificates in FILE (PEM; default:\n"
+	      "                       the system's)\n"
+	      "      --tls-insecure   do not verify the server's certificate\n",
 	      f);
 }
 
@@ -642,6 +688,8 @@ static int parse_args(struct lat_config *cfg, int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "tls-ca", required_argument, NULL, 'A' },
+		{ "tls-insecure", no_argument, NULL, 'I' },
 		{ 0 },
 	};
 	*cfg = (struct lat_config){ .connections = 16, .threads = 1, .pipeline = 1, .size = 64,
@@ -695,6 +743,8 @@ static int parse_args(struct lat_config *cfg, int argc, char **argv)
 		case 'S': cfg->svg_path = optarg; break;
 		case 'j': cfg->json = true; break;
 		case 'q': cfg->quiet = true; break;
+		case 'A': tls_ca = optarg; break;
+		case 'I': tls_insecure = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
 		}
@@ -806,6 +856,17 @@ int main(int argc, char **argv)
 	raise_fd_limit(run.cfg.connections);
 	if (resolve_target(&run))
 		return 1;
+	if (tls_wanted) {
+		uco_tls_ctx_opts o = { .flags = tls_insecure ? UCO_TLS_NO_VERIFY : 0,
+		                       .ca_file = tls_ca,
+		                       .alpn = run.cfg.mode == LAT_HTTP ? "http/1.1" : NULL };
+		char why[256];
+		int e = uco_tls_ctx_create(&tls_ctx, &o, why, sizeof why);
+		if (e) {
+			fprintf(stderr, "uco-lat: TLS: %s\n", why[0] ? why : strerror(-e));
+			return 1;
+		}
+	}
 	int err = prepare_threads(&run);
 	if (err) {
 		fprintf(stderr, "uco-lat: %s\n", strerror(-err));
@@ -852,5 +913,6 @@ int main(int argc, char **argv)
 	int ret = lat_report(&run.cfg, &res) ? 1 : res.errors || res.bad || !res.requests ? 3 : 0;
 	free(all);
 	free(run.threads);
+	uco_tls_ctx_destroy(tls_ctx);
 	return ret;
 }
