@@ -64,6 +64,8 @@ static const char *const messages[] = {
 	[EROFS] = "read-only file system: nothing can be created, written or changed there",
 	[EPIPE] = "broken pipe: the peer closed its end, or the channel was closed "
 	          "(uco_chan, uco_xchan)",
+	[EKEYREJECTED] = "key was rejected: the peer's certificate failed verification "
+	                 "(uco_tls_verify_error() says why)",
 	[ERANGE] = "result out of range",
 	[EDEADLK] = "deadlock avoided: a task would wait for itself, or tasks are left "
 	            "that nothing can ever wake (no task runnable, no operation in "
@@ -71,6 +73,8 @@ static const char *const messages[] = {
 	[ENOSYS] = "not implemented: the kernel has no io_uring (older than 5.1, built "
 	           "without CONFIG_IO_URING, or a seccomp filter answers ENOSYS)",
 	[ELOOP] = "too many symbolic links in the path",
+	[ENONET] = "machine is not on the network: a temporary accept error (the "
+	           "connection is dropped, the acceptor goes on)",
 	[ENODATA] = "no data available: the end of the stream came in the middle of a "
 	            "record (asyncio's IncompleteReadError; the bytes read stay buffered)",
 	[EOVERFLOW] = "value too large for its type",
@@ -79,6 +83,8 @@ static const char *const messages[] = {
 	[EDESTADDRREQ] = "the socket has no destination address",
 	[EMSGSIZE] = "message too long: it does not fit the buffer or the limit (what "
 	             "was read stays buffered)",
+	[EPROTO] = "protocol error: the peer does not speak TLS, or sent a bad record "
+	           "or an alert (uco_tls_error() names which)",
 	[EPROTOTYPE] = "wrong protocol type for the socket",
 	[ENOPROTOOPT] = "protocol option not available",
 	[EOPNOTSUPP] = "not supported: this kernel lacks the io_uring operation or "

@@ -21,6 +21,11 @@
 /* The errno whose symbolic name is `name` (EPERM ...), or 0. */
 static int errno_named(const char *name)
 {
+	/* Aliases: glibc names each number once. */
+	if (strcmp(name, "ENOTSUP") == 0)
+		return ENOTSUP;
+	if (strcmp(name, "EWOULDBLOCK") == 0)
+		return EWOULDBLOCK;
 	for (int e = 1; e < 200; e++) {
 		const char *n = strerrorname_np(e);
 		if (n && strcmp(n, name) == 0)
