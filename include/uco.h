@@ -824,6 +824,9 @@ typedef struct uco_stream_opts {
 
 /* Leave the descriptor open at close (by default the stream owns it). */
 #define UCO_STREAM_KEEP_FD (1u << 0)
+/* uco_stream_open_tls: close flushes only; no close_notify, and the
+ * uco_tls and its socket stay the caller's. */
+#define UCO_STREAM_KEEP_TLS (1u << 1)
 
 /* A stream on fd; opts may be NULL.  From the loop's thread.  -EINVAL,
  * -EBADF (fstat), -ENOMEM, -EPERM (another thread's loop).  On failure
@@ -1109,6 +1112,17 @@ UCO_API void *uco_tls_native(uco_tls *t);
 #define UCO_TLS_KTLS_RECV (1 << 1)
 UCO_API int uco_tls_ktls(uco_tls *t);
 UCO_API int uco_tls_ktls_available(void);
+
+/* A stream over an established (or still to be handshaken) TLS connection
+ * (uco_tls_open): reads decrypt through uco_tls_read_dl, and a sender task
+ * of the stream's writes through uco_tls_write_dl, so a cancelled or
+ * timed-out drain never cuts a record (docs/streams.md).  The stream owns
+ * conn: close flushes, sends close_notify, frees conn and closes its socket
+ * (not with UCO_STREAM_KEEP_FD); with UCO_STREAM_KEEP_TLS it only flushes,
+ * and conn and the socket stay the caller's.  opts.bufring must be NULL.
+ * -EINVAL, -ENOMEM, -EPERM as uco_stream_open; -ENOTSUP without TLS.  On
+ * failure conn is left as it was. */
+UCO_API int uco_stream_open_tls(uco_stream **out, uco_tls *conn, const uco_stream_opts *opts);
 
 #ifdef __cplusplus
 }

@@ -576,4 +576,8 @@ void uco__ctx_release(uco_task *t);
  * string in buf; how many characters it added. */
 size_t uco__ctx_describe(const struct uco__ctx *ctx, char *buf, size_t len);
 
+/* tls.c (tls_none.c): the socket under a TLS connection, for the stream
+ * layer's uco_stream_open_tls(); -EINVAL for NULL, -ENOTSUP without TLS. */
+int uco__tls_fd(const uco_tls *t);
+
 #endif

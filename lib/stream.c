@@ -18,6 +18,16 @@
  * completion swaps in once `fly` is sent.  drain() and close() only wait
  * for the completions, so cancelling them leaves the bytes queued.
  *
+ * Over TLS (uco_stream_open_tls) the bytes go through uco_tls_read_dl and
+ * uco_tls_write_dl, which run OpenSSL from a coroutine: the background send
+ * cannot be an SQE there, so it is a task of the stream's (`sender`),
+ * spawned when bytes are queued and ending when none are left.  It plays
+ * the SQE's part exactly: it owns fly while it sends, writes with no
+ * deadline, and wakes drainers and closers; so a drain that is cancelled
+ * or times out only stops waiting and never cuts a TLS record (a record
+ * cut short would leave the connection unable to write, docs/tls.md).
+ * Only close, giving up on its flush, cancels the sender.
+ *
  * Why plain receives by default, and the provided-buffer receive stream
  * (uco_recv_stream) only on request (opts.bufring): a multishot receive
  * lands in a ring buffer that must go back to the kernel, and a line may
@@ -52,6 +62,9 @@
 #define READ_CHUNK (64u * 1024)
 /* The most one SQE moves (read/write's own cap). */
 #define IO_MAX 0x7ffff000u
+/* Plaintext per uco_tls_write_dl of the TLS sender (the TLS layer's own
+ * chunk): drainers see progress at this grain. */
+#define TLS_CHUNK (64u * 1024)
 
 struct wbuf {
 	char *data;
@@ -85,6 +98,13 @@ struct uco_stream {
 	bool sending, closing, in_close;
 	int werr;         /* the send error that stopped the writer */
 	struct uco__waitq waiters; /* in drain or close */
+
+	/* Over TLS: the connection, and the task sending fly through it
+	 * (our reference; the last one, finished, while not `sending`).
+	 * Once it has started, it frees a stream closed under it. */
+	uco_tls *tls;
+	uco_task *sender;
+	bool sender_started, keep_tls;
 };
 
 /* ------------------------------------------------------------ lifetime */
@@ -115,6 +135,9 @@ static void free_stream(uco_stream *s, bool loop_closing)
 		close_after_queued(s);
 	else if (!s->keep_fd)
 		close(s->fd);
+	uco_task_release(s->sender);
+	if (s->tls && !s->keep_tls)
+		uco_tls_close(s->tls);
 	free(s->rbuf);
 	free(s->fly.data);
 	free(s->pend.data);
@@ -129,16 +152,17 @@ static void destroy_stream(struct uco__resource *r)
 
 static void sent(uco_loop *loop, struct uco__completion *c, const struct io_uring_cqe *cqe);
 
-int uco_stream_open(uco_stream **out, int fd, const uco_stream_opts *opts)
+static int open_stream(uco_stream **out, int fd, uco_tls *tls, const uco_stream_opts *opts)
 {
 	uco_stream_opts none;
 	if (!opts) {
 		memset(&none, 0, sizeof none);
 		opts = &none;
 	}
+	unsigned known = UCO_STREAM_KEEP_FD | (tls ? UCO_STREAM_KEEP_TLS : 0);
 	if (!out || fd < 0 || (fd & UCO_FIXED_FD) ||
 	    !uco__all_zero(opts->reserved_, sizeof opts->reserved_ / sizeof opts->reserved_[0]) ||
-	    (opts->flags & ~UCO_STREAM_KEEP_FD))
+	    (opts->flags & ~known) || (tls && opts->bufring))
 		return -EINVAL;
 	size_t hwm = opts->hwm ? opts->hwm : DEFAULT_HWM;
 	size_t lwm = opts->lwm ? opts->lwm : hwm / 4;
@@ -160,11 +184,14 @@ int uco_stream_open(uco_stream **out, int fd, const uco_stream_opts *opts)
 	/* recv/send on sockets (send with MSG_NOSIGNAL: no SIGPIPE), read and
 	 * write on anything else: send(2) on a pipe is ENOTSOCK. */
 	s->is_socket = S_ISSOCK(st.st_mode);
-	s->keep_fd = opts->flags & UCO_STREAM_KEEP_FD;
+	s->tls = tls;
+	s->keep_tls = opts->flags & UCO_STREAM_KEEP_TLS;
+	/* The socket goes with the connection it carries. */
+	s->keep_fd = (opts->flags & UCO_STREAM_KEEP_FD) || s->keep_tls;
 	s->limit = opts->limit ? opts->limit : DEFAULT_LIMIT;
 	s->hwm = hwm;
 	s->lwm = lwm;
-	if (opts->bufring && s->is_socket) {
+	if (opts->bufring && s->is_socket && !tls) {
 		err = uco_recv_stream_open(&s->rs, fd, opts->bufring);
 		if (err) {
 			free(s);
@@ -175,6 +202,17 @@ int uco_stream_open(uco_stream **out, int fd, const uco_stream_opts *opts)
 	uco__resource_add(loop, &s->resource);
 	*out = s;
 	return 0;
+}
+
+int uco_stream_open(uco_stream **out, int fd, const uco_stream_opts *opts)
+{
+	return open_stream(out, fd, NULL, opts);
+}
+
+int uco_stream_open_tls(uco_stream **out, uco_tls *conn, const uco_stream_opts *opts)
+{
+	int fd = uco__tls_fd(conn); /* -ENOTSUP without TLS */
+	return fd < 0 ? fd : open_stream(out, fd, conn, opts);
 }
 
 int uco_stream_fd(const uco_stream *s)
@@ -216,8 +254,11 @@ static ssize_t fill(uco_stream *s, size_t want, int64_t deadline);
 /* One plain receive into p, which stays the kernel's until it returns. */
 static ssize_t receive(uco_stream *s, void *p, size_t len, int64_t deadline)
 {
-	ssize_t n = s->is_socket ? uco_recv_dl(s->fd, p, len, 0, deadline)
-	                         : uco_read_dl(s->fd, p, len, -1, deadline);
+	/* uco_tls_read_dl decrypts into p in this coroutine (no kernel
+	 * write there), and keeps what a cancel interrupted for the next. */
+	ssize_t n = s->tls         ? uco_tls_read_dl(s->tls, p, len, deadline)
+	            : s->is_socket ? uco_recv_dl(s->fd, p, len, 0, deadline)
+	                           : uco_read_dl(s->fd, p, len, -1, deadline);
 	if (n == 0)
 		s->eof = true;
 	else if (n > 0)
@@ -498,13 +539,18 @@ int uco_stream_consume(uco_stream *s, size_t n)
 
 /* ------------------------------------------------------------ writing */
 
-/* Start sending fly's unsent bytes.  0, or -EAGAIN without an SQE (the
- * bytes stay; the next write, drain or close tries again). */
+static int start_sender(uco_stream *s);
+
+/* Start sending fly's unsent bytes.  0, or -EAGAIN without an SQE (-ENOMEM
+ * without a sender task; the bytes stay; the next write, drain or close
+ * tries again). */
 static int kick(uco_stream *s)
 {
 	size_t len = s->fly.len - s->fly.off;
 	if (!len || s->sending)
 		return 0;
+	if (s->tls)
+		return start_sender(s);
 	struct io_uring_sqe *sqe = uco__sqe_get(s->loop, &s->sent);
 	if (!sqe)
 		return -EAGAIN;
@@ -533,6 +579,28 @@ static void drop_unsent(uco_stream *s)
 	s->wbuffered = 0;
 }
 
+/* A send failed: the peer is gone (-EPIPE, -ECONNRESET ...), what is
+ * unsent can never arrive; writes report the error from now on. */
+static void stop_writer(uco_stream *s, int err)
+{
+	s->werr = err;
+	drop_unsent(s);
+	wake_waiters(s, 0);
+}
+
+/* n bytes of fly were sent: once all are, pend's turn comes. */
+static void advance(uco_stream *s, size_t n)
+{
+	s->fly.off += n;
+	s->wbuffered -= n;
+	if (s->fly.off == s->fly.len) {
+		struct wbuf t = s->fly;
+		t.off = t.len = 0;
+		s->fly = s->pend;
+		s->pend = t;
+	}
+}
+
 static void sent(uco_loop *loop, struct uco__completion *c, const struct io_uring_cqe *cqe)
 {
 	(void)loop;
@@ -548,26 +616,60 @@ static void sent(uco_loop *loop, struct uco__completion *c, const struct io_urin
 	if (res == -EINTR || res == -EAGAIN) {
 		res = 0; /* send the same bytes again */
 	} else if (res < 0) {
-		/* The peer is gone (-EPIPE, -ECONNRESET ...): what is unsent
-		 * can never arrive; writes report the error from now on. */
-		s->werr = res;
-		drop_unsent(s);
-		wake_waiters(s, 0);
+		stop_writer(s, res);
 		return;
 	}
-	s->fly.off += (size_t)res;
-	s->wbuffered -= (size_t)res;
-	if (s->fly.off == s->fly.len) {
-		struct wbuf t = s->fly;
-		t.off = t.len = 0;
-		s->fly = s->pend;
-		s->pend = t;
-	}
+	advance(s, (size_t)res);
 	kick(s);
 	/* Drainers wait for the low-water mark, closers for nothing left;
 	 * without a send in flight (no SQE) they retry the kick themselves. */
 	if (!uco__list_empty(&s->waiters.tasks) && (s->wbuffered <= s->lwm || !s->sending))
 		wake_waiters(s, 0);
+}
+
+/* The TLS sender: fly through uco_tls_write_dl until nothing is queued.
+ * No deadline: a record is cut only when close gives up (`closing`: the
+ * stream is this task's to free then) or the task is cancelled by someone
+ * else (uco_loop_cancel_all), after which it tries again: the TLS layer
+ * says -EPIPE if the cancel did cut a record, and the writer stops. */
+static void *tls_sender(void *arg)
+{
+	uco_stream *s = arg;
+	s->sender_started = true;
+	while (!s->closing && s->fly.off < s->fly.len) {
+		size_t len = s->fly.len - s->fly.off;
+		if (len > TLS_CHUNK)
+			len = TLS_CHUNK;
+		ssize_t n = uco_tls_write_dl(s->tls, s->fly.data + s->fly.off, len, UCO_FOREVER);
+		if (s->closing || n == -ECANCELED)
+			continue;
+		if (n < 0) {
+			stop_writer(s, (int)n);
+			break;
+		}
+		advance(s, len);
+		if (!uco__list_empty(&s->waiters.tasks) && s->wbuffered <= s->lwm)
+			wake_waiters(s, 0);
+	}
+	s->sending = false;
+	if (s->closing)
+		free_stream(s, false); /* closed while this task sent */
+	else
+		wake_waiters(s, 0); /* all sent: closers too */
+	return NULL;
+}
+
+static int start_sender(uco_stream *s)
+{
+	uco_task *t;
+	int err = uco_spawn(s->loop, &t, tls_sender, s);
+	if (err)
+		return err;
+	uco_task_release(s->sender); /* the last one, which has ended */
+	s->sender = t;
+	s->sender_started = false;
+	s->sending = true;
+	return 0;
 }
 
 static int append(struct wbuf *b, const void *data, size_t n)
@@ -663,6 +765,10 @@ int uco_stream_close_dl(uco_stream *s, int64_t deadline)
 	if (s->reader || !uco__list_empty(&s->waiters.tasks) || s->in_close)
 		return -EBUSY;
 	uco_task *self = uco__self();
+	/* KEEP_TLS hands the connection back, so its sender must have left
+	 * it: only a coroutine can wait for that. */
+	if (!self && s->keep_tls && s->sending && s->sender_started)
+		return -EBUSY;
 	int err = s->werr;
 	if (!err && s->wbuffered) {
 		s->in_close = true;
@@ -670,9 +776,36 @@ int uco_stream_close_dl(uco_stream *s, int64_t deadline)
 		err = self ? wait_sent(s, self, 0, deadline) : -ETIMEDOUT;
 		s->in_close = false;
 	}
+	if (!err && s->tls && !s->keep_tls) {
+		/* All sent, the sender gone: close_notify, so that the peer
+		 * sees a clean end rather than a truncation. */
+		s->in_close = true;
+		err = self ? uco_tls_shutdown_dl(s->tls, deadline) : -ETIMEDOUT;
+		s->in_close = false;
+		if (err == -ENOTCONN)
+			err = 0; /* no handshake, nothing to end */
+	}
 	drop_unsent(s);
 	if (!s->sending) {
 		free_stream(s, false);
+		return err;
+	}
+	if (s->tls) {
+		/* The flush failed or timed out with the sender in a write:
+		 * cancel it (the record it was writing is cut; the
+		 * connection is closing anyway). */
+		uco_task *t = uco_task_retain(s->sender);
+		s->closing = true;
+		uco_task_cancel(t);
+		if (!s->sender_started) {
+			/* It ends without running, never touching s. */
+			free_stream(s, false);
+		} else if (s->keep_tls) {
+			/* It frees s; conn is the caller's once it has ended.
+			 * An await returns only then, cancelled or not. */
+			uco_await(t, NULL);
+		}
+		uco_task_release(t);
 		return err;
 	}
 	/* A send is still in flight (the flush failed or timed out): its

@@ -915,6 +915,11 @@ int uco_tls_ktls(uco_tls *t)
 	return r;
 }
 
+int uco__tls_fd(const uco_tls *t)
+{
+	return t ? t->fd : -EINVAL;
+}
+
 void *uco_tls_native(uco_tls *t)
 {
 	return t ? t->ssl : NULL;

@@ -77,5 +77,6 @@ const char *uco_tls_server_name(uco_tls *t) { (void)t; return NULL; }
 const char *uco_tls_verify_error(uco_tls *t) { (void)t; return NULL; }
 const char *uco_tls_error(uco_tls *t) { (void)t; return NULL; }
 void *uco_tls_native(uco_tls *t) { (void)t; return NULL; }
+int uco__tls_fd(const uco_tls *t) { (void)t; return -ENOTSUP; }
 int uco_tls_ktls(uco_tls *t) { (void)t; return 0; }
 int uco_tls_ktls_available(void) { return -ENOTSUP; }

@@ -966,3 +966,284 @@ Test(tls, a_handshake_that_timed_out_goes_on_when_called_again)
 	pair_close(&p);
 	test_close(loop);
 }
+
+/* ---- streams (uco_stream_open_tls) over a TLS connection */
+
+/* The server side of the stream tests: records written one by one with
+ * pauses, so that the client's stream sees lines split across them. */
+struct records {
+	struct pair *p;
+	const char *const *parts;
+	char got[64];   /* what the client's stream wrote */
+	ssize_t got_len;
+	ssize_t end;    /* the read after the client's close: 0 = close_notify */
+};
+
+static void *write_records(void *arg)
+{
+	struct records *r = arg;
+	uco_tls *t = r->p->s;
+	for (size_t i = 0; r->parts[i]; i++) {
+		size_t n = strlen(r->parts[i]);
+		cr_assert_eq(uco_tls_write(t, r->parts[i], n), (ssize_t)n);
+		uco_sleep(MS(5));
+	}
+	/* The client answers before the tail comes. */
+	r->got_len = 0;
+	while (!memchr(r->got, '\n', (size_t)r->got_len)) {
+		ssize_t n = uco_tls_read(t, r->got + r->got_len, sizeof r->got - 1 -
+		                         (size_t)r->got_len);
+		cr_assert_gt(n, 0, "%zd %s", n, uco_tls_error(t));
+		r->got_len += n;
+	}
+	cr_assert_eq(uco_tls_write(t, "tail", 4), 4);
+	cr_assert_eq(uco_tls_shutdown(t), 0);
+	char c;
+	r->end = uco_tls_read(t, &c, 1);
+	return NULL;
+}
+
+static void *stream_lines(void *arg)
+{
+	struct records *r = arg;
+	uco_stream *s;
+	cr_assert_eq(uco_stream_open_tls(&s, r->p->c, NULL), 0);
+	cr_assert_eq(uco_stream_fd(s), r->p->sv[1]);
+	const char *line;
+	ssize_t n = uco_stream_readline(s, &line);
+	cr_assert_eq(n, 11, "%zd", n);
+	cr_assert_eq(memcmp(line, "first line\n", 11), 0);
+	n = uco_stream_readuntil(s, "\r\n", 2, &line);
+	cr_assert_eq(n, 13, "%zd", n);
+	cr_assert_eq(memcmp(line, "second line\r\n", 13), 0);
+	char eight[8];
+	cr_assert_eq(uco_stream_readexactly(s, eight, 8), 8);
+	cr_assert_eq(memcmp(eight, "12345678", 8), 0);
+	cr_assert_eq(uco_stream_write(s, "reply\n", 6), 6);
+	/* The last line has no newline: it comes at close_notify. */
+	n = uco_stream_readline(s, &line);
+	cr_assert_eq(n, 4, "%zd", n);
+	cr_assert_eq(memcmp(line, "tail", 4), 0);
+	cr_assert_eq(uco_stream_readline(s, &line), 0);
+	/* close: close_notify, the connection freed, the socket closed. */
+	cr_assert_eq(uco_stream_close(s), 0);
+	r->p->c = NULL;
+	r->p->sv[1] = -1;
+	return NULL;
+}
+
+Test(tls, a_stream_reads_lines_split_across_records_and_closes_with_close_notify)
+{
+	uco_loop *loop = test_loop();
+	struct pair p;
+	pair_open(loop, &p, 0);
+	static const char *const parts[] = { "first li", "ne\nsecond line\r", "\n1234",
+	                                     "5678", NULL };
+	struct records r = { .p = &p, .parts = parts, .end = -1 };
+	run2(loop, write_records, &r, stream_lines, &r);
+	cr_assert_eq(r.got_len, 6);
+	cr_assert_eq(memcmp(r.got, "reply\n", 6), 0);
+	cr_assert_eq(r.end, 0, "the peer did not see close_notify: %zd %s", r.end,
+	             uco_tls_error(p.s));
+	pair_close(&p);
+	test_close(loop);
+}
+
+/* A line that comes in two records far apart, read with short deadlines:
+ * every timeout keeps what came. */
+static void *slow_line(void *arg)
+{
+	struct pair *p = arg;
+	cr_assert_eq(uco_tls_write(p->s, "hello ", 6), 6);
+	uco_sleep(MS(100));
+	cr_assert_eq(uco_tls_write(p->s, "world\nnext\n", 11), 11);
+	return NULL;
+}
+
+static void *impatient_lines(void *arg)
+{
+	struct pair *p = arg;
+	uco_stream *s;
+	uco_stream_opts o = { .flags = UCO_STREAM_KEEP_TLS };
+	cr_assert_eq(uco_stream_open_tls(&s, p->c, &o), 0);
+	const char *line;
+	ssize_t n;
+	int timeouts = 0;
+	while ((n = uco_stream_readline_dl(s, &line, uco_now() + MS(10))) == -ETIMEDOUT)
+		timeouts++;
+	cr_assert_eq(n, 12, "%zd", n);
+	cr_assert_eq(memcmp(line, "hello world\n", 12), 0);
+	cr_assert_gt(timeouts, 0, "no readline timed out: the test proves nothing");
+	cr_assert_eq(uco_stream_readline(s, &line), 5);
+	cr_assert_eq(memcmp(line, "next\n", 5), 0);
+	cr_assert_eq(uco_stream_close(s), 0); /* KEEP_TLS: conn is ours again */
+	cr_assert_eq(uco_tls_write(p->c, "still mine", 10), 10);
+	return NULL;
+}
+
+Test(tls, a_stream_readline_with_deadlines_loses_no_byte)
+{
+	uco_loop *loop = test_loop();
+	struct pair p;
+	pair_open(loop, &p, 0);
+	run2(loop, slow_line, &p, impatient_lines, &p);
+	struct io_arg r = { .t = p.s };
+	cr_assert_eq(uco_spawn(loop, NULL, read_some, &r), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(r.n, 10, "%zd", r.n);
+	cr_assert_eq(memcmp(r.buf, "still mine", 10), 0);
+	pair_close(&p);
+	test_close(loop);
+}
+
+/* Several MiB through a stream, drained with deadlines that pass, to a
+ * reader that takes 16 KiB at a time with pauses; every byte checked. */
+enum { STREAM_BYTES = 6 << 20 };
+
+struct slow_reader {
+	struct pair *p;
+	size_t got;
+	ssize_t end;
+};
+
+static void *read_slowly(void *arg)
+{
+	struct slow_reader *r = arg;
+	char *buf = malloc(16384);
+	ssize_t n;
+	while ((n = uco_tls_read(r->p->s, buf, 16384)) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			cr_assert_eq(buf[i], (char)((r->got + (size_t)i) % 251), "byte %zu",
+			             r->got + (size_t)i);
+		r->got += (size_t)n;
+		if (r->got % (256 << 10) < (size_t)n)
+			uco_sleep(MS(2));
+	}
+	r->end = n;
+	free(buf);
+	return NULL;
+}
+
+struct big_writer {
+	struct pair *p;
+	int timeouts;
+};
+
+static void *write_big(void *arg)
+{
+	struct big_writer *w = arg;
+	uco_stream *s;
+	uco_stream_opts o = { .hwm = 64 << 10 };
+	cr_assert_eq(uco_stream_open_tls(&s, w->p->c, &o), 0);
+	char piece[10000];
+	size_t sent = 0;
+	while (sent < STREAM_BYTES) {
+		size_t k = STREAM_BYTES - sent < sizeof piece ? STREAM_BYTES - sent : sizeof piece;
+		for (size_t i = 0; i < k; i++)
+			piece[i] = (char)((sent + i) % 251);
+		cr_assert_eq(uco_stream_write(s, piece, k), (ssize_t)k);
+		sent += k;
+		if (sent == STREAM_BYTES)
+			break; /* close flushes the last ones */
+		int r;
+		while ((r = uco_stream_drain_dl(s, uco_now() + MS(1))) == -ETIMEDOUT)
+			w->timeouts++; /* nothing lost: the bytes stay queued */
+		cr_assert_eq(r, 0);
+	}
+	cr_assert_gt(uco_stream_write_buffered(s), 0);
+	cr_assert_eq(uco_stream_close(s), 0);
+	w->p->c = NULL;
+	w->p->sv[1] = -1;
+	return NULL;
+}
+
+Test(tls, a_stream_writes_mebibytes_to_a_slow_reader_drains_with_deadlines_and_flushes_at_close)
+{
+	uco_loop *loop = test_loop();
+	struct pair p;
+	pair_open(loop, &p, 0);
+	struct slow_reader r = { .p = &p, .end = -1 };
+	struct big_writer w = { .p = &p };
+	run2(loop, read_slowly, &r, write_big, &w);
+	cr_assert_eq(r.got, STREAM_BYTES, "%zu", r.got);
+	cr_assert_eq(r.end, 0, "no close_notify: %zd %s", r.end, uco_tls_error(p.s));
+	cr_assert_gt(w.timeouts, 0, "no drain timed out: the test proves nothing");
+	pair_close(&p);
+	test_close(loop);
+}
+
+/* A close whose flush times out (the peer never reads): it returns, the
+ * sender is cancelled and the stream goes with it; with KEEP_TLS the
+ * connection comes back, unable to write. */
+struct stuck {
+	struct pair *p;
+	bool keep;
+	int close;
+};
+
+static void *close_stuck(void *arg)
+{
+	struct stuck *k = arg;
+	uco_stream *s;
+	uco_stream_opts o = { .flags = k->keep ? UCO_STREAM_KEEP_TLS : 0 };
+	cr_assert_eq(uco_stream_open_tls(&s, k->p->c, &o), 0);
+	size_t len = 8 << 20;
+	char *big = calloc(1, len);
+	cr_assert_eq(uco_stream_write(s, big, len), (ssize_t)len);
+	free(big);
+	uco_sleep(MS(20)); /* the sender is in a write the peer never takes */
+	k->close = uco_stream_close_dl(s, uco_now() + MS(30));
+	if (k->keep) {
+		cr_assert_eq(uco_tls_write(k->p->c, "x", 1), -EPIPE);
+	} else {
+		k->p->c = NULL;
+		k->p->sv[1] = -1;
+	}
+	return NULL;
+}
+
+Test(tls, a_stream_close_that_times_out_cancels_the_sender)
+{
+	for (int keep = 0; keep < 2; keep++) {
+		uco_loop *loop = test_loop();
+		struct pair p;
+		pair_open(loop, &p, 0);
+		struct stuck k = { .p = &p, .keep = keep };
+		cr_assert_eq(uco_spawn(loop, NULL, close_stuck, &k), 0);
+		cr_assert_eq(uco_loop_run(loop), 0); /* ends: no sender left */
+		cr_assert_eq(k.close, -ETIMEDOUT, "%d", k.close);
+		if (!keep) {
+			/* The socket was closed: the server reads to its end
+			 * (a reset: the client left the session tickets
+			 * unread), not to "nothing yet". */
+			cr_assert_eq(fcntl(p.sv[0], F_SETFL, O_NONBLOCK), 0);
+			char buf[65536];
+			ssize_t n;
+			while ((n = read(p.sv[0], buf, sizeof buf)) > 0)
+				;
+			cr_assert(n == 0 || errno == ECONNRESET, "%zd %s", n, strerror(errno));
+		}
+		pair_close(&p);
+		test_close(loop);
+	}
+}
+
+Test(tls, a_stream_over_tls_refuses_bad_arguments)
+{
+	uco_loop *loop = test_loop();
+	struct pair p;
+	pair_open(loop, &p, 0);
+	uco_stream *s;
+	cr_assert_eq(uco_stream_open_tls(&s, NULL, NULL), -EINVAL);
+	cr_assert_eq(uco_stream_open_tls(NULL, p.c, NULL), -EINVAL);
+	uco_bufring *br = (uco_bufring *)&p; /* never looked at */
+	uco_stream_opts o = { .bufring = br };
+	cr_assert_eq(uco_stream_open_tls(&s, p.c, &o), -EINVAL);
+	o = (uco_stream_opts){ .flags = 1u << 7 };
+	cr_assert_eq(uco_stream_open_tls(&s, p.c, &o), -EINVAL);
+	/* KEEP_TLS means nothing to a plain stream. */
+	o = (uco_stream_opts){ .flags = UCO_STREAM_KEEP_TLS };
+	cr_assert_eq(uco_stream_open(&s, p.sv[0], &o), -EINVAL);
+	pair_close(&p);
+	test_close(loop);
+}
