@@ -1244,6 +1244,20 @@ Test(tls, a_stream_over_tls_refuses_bad_arguments)
 	/* KEEP_TLS means nothing to a plain stream. */
 	o = (uco_stream_opts){ .flags = UCO_STREAM_KEEP_TLS };
 	cr_assert_eq(uco_stream_open(&s, p.sv[0], &o), -EINVAL);
-	pair_close(&p);
+	/* Streams left open, their senders done, go with the loop: one
+	 * owning its connection and socket, one leaving them to us. */
+	uco_stream *mine, *kept;
+	uco_stream_opts own = { .loop = loop };
+	o.loop = loop;
+	cr_assert_eq(uco_stream_open_tls(&mine, p.s, &own), 0);
+	cr_assert_eq(uco_stream_open_tls(&kept, p.c, &o), 0);
+	cr_assert_eq(uco_stream_write(mine, "to the client", 13), 13);
+	cr_assert_eq(uco_stream_write(kept, "to the server", 13), 13);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(uco_stream_write_buffered(mine), 0);
+	cr_assert_eq(uco_stream_write_buffered(kept), 0);
+	p.s = NULL;
+	p.sv[0] = -1;
 	test_close(loop);
+	pair_close(&p);
 }
