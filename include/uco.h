@@ -793,7 +793,9 @@ UCO_API const char *uco_strerror(int err);
  * readexactly on the read side, write + drain with back-pressure on the
  * write side.  Sockets use recv/send (send with MSG_NOSIGNAL), other
  * descriptors read/write.  At most one task reads at a time (-EBUSY);
- * use a stream on its loop's thread.  docs/streams.md has the details.
+ * use a stream on its loop's thread.  docs/streams.md has the details;
+ * uco_stream_open_tls (with the TLS calls below) puts one on a TLS
+ * connection.
  *
  * Nothing is lost to a deadline or a cancel: a read call that returns
  * -ETIMEDOUT or -ECANCELED leaves every byte received in the stream for

@@ -744,3 +744,12 @@ Test(stream, a_task_cancelled_in_readline_can_still_write_and_close)
 	close(r.fd[1]);
 	test_close(loop);
 }
+
+/* Streams over TLS are tested in test_tls.c; here, what every build
+ * says: a libuco without OpenSSL refuses them with -ENOTSUP. */
+Test(stream, open_tls_is_enotsup_without_tls_and_wants_a_connection_with_it)
+{
+	uco_stream *s = NULL;
+	cr_assert_eq(uco_stream_open_tls(&s, NULL, NULL), UCO_HAVE_TLS ? -EINVAL : -ENOTSUP);
+	cr_assert_null(s);
+}
