@@ -1261,3 +1261,71 @@ Test(tls, a_stream_over_tls_refuses_bad_arguments)
 	test_close(loop);
 	pair_close(&p);
 }
+
+/* A stream on a connection not handshaken yet, one task reading lines
+ * while another writes them: the first read and the sender's first write
+ * make the handshake together, and the echo comes back whole. */
+enum { ECHO_LINES = 2000 };
+
+static void *echoed_lines(void *arg)
+{
+	uco_stream *s = arg;
+	for (int i = 0; i < ECHO_LINES; i++) {
+		char want[32];
+		int len = snprintf(want, sizeof want, "line %d of the echo\n", i);
+		const char *line;
+		ssize_t n = uco_stream_readline(s, &line);
+		cr_assert_eq(n, len, "line %d: %zd", i, n);
+		cr_assert_eq(memcmp(line, want, (size_t)len), 0, "line %d", i);
+	}
+	return NULL;
+}
+
+static void *stream_echo_client(void *arg)
+{
+	struct end *e = arg;
+	uco_tls *t;
+	cr_assert_eq(uco_tls_open(&t, e->ctx, e->fd, e->name), 0);
+	uco_stream *s;
+	uco_stream_opts o = { .flags = UCO_STREAM_KEEP_TLS };
+	cr_assert_eq(uco_stream_open_tls(&s, t, &o), 0);
+	uco_task *reader;
+	cr_assert_eq(uco_spawn(NULL, &reader, echoed_lines, s), 0);
+	for (int i = 0; i < ECHO_LINES; i++) {
+		char line[32];
+		int len = snprintf(line, sizeof line, "line %d of the echo\n", i);
+		cr_assert_eq(uco_stream_write(s, line, (size_t)len), len);
+		cr_assert_eq(uco_stream_drain(s), 0);
+	}
+	cr_assert_eq(uco_await(reader, NULL), 0);
+	uco_task_release(reader);
+	cr_assert_eq(uco_stream_close(s), 0);
+	/* KEEP_TLS: the connection is ours again; tls_echo wants the
+	 * close_notify exchange done both ways before the socket goes. */
+	cr_assert_eq(uco_tls_shutdown(t), 0);
+	char c;
+	e->io = uco_tls_read(t, &c, 1);
+	uco_tls_close(t);
+	close(e->fd);
+	return NULL;
+}
+
+Test(tls, a_stream_on_a_connection_not_handshaken_reads_and_writes_at_once)
+{
+	uco_loop *loop = test_loop();
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct end s = { .ctx = server_ctx(cert_a, key_a, NULL, 0), .fd = sv[0] };
+	struct end c = { .ctx = client_ctx(cert_a, NULL, 0), .fd = sv[1], .name = "localhost",
+	                 .io = -1 };
+	run2(loop, tls_echo, &s, stream_echo_client, &c);
+	cr_assert_eq(s.handshake, 0, "server: %s", s.error);
+	ssize_t total = 0;
+	for (int i = 0; i < ECHO_LINES; i++)
+		total += snprintf(NULL, 0, "line %d of the echo\n", i);
+	cr_assert_eq(s.io, total, "server: %zd %s", s.io, s.error);
+	cr_assert_eq(c.io, 0, "no close_notify from the server: %zd", c.io);
+	uco_tls_ctx_destroy(s.ctx);
+	uco_tls_ctx_destroy(c.ctx);
+	test_close(loop);
+}
