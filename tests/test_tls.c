@@ -1102,8 +1102,10 @@ enum { STREAM_BYTES = 6 << 20 };
 
 struct slow_reader {
 	struct pair *p;
+	bool server_writes;
 	size_t got;
 	ssize_t end;
+	char why[200];
 };
 
 static void *read_slowly(void *arg)
@@ -1111,7 +1113,8 @@ static void *read_slowly(void *arg)
 	struct slow_reader *r = arg;
 	char *buf = malloc(16384);
 	ssize_t n;
-	while ((n = uco_tls_read(r->p->s, buf, 16384)) > 0) {
+	uco_tls *t = r->server_writes ? r->p->c : r->p->s;
+	while ((n = uco_tls_read(t, buf, 16384)) > 0) {
 		for (ssize_t i = 0; i < n; i++)
 			cr_assert_eq(buf[i], (char)((r->got + (size_t)i) % 251), "byte %zu",
 			             r->got + (size_t)i);
@@ -1120,12 +1123,15 @@ static void *read_slowly(void *arg)
 			uco_sleep(MS(2));
 	}
 	r->end = n;
+	if (n < 0)
+		snprintf(r->why, sizeof r->why, "%s", uco_tls_error(t));
 	free(buf);
 	return NULL;
 }
 
 struct big_writer {
 	struct pair *p;
+	bool server_writes; /* the server's end: the kTLS path when asked */
 	int timeouts;
 };
 
@@ -1134,7 +1140,7 @@ static void *write_big(void *arg)
 	struct big_writer *w = arg;
 	uco_stream *s;
 	uco_stream_opts o = { .hwm = 64 << 10 };
-	cr_assert_eq(uco_stream_open_tls(&s, w->p->c, &o), 0);
+	cr_assert_eq(uco_stream_open_tls(&s, w->server_writes ? w->p->s : w->p->c, &o), 0);
 	char piece[10000];
 	size_t sent = 0;
 	while (sent < STREAM_BYTES) {
@@ -1152,24 +1158,39 @@ static void *write_big(void *arg)
 	}
 	cr_assert_gt(uco_stream_write_buffered(s), 0);
 	cr_assert_eq(uco_stream_close(s), 0);
-	w->p->c = NULL;
-	w->p->sv[1] = -1;
+	if (w->server_writes) {
+		w->p->s = NULL;
+		w->p->sv[0] = -1;
+	} else {
+		w->p->c = NULL;
+		w->p->sv[1] = -1;
+	}
 	return NULL;
+}
+
+static void mebibytes_to_a_slow_reader(unsigned flags, bool server_writes)
+{
+	uco_loop *loop = test_loop();
+	struct pair p;
+	pair_open(loop, &p, flags);
+	struct slow_reader r = { .p = &p, .server_writes = server_writes, .end = -1 };
+	struct big_writer w = { .p = &p, .server_writes = server_writes };
+	run2(loop, read_slowly, &r, write_big, &w);
+	cr_assert_eq(r.got, STREAM_BYTES, "%zu", r.got);
+	cr_assert_eq(r.end, 0, "no close_notify: %zd %s", r.end, r.why);
+	cr_assert_gt(w.timeouts, 0, "no drain timed out: the test proves nothing");
+	pair_close(&p);
+	test_close(loop);
 }
 
 Test(tls, a_stream_writes_mebibytes_to_a_slow_reader_drains_with_deadlines_and_flushes_at_close)
 {
-	uco_loop *loop = test_loop();
-	struct pair p;
-	pair_open(loop, &p, 0);
-	struct slow_reader r = { .p = &p, .end = -1 };
-	struct big_writer w = { .p = &p };
-	run2(loop, read_slowly, &r, write_big, &w);
-	cr_assert_eq(r.got, STREAM_BYTES, "%zu", r.got);
-	cr_assert_eq(r.end, 0, "no close_notify: %zd %s", r.end, uco_tls_error(p.s));
-	cr_assert_gt(w.timeouts, 0, "no drain timed out: the test proves nothing");
-	pair_close(&p);
-	test_close(loop);
+	mebibytes_to_a_slow_reader(0, false);
+}
+
+Test(tls, a_stream_on_the_ktls_path_likewise)
+{
+	mebibytes_to_a_slow_reader(UCO_TLS_KTLS, true);
 }
 
 /* A close whose flush times out (the peer never reads): it returns, the
