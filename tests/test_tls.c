@@ -1350,3 +1350,67 @@ Test(tls, a_stream_on_a_connection_not_handshaken_reads_and_writes_at_once)
 	uco_tls_ctx_destroy(c.ctx);
 	test_close(loop);
 }
+
+/* A drain cancelled while the peer reads nothing: the bytes stay queued,
+ * the connection can still write, and all of them arrive later. */
+struct drainer {
+	uco_stream *s;
+	int r;
+};
+
+static void *drain_it(void *arg)
+{
+	struct drainer *d = arg;
+	d->r = uco_stream_drain(d->s);
+	return NULL;
+}
+
+static void *close_it(void *arg)
+{
+	struct drainer *d = arg;
+	d->r = uco_stream_close(d->s);
+	return NULL;
+}
+
+Test(tls, a_cancelled_drain_leaves_the_bytes_queued_and_the_connection_writing)
+{
+	uco_loop *loop = test_loop();
+	struct pair p;
+	pair_open(loop, &p, 0);
+	uco_stream *s;
+	uco_stream_opts o = { .loop = loop };
+	cr_assert_eq(uco_stream_open_tls(&s, p.c, &o), 0);
+	size_t len = STREAM_BYTES;
+	char *big = malloc(len);
+	for (size_t i = 0; i < len; i++)
+		big[i] = (char)(i % 251);
+	cr_assert_eq(uco_stream_write(s, big, len), (ssize_t)len);
+	free(big);
+	struct drainer d = { .s = s, .r = 1 };
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, drain_it, &d), 0);
+	for (int i = 0; i < 3; i++) { /* it waits; the sender fills the socket */
+		uco_loop_stop(loop);
+		uco_loop_run(loop);
+	}
+	cr_assert_eq(uco_task_cancel(t), 0);
+	uco_loop_stop(loop);
+	uco_loop_run(loop);
+	cr_assert_eq(d.r, -ECANCELED, "%d", d.r);
+	uco_task_release(t);
+	size_t queued = uco_stream_write_buffered(s);
+	cr_assert_gt(queued, 0);
+	/* Now the peer reads: every byte arrives, in order, then the close's
+	 * close_notify. */
+	struct slow_reader r = { .p = &p, .end = -1 };
+	cr_assert_eq(uco_spawn(loop, NULL, read_slowly, &r), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, close_it, &d), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(d.r, 0, "close: %d", d.r);
+	cr_assert_eq(r.got, STREAM_BYTES, "%zu", r.got);
+	cr_assert_eq(r.end, 0, "no close_notify: %zd %s", r.end, r.why);
+	p.c = NULL;
+	p.sv[1] = -1;
+	pair_close(&p);
+	test_close(loop);
+}
