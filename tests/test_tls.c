@@ -494,6 +494,18 @@ static void *impatient_reader(void *arg)
 	return NULL;
 }
 
+/* A client's end: close_notify, the server's (e->io: 0), then the
+ * connection and the socket go. */
+static void *close_both_ways(struct end *e, uco_tls *t)
+{
+	cr_assert_eq(uco_tls_shutdown(t), 0);
+	char c;
+	e->io = uco_tls_read(t, &c, 1);
+	uco_tls_close(t);
+	close(e->fd);
+	return NULL;
+}
+
 static void *hello_sender(void *arg)
 {
 	struct end *e = arg;
@@ -502,12 +514,7 @@ static void *hello_sender(void *arg)
 	cr_assert_eq(uco_tls_write(t, "hello", 5), 5);
 	uco_sleep(MS(50));
 	cr_assert_eq(uco_tls_write(t, " world", 6), 6);
-	cr_assert_eq(uco_tls_shutdown(t), 0);
-	char c;
-	e->io = uco_tls_read(t, &c, 1);
-	uco_tls_close(t);
-	close(e->fd);
-	return NULL;
+	return close_both_ways(e, t);
 }
 
 Test(tls, a_read_timed_out_mid_record_loses_nothing)
@@ -1323,12 +1330,7 @@ static void *stream_echo_client(void *arg)
 	cr_assert_eq(uco_stream_close(s), 0);
 	/* KEEP_TLS: the connection is ours again; tls_echo wants the
 	 * close_notify exchange done both ways before the socket goes. */
-	cr_assert_eq(uco_tls_shutdown(t), 0);
-	char c;
-	e->io = uco_tls_read(t, &c, 1);
-	uco_tls_close(t);
-	close(e->fd);
-	return NULL;
+	return close_both_ways(e, t);
 }
 
 Test(tls, a_stream_on_a_connection_not_handshaken_reads_and_writes_at_once)
