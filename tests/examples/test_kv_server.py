@@ -7,6 +7,7 @@ pipelines without reading (back-pressure), a line over the limit, and
 SIGTERM.
 
 usage: test_kv_server.py KV_SERVER"""
+import os
 import re
 import signal
 import socket
@@ -15,17 +16,10 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from common import check, fail  # noqa: E402
+
 SERVER = sys.argv[1]
-
-
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
 
 
 def start():

@@ -6,15 +6,7 @@ import shutil
 import subprocess
 import sys
 
-
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
+from common import check, fail  # noqa: F401  (re-exported)
 
 
 def make_cert(d):

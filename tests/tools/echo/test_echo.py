@@ -19,18 +19,11 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import check, fail  # noqa: E402
+
 ECHO = sys.argv[1]
 SKIP = 77  # meson's exit status for a skipped test
-
-
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
 
 
 class Server:

@@ -15,9 +15,9 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 import test_echo as e  # noqa: E402  (Server)
+from common import run_named  # noqa: E402
 from tls_common import check, make_cert  # noqa: E402
 
-TEST = sys.argv[2] if len(sys.argv) > 2 else ""
 
 
 def tls(port, cert):
@@ -92,11 +92,5 @@ def test_s_client():
             srv.kill()
 
 
-TESTS = {name[5:]: fn for name, fn in globals().items() if name.startswith("test_")}
-
 if __name__ == "__main__":
-    if TEST not in TESTS:
-        print(f"usage: test_echo_tls.py UCO_ECHO {{{','.join(TESTS)}}}")
-        sys.exit(2)
-    TESTS[TEST]()
-    print("ok")
+    run_named(globals(), "test_echo_tls.py", "UCO_ECHO")

@@ -18,19 +18,11 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import check, fail, run_named  # noqa: E402
+
 HTTP = sys.argv[1]
-TEST = sys.argv[2] if len(sys.argv) > 2 else ""
 SECRET = b"TOPSECRET-outside-the-root"
-
-
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
 
 
 def need(tool):
@@ -757,11 +749,5 @@ def test_wrk():
             wrk(srv, "/plaintext")
 
 
-TESTS = {name[5:]: fn for name, fn in globals().items() if name.startswith("test_")}
-
 if __name__ == "__main__":
-    if TEST not in TESTS:
-        print(f"usage: test_http.py UCO_HTTP {{{','.join(TESTS)}}}")
-        sys.exit(2)
-    TESTS[TEST]()
-    print("ok")
+    run_named(globals(), "test_http.py", "UCO_HTTP")

@@ -19,9 +19,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 import test_http as h  # noqa: E402  (Server, check, need, make_root)
+from common import run_named  # noqa: E402
 from tls_common import make_cert  # noqa: E402
 
-TEST = sys.argv[2] if len(sys.argv) > 2 else ""
 check, fail, need = h.check, h.fail, h.need
 
 
@@ -290,11 +290,5 @@ def test_bad_input():
             good.close()
 
 
-TESTS = {name[5:]: fn for name, fn in globals().items() if name.startswith("test_")}
-
 if __name__ == "__main__":
-    if TEST not in TESTS:
-        print(f"usage: test_https.py UCO_HTTP {{{','.join(TESTS)}}}")
-        sys.exit(2)
-    TESTS[TEST]()
-    print("ok")
+    run_named(globals(), "test_https.py", "UCO_HTTP")
