@@ -80,8 +80,21 @@ typedef struct uco_loop_opts {
 	 * connection cannot drain a shared buffer ring).  Default: an eighth
 	 * of the stream's ring's buffers, 1 to 16. */
 	unsigned recv_stream_hold;
-	unsigned reserved_[3]; /* must be zero */
+	/* Which backend runs the loop: UCO_BACKEND_AUTO (0, the default),
+	 * UCO_BACKEND_IO_URING or UCO_BACKEND_EPOLL.  The environment variable
+	 * UCO_BACKEND=auto|io_uring|epoll, when set, overrides it. */
+	unsigned backend;
+	unsigned reserved_[2]; /* must be zero */
 } uco_loop_opts;
+
+/* io_uring where the kernel allows it; the readiness (epoll) backend where
+ * setting up a ring is refused or missing (EPERM from a seccomp profile or
+ * the kernel.io_uring_disabled sysctl, ENOSYS, EOPNOTSUPP). */
+#define UCO_BACKEND_AUTO 0u
+/* io_uring only: uco_loop_create() fails where it is refused. */
+#define UCO_BACKEND_IO_URING 1u
+/* The readiness backend (epoll), even where io_uring works. */
+#define UCO_BACKEND_EPOLL 2u
 
 #define UCO_STACK_SIZE_DEFAULT (64u * 1024)
 #define UCO_STACK_SIZE_MIN (16u * 1024)
@@ -167,7 +180,14 @@ UCO_API int uco_loop_stats_get(const uco_loop *loop, uco_loop_stats *out);
 #define UCO_RING_DEFER_TASKRUN (1u << 1)
 #define UCO_RING_COOP_TASKRUN (1u << 2)
 #define UCO_RING_GUARD_MADVISE (1u << 3) /* stacks guarded by MADV_GUARD_INSTALL */
+#define UCO_RING_EPOLL (1u << 4) /* the readiness backend runs the loop: no ring */
 UCO_API unsigned uco_loop_features(const uco_loop *loop);
+
+/* The backend running the loop, "io_uring" or "epoll" (NULL for NULL).
+ * With `why` not NULL, *why is set to the sentence that says why AUTO fell
+ * back to epoll (which call io_uring refused, and with what), or NULL when
+ * it did not fall back. */
+UCO_API const char *uco_loop_backend(const uco_loop *loop, const char **why);
 
 /* ---------------------------------------------------------------- debugging */
 

@@ -522,3 +522,10 @@ unsigned uco_loop_features(const uco_loop *loop)
 {
 	return loop ? loop->features : 0;
 }
+
+const char *uco_loop_backend(const uco_loop *loop, const char **why)
+{
+	if (why)
+		*why = NULL;
+	return loop ? "io_uring" : NULL;
+}
