@@ -343,6 +343,10 @@ static void *reads_one(void *arg)
 Test(io, many_concurrent_reads_cost_few_system_calls)
 {
 	uco_loop *loop = test_loop();
+	/* Readiness equivalent (for the epoll backend): a read whose data is
+	 * there is one read(2) and no epoll_ctl or epoll_wait, which a
+	 * counter of epoll calls in uco_loop_stats could check. */
+	skip_on_epoll(loop, "SQEs batched into few io_uring_enter calls");
 	enum { N = 200 };
 	int fds[N][2];
 	uco_task *t[N];
@@ -598,7 +602,9 @@ Test(io, more_operations_in_flight_than_the_cq_holds)
 	}
 	uco_loop_stats s;
 	uco_loop_stats_get(loop, &s);
-	cr_assert_eq(s.cqes_reaped, N, "every completion once");
+	/* CQEs are io_uring's; on epoll the results above are the check. */
+	if (!test_on_epoll(loop))
+		cr_assert_eq(s.cqes_reaped, N, "every completion once");
 	test_close(loop);
 }
 
@@ -686,6 +692,9 @@ static void *without_opcodes(void *arg)
 Test(io, missing_opcodes_fall_back_or_say_so)
 {
 	uco_loop *loop = test_loop();
+	/* The readiness backend has no opcodes: it makes these system calls
+	 * itself, which the other io tests cover on it. */
+	skip_on_epoll(loop, "opcodes a kernel may lack (uco__forget_opcode)");
 	uco__forget_opcode(loop, IORING_OP_SOCKET);
 	uco__forget_opcode(loop, IORING_OP_SHUTDOWN);
 	uco__forget_opcode(loop, IORING_OP_CLOSE);

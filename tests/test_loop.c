@@ -37,7 +37,7 @@ Test(loop, bad_options_are_EINVAL)
 	opts.flags = 1u << 30;
 	cr_assert_eq(uco_loop_create(&loop, &opts), -EINVAL);
 	memset(&opts, 0, sizeof opts);
-	opts.reserved_[2] = 1;
+	opts.reserved_[1] = 1; /* the last one (reserved_ is [2] since .backend) */
 	cr_assert_eq(uco_loop_create(&loop, &opts), -EINVAL);
 	cr_assert_null(loop);
 	cr_assert_eq(uco_loop_run(NULL), -EINVAL);
@@ -53,7 +53,10 @@ Test(loop, ring_features_are_probed)
 	uco_loop *loop = test_loop();
 	unsigned f = uco_loop_features(loop);
 	const char *ring = getenv("UCO_TEST_RING");
-	if (ring && strcmp(ring, "plain") == 0)
+	if (test_on_epoll(loop)) /* the readiness equivalent: no ring, no ring flags */
+		cr_assert_eq(f & (UCO_RING_SINGLE_ISSUER | UCO_RING_DEFER_TASKRUN |
+		                  UCO_RING_COOP_TASKRUN), 0);
+	else if (ring && strcmp(ring, "plain") == 0)
 		cr_assert_eq(f & (UCO_RING_SINGLE_ISSUER | UCO_RING_DEFER_TASKRUN |
 		                  UCO_RING_COOP_TASKRUN), 0);
 	else
@@ -206,17 +209,24 @@ Test(loop, sqes_of_one_turn_go_in_one_submit)
 	cr_assert_eq(uco_loop_run(loop), 1);
 	uco_loop_stats s;
 	uco_loop_stats_get(loop, &s);
-	cr_assert_eq(s.submit_calls, 1);
-	cr_assert_geq(s.timer_sqes, 5, "five distinct deadlines at least");
-	cr_assert_lt(s.timer_sqes, 1000, "sleeps share timeouts");
-	/* The timeouts, and the inbox's standing read that every loop keeps
-	 * for other threads (uco_loop_call, executors). */
-	cr_assert_eq(s.sqes_submitted, s.timer_sqes + 1);
+	/* SQEs and submits are io_uring's: on epoll the switches and spawns
+	 * are checked.  (Readiness equivalent, for the epoll backend: the
+	 * sleeps go into its timer structure with no system call each.) */
+	bool ring = !test_on_epoll(loop);
+	if (ring) {
+		cr_assert_eq(s.submit_calls, 1);
+		cr_assert_geq(s.timer_sqes, 5, "five distinct deadlines at least");
+		cr_assert_lt(s.timer_sqes, 1000, "sleeps share timeouts");
+		/* The timeouts, and the inbox's standing read that every loop
+		 * keeps for other threads (uco_loop_call, executors). */
+		cr_assert_eq(s.sqes_submitted, s.timer_sqes + 1);
+	}
 	cr_assert_eq(s.switches, 2000, "each task in and out once");
 
 	cr_assert_eq(uco_loop_run(loop), 0);
 	uco_loop_stats_get(loop, &s);
-	cr_assert_eq(s.cqes_reaped, s.timer_sqes, "one completion per timeout");
+	if (ring)
+		cr_assert_eq(s.cqes_reaped, s.timer_sqes, "one completion per timeout");
 	cr_assert_eq(s.tasks_spawned, 1000);
 	cr_assert_eq(s.switches, 4000);
 	test_close(loop);
@@ -242,8 +252,10 @@ Test(loop, a_full_sq_loses_nothing)
 	}
 	uco_loop_stats s;
 	uco_loop_stats_get(loop, &s);
-	cr_assert_gt(s.timer_sqes, 8, "more SQEs than the SQ holds");
-	cr_assert_eq(s.cqes_reaped, s.timer_sqes);
+	if (!test_on_epoll(loop)) { /* no SQ on epoll: the results above are the check */
+		cr_assert_gt(s.timer_sqes, 8, "more SQEs than the SQ holds");
+		cr_assert_eq(s.cqes_reaped, s.timer_sqes);
+	}
 	test_close(loop);
 }
 

@@ -260,7 +260,7 @@ static bool xno_msg_ring;
 
 static int setup_storm(uco_loop *loop, unsigned index, void *chan)
 {
-	if (xno_msg_ring)
+	if (xno_msg_ring && !test_on_epoll(loop)) /* epoll: the eventfd is the only way */
 		uco__forget_opcode(loop, IORING_OP_MSG_RING);
 	if (index == 0)
 		return uco_spawn(loop, NULL, xsender, chan);
