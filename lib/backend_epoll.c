@@ -285,7 +285,13 @@ int uco__epoll_timer_add(struct uco__epoll *ep, struct eop *op)
 static void finish(struct uco__epoll *ep, struct eop *op, int res, unsigned flags)
 {
 	if (op->where == EOP_FD) {
-		uco__list_remove(&ep->fds[op->fd].q[op->dir], &op->link);
+		struct fd_waiters *w = &ep->fds[op->fd];
+		uco__list_remove(&w->q[op->dir], &op->link);
+		/* Nobody waits: what is armed is not trusted any more (the user
+		 * may close the descriptor and get its number back for another
+		 * file), so the next wait arms again. */
+		if (!w->q[0].head && !w->q[1].head)
+			w->armed = 0;
 	}
 	if (op->where != EOP_NEW)
 		unhold(ep, op);
@@ -556,8 +562,6 @@ static void run(struct uco__epoll *ep, struct eop *op)
 static void start(struct uco__epoll *ep, const struct io_uring_sqe *sqe,
                   const struct io_uring_sqe *link)
 {
-	if (sqe->opcode == IORING_OP_LINK_TIMEOUT)
-		return; /* its operation ended at once, or it was alone */
 	if (!uco__epoll_ops[sqe->opcode].issue) {
 		uco__epoll_post(ep, sqe->user_data, -EINVAL, 0);
 		return;

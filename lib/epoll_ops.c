@@ -106,9 +106,11 @@ static enum eop_verdict issue_rw(struct uco__epoll *ep, struct eop *op, int *res
 {
 	(void)ep;
 	op->dir = is_write(op);
-	ssize_t r = rw_call(op, RWF_NOWAIT);
+	ssize_t r = rw_call(op, RWF_NOWAIT | (int)op->sqe.rw_flags);
 	if (r >= 0)
 		return done(res, (int)r);
+	if (errno == EAGAIN && (op->sqe.rw_flags & RWF_NOWAIT))
+		return done_errno(res); /* the caller's own RWF_NOWAIT */
 	if (errno == EAGAIN)
 		return EOP_WAIT; /* a regular file's EPERM from epoll sends it to a worker */
 	if (errno != EOPNOTSUPP)
@@ -124,7 +126,7 @@ static enum eop_verdict issue_rw(struct uco__epoll *ep, struct eop *op, int *res
 	int err = make_nonblocking(op->fd);
 	if (err)
 		return done(res, err);
-	r = rw_call(op, 0);
+	r = rw_call(op, (int)op->sqe.rw_flags);
 	if (r >= 0)
 		return done(res, (int)r);
 	return errno == EAGAIN ? EOP_WAIT : done_errno(res);
@@ -132,7 +134,7 @@ static enum eop_verdict issue_rw(struct uco__epoll *ep, struct eop *op, int *res
 
 static int blocking_rw(struct eop *op)
 {
-	ssize_t r = rw_call(op, 0);
+	ssize_t r = rw_call(op, (int)op->sqe.rw_flags);
 	return r < 0 ? -errno : (int)r;
 }
 
@@ -143,11 +145,15 @@ static int msg_flags(const struct eop *op)
 	return (int)op->sqe.msg_flags | MSG_DONTWAIT;
 }
 
-static enum eop_verdict socket_result(ssize_t r, int *res)
+/* A call that would block waits for readiness, unless its caller said
+ * MSG_DONTWAIT itself: then -EAGAIN is its answer, as on io_uring. */
+static enum eop_verdict socket_result(const struct eop *op, ssize_t r, int *res)
 {
 	if (r >= 0)
 		return done(res, (int)r);
-	return errno == EAGAIN ? EOP_WAIT : done_errno(res);
+	if (errno != EAGAIN || (op->sqe.msg_flags & MSG_DONTWAIT))
+		return done_errno(res);
+	return EOP_WAIT;
 }
 
 /* A receive into the next provided buffer of the SQE's group: one, or (a
@@ -167,7 +173,7 @@ static enum eop_verdict recv_select(struct uco__epoll *ep, struct eop *op, int *
 			len = op->sqe.len;
 		ssize_t n = recv(op->fd, addr, len, msg_flags(op));
 		if (n <= 0)
-			return socket_result(n, res); /* EOF keeps its buffer */
+			return socket_result(op, n, res); /* EOF keeps its buffer */
 		uco__epoll_buffer_take(ep, op->sqe.buf_group);
 		unsigned flags = IORING_CQE_F_BUFFER | bid << IORING_CQE_BUFFER_SHIFT;
 		op->taken += (uint64_t)n;
@@ -186,7 +192,7 @@ static enum eop_verdict issue_recv(struct uco__epoll *ep, struct eop *op, int *r
 	if (op->sqe.flags & IOSQE_BUFFER_SELECT)
 		return recv_select(ep, op, res);
 	void *buf = (void *)(uintptr_t)op->sqe.addr;
-	return socket_result(recv(op->fd, buf, op->sqe.len, msg_flags(op)), res);
+	return socket_result(op, recv(op->fd, buf, op->sqe.len, msg_flags(op)), res);
 }
 
 static enum eop_verdict issue_send(struct uco__epoll *ep, struct eop *op, int *res)
@@ -194,7 +200,7 @@ static enum eop_verdict issue_send(struct uco__epoll *ep, struct eop *op, int *r
 	(void)ep;
 	op->dir = 1;
 	const void *buf = (const void *)(uintptr_t)op->sqe.addr;
-	return socket_result(send(op->fd, buf, op->sqe.len, msg_flags(op)), res);
+	return socket_result(op, send(op->fd, buf, op->sqe.len, msg_flags(op)), res);
 }
 
 static enum eop_verdict issue_recvmsg(struct uco__epoll *ep, struct eop *op, int *res)
@@ -202,7 +208,7 @@ static enum eop_verdict issue_recvmsg(struct uco__epoll *ep, struct eop *op, int
 	(void)ep;
 	op->dir = 0;
 	struct msghdr *msg = (struct msghdr *)(uintptr_t)op->sqe.addr;
-	return socket_result(recvmsg(op->fd, msg, msg_flags(op)), res);
+	return socket_result(op, recvmsg(op->fd, msg, msg_flags(op)), res);
 }
 
 static enum eop_verdict issue_sendmsg(struct uco__epoll *ep, struct eop *op, int *res)
@@ -210,7 +216,7 @@ static enum eop_verdict issue_sendmsg(struct uco__epoll *ep, struct eop *op, int
 	(void)ep;
 	op->dir = 1;
 	const struct msghdr *msg = (const struct msghdr *)(uintptr_t)op->sqe.addr;
-	return socket_result(sendmsg(op->fd, msg, msg_flags(op)), res);
+	return socket_result(op, sendmsg(op->fd, msg, msg_flags(op)), res);
 }
 
 static enum eop_verdict issue_accept(struct uco__epoll *ep, struct eop *op, int *res)
@@ -223,11 +229,11 @@ static enum eop_verdict issue_accept(struct uco__epoll *ep, struct eop *op, int 
 	socklen_t *addrlen = (socklen_t *)(uintptr_t)op->sqe.off;
 	int flags = (int)op->sqe.accept_flags;
 	if (!(op->sqe.ioprio & IORING_ACCEPT_MULTISHOT))
-		return socket_result(accept4(op->fd, addr, addrlen, flags), res);
+		return socket_result(op, accept4(op->fd, addr, addrlen, flags), res);
 	for (int i = 0; i < MULTISHOT_BURST; i++) {
 		int fd = accept4(op->fd, addr, addrlen, flags);
 		if (fd < 0)
-			return socket_result(fd, res);
+			return socket_result(op, fd, res);
 		uco__epoll_post(ep, op->sqe.user_data, fd, IORING_CQE_F_MORE);
 	}
 	return EOP_WAIT;
@@ -365,6 +371,16 @@ static enum eop_verdict issue_cancel(struct uco__epoll *ep, struct eop *op, int 
 	return done(res, uco__epoll_cancel(ep, op->sqe.addr, false));
 }
 
+/* A linked timeout is taken with the SQE before it (backend_epoll.c's
+ * submit); one that reaches here has no operation to time: io_uring says
+ * -EINVAL to that too. */
+static enum eop_verdict issue_link_timeout(struct uco__epoll *ep, struct eop *op, int *res)
+{
+	(void)ep;
+	(void)op;
+	return done(res, -EINVAL);
+}
+
 static enum eop_verdict issue_nop(struct uco__epoll *ep, struct eop *op, int *res)
 {
 	(void)ep;
@@ -401,7 +417,7 @@ static enum eop_verdict issue_nop(struct uco__epoll *ep, struct eop *op, int *re
 #define issue_SPLICE to_worker
 #define issue_TIMEOUT issue_timeout
 #define issue_TIMEOUT_REMOVE issue_timeout_remove
-#define issue_LINK_TIMEOUT NULL     /* taken with the SQE it is linked to */
+#define issue_LINK_TIMEOUT issue_link_timeout
 #define issue_ASYNC_CANCEL issue_cancel
 #define issue_MSG_RING NULL         /* no ring to message: inbox.c rings the eventfd */
 #define issue_WAITID NULL           /* process.c polls the pidfd instead */
