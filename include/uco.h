@@ -715,6 +715,27 @@ UCO_API int uco_recv_stream_close(uco_recv_stream *s);
 UCO_API int uco_fd_register(uco_loop *loop, int fd);
 UCO_API int uco_fd_unregister(uco_loop *loop, int handle);
 
+/* Registered (fixed) buffers: uco_buffers_register() lends n buffers to
+ * the loop's ring once (the kernel pins their pages, counted against
+ * RLIMIT_MEMLOCK), and the fixed reads and writes below then move data
+ * into and out of them without the per-call page pinning of uco_read().
+ * One registration per loop at a time: -EBUSY while one exists;
+ * uco_buffers_unregister() first (-EBUSY while a fixed call is in flight,
+ * -ENXIO with none).  The buffers stay the caller's memory. */
+UCO_API int uco_buffers_register(uco_loop *loop, const struct iovec *iov, unsigned n);
+UCO_API int uco_buffers_unregister(uco_loop *loop);
+/* uco_read()/uco_write() through registered buffer buf_index; [buf,
+ * buf + len) must lie inside it: -EFAULT if not, -EINVAL for an index
+ * beyond the registration, -ENXIO with no buffers registered. */
+UCO_API ssize_t uco_read_fixed(int fd, void *buf, size_t len, int64_t offset,
+                               unsigned buf_index);
+UCO_API ssize_t uco_read_fixed_dl(int fd, void *buf, size_t len, int64_t offset,
+                                  unsigned buf_index, int64_t deadline);
+UCO_API ssize_t uco_write_fixed(int fd, const void *buf, size_t len, int64_t offset,
+                                unsigned buf_index);
+UCO_API ssize_t uco_write_fixed_dl(int fd, const void *buf, size_t len, int64_t offset,
+                                   unsigned buf_index, int64_t deadline);
+
 /* Kernels differ: each operation's opcode is probed once per loop.  Where
  * one is missing, socket, shutdown and close fall back to the plain system
  * call (none of them blocks); every other call returns -EOPNOTSUPP. */
