@@ -319,6 +319,8 @@ struct uco_loop {
 #endif
 	/* uco_buffers_register()'s buffers, or NULL: none (fixed_buffers.c). */
 	struct uco__fixed_bufs *fixed_bufs;
+	/* uco_loop_opts's, for ring.c's UCO_LOOP_SQPOLL and UCO_LOOP_NAPI. */
+	unsigned busy_poll_us;
 };
 
 static inline bool uco__has_op(const uco_loop *loop, unsigned op)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -54,6 +55,84 @@ void uco__forget_opcode(uco_loop *loop, unsigned op)
 	loop->opcodes[op / 64] &= ~(UINT64_C(1) << (op % 64));
 }
 
+/* ------------------------------------------------------------ polling */
+
+/*
+ * UCO_LOOP_SQPOLL and UCO_LOOP_NAPI, opt-in (each spends CPU to save
+ * latency or system calls: docs/polling.md).  With SQPOLL a kernel thread
+ * takes SQEs from the ring as they come: io_uring_submit() then only wakes
+ * it when it went to sleep (liburing checks IORING_SQ_NEED_WAKEUP), and a
+ * full SQ empties only when that thread gets to it (sqpoll_room).  The
+ * task-running modes are IPI tuning that SQPOLL replaces: the kernel
+ * refuses DEFER_TASKRUN and COOP_TASKRUN with it, so each variant keeps
+ * only SINGLE_ISSUER.
+ */
+#define SQPOLL_IDLE_MS_DEFAULT 1000 /* the kernel's own default */
+#define NAPI_BUSY_POLL_US_DEFAULT 50 /* the usual net.core.busy_poll */
+
+static void poll_params(const uco_loop *loop, unsigned flags, struct io_uring_params *p)
+{
+	if (!(flags & UCO_LOOP_SQPOLL))
+		return;
+	p->flags &= ~(IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN);
+	p->flags |= IORING_SETUP_SQPOLL;
+	p->sq_thread_idle = loop->busy_poll_us ? (loop->busy_poll_us + 999) / 1000
+	                                       : SQPOLL_IDLE_MS_DEFAULT;
+}
+
+/* io_uring_register_napi (6.9) is newer than liburing 2.3: its opcode and
+ * argument (struct io_uring_napi, 16 bytes; the later opcode/op_param
+ * fields are zero for "register, dynamic tracking"). */
+#ifndef IORING_REGISTER_NAPI
+#define IORING_REGISTER_NAPI 27
+#endif
+struct napi_arg {
+	uint32_t busy_poll_to;    /* microseconds */
+	uint8_t prefer_busy_poll;
+	uint8_t pad[3];
+	uint64_t resv;
+};
+
+static int register_napi(uco_loop *loop, unsigned busy_poll_us)
+{
+	struct napi_arg arg = { .busy_poll_to = busy_poll_us };
+	long r = syscall(__NR_io_uring_register, loop->ring.ring_fd, IORING_REGISTER_NAPI, &arg, 1);
+	/* Unknown opcode before 6.9: -EINVAL; built without busy polling:
+	 * -EOPNOTSUPP. */
+	if (r < 0)
+		return errno == EINVAL ? -EOPNOTSUPP : -errno;
+	return 0;
+}
+
+/* After the set-up: say what runs, and register NAPI busy polling. */
+static int poll_options(uco_loop *loop, unsigned flags)
+{
+	if (flags & UCO_LOOP_SQPOLL)
+		loop->features = (loop->features & ~(unsigned)(UCO_RING_DEFER_TASKRUN |
+		                                                 UCO_RING_COOP_TASKRUN)) |
+		                 UCO_RING_SQPOLL;
+	if (flags & UCO_LOOP_NAPI) {
+		int err = register_napi(loop, loop->busy_poll_us ? loop->busy_poll_us
+		                                                  : NAPI_BUSY_POLL_US_DEFAULT);
+		if (err)
+			return err;
+		loop->features |= UCO_RING_NAPI;
+	}
+	return 0;
+}
+
+/* With SQPOLL, what io_uring_submit() handed over leaves the SQ only when
+ * the SQ thread takes it: wait for room for n (IORING_ENTER_SQ_WAIT while
+ * it is full; the thread is awake then, so the rest is soon). */
+static void sqpoll_room(uco_loop *loop, unsigned n)
+{
+	if (!(loop->features & UCO_RING_SQPOLL))
+		return;
+	for (int spins = 0; io_uring_sq_space_left(&loop->ring) < n && spins < 100000; spins++)
+		if (io_uring_sq_space_left(&loop->ring) == 0 && io_uring_sqring_wait(&loop->ring) < 0)
+			return;
+}
+
 int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags)
 {
 	int err = -EINVAL;
@@ -66,11 +145,13 @@ int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags)
 		 * submitted over many turns must fit (libuv #4598). */
 		p.flags = variants[i].setup_flags | IORING_SETUP_CQSIZE;
 		p.cq_entries = entries * 8;
+		poll_params(loop, flags, &p);
 		err = io_uring_queue_init_params(entries, &loop->ring, &p);
 		if (err == -EINVAL) {
 			/* CQSIZE itself is 5.5+: try once more without it. */
 			memset(&p, 0, sizeof p);
 			p.flags = variants[i].setup_flags;
+			poll_params(loop, flags, &p);
 			err = io_uring_queue_init_params(entries, &loop->ring, &p);
 		}
 		if (err == -EINVAL)
@@ -81,11 +162,15 @@ int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags)
 		/* Saves an fd lookup per io_uring_enter; 5.18+, optional. */
 		io_uring_register_ring_fd(&loop->ring);
 		err = probe_opcodes(loop);
+		if (!err)
+			err = poll_options(loop, flags);
 		if (err)
 			io_uring_queue_exit(&loop->ring);
 		return err;
 	}
-	return err;
+	/* Every variant refused: with SQPOLL asked for, it is what is missing
+	 * (the same variants without it make the default loop). */
+	return err == -EINVAL && (flags & UCO_LOOP_SQPOLL) ? -EOPNOTSUPP : err;
 }
 
 void uco__ring_exit(uco_loop *loop)
@@ -230,6 +315,7 @@ struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c)
 		 * again, so that no operation is ever dropped. */
 		if (submit_pending(loop) < 0)
 			return NULL;
+		sqpoll_room(loop, 1);
 		sqe = io_uring_get_sqe(&loop->ring);
 		if (!sqe)
 			return NULL;
@@ -281,6 +367,7 @@ int uco__sqe_reserve(uco_loop *loop, unsigned n)
 	int err = submit_pending(loop);
 	if (err < 0)
 		return err;
+	sqpoll_room(loop, n);
 	return io_uring_sq_space_left(&loop->ring) >= n ? 0 : -EAGAIN;
 }
 
