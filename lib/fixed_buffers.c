@@ -11,8 +11,8 @@
  * both a bad index and a range outside the buffer, and a backend that
  * emulates the ring has no table of its own to check against.  The record
  * also counts the fixed operations in flight, so that a registration is
- * never replaced under one (kernels before 5.13 did not keep the old pages
- * for operations in flight).
+ * never removed under one: once unregistered, the caller may free or reuse
+ * the memory, which the kernel must then no longer be writing into.
  */
 #include <errno.h>
 #include <stdlib.h>
