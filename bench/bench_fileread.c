@@ -145,7 +145,11 @@ static void *fr_uco_reader(void *arg)
 
 	do {
 		uint64_t off = fr_next(r);
-		ssize_t n = uco_read(r->p->fd, r->buf, r->p->bs, (int64_t)off);
+		/* uco-fixedbuf: reader i has buffer i, registered as i. */
+		ssize_t n = r->p->bufs ? uco_read_fixed(r->p->fd, r->buf, r->p->bs, (int64_t)off,
+		                                        (unsigned)((size_t)(r->buf - r->p->bufs) /
+		                                                   r->p->bs))
+		                       : uco_read(r->p->fd, r->buf, r->p->bs, (int64_t)off);
 		int e = fr_check(r, n, off);
 		if (e < 0) {
 			r->err = e;
@@ -156,15 +160,16 @@ static void *fr_uco_reader(void *arg)
 	return NULL;
 }
 
-static int fr_uco_with(uco_loop *loop, const struct fr_params *p, struct fr_reader *rs,
-                       unsigned char *bufs, uco_fn reader, const char *impl, double *mbps)
+static int fr_uco(uco_loop *loop, const struct fr_params *p,
+                  struct fr_reader *rs, unsigned char *bufs, double *mbps)
 {
+	const char *impl = p->bufs ? "uco-fixedbuf" : "uco";
 	int64_t t0 = bench_now_ns();
 	int ret;
 
 	fr_readers_init(rs, p, bufs, t0 + p->run_ns);
 	for (unsigned i = 0; i < p->qd; i++) {
-		ret = uco_spawn(loop, NULL, reader, &rs[i]);
+		ret = uco_spawn(loop, NULL, fr_uco_reader, &rs[i]);
 		if (ret < 0) {
 			bench_fail("fileread", impl, "uco_spawn: %s", strerror(-ret));
 			uco_loop_run(loop);
@@ -187,12 +192,6 @@ static int fr_uco_with(uco_loop *loop, const struct fr_params *p, struct fr_read
 	}
 	*mbps = (double)bytes / ((double)(t1 - t0) / 1e9) / 1e6;
 	return 0;
-}
-
-static int fr_uco(uco_loop *loop, const struct fr_params *p,
-                  struct fr_reader *rs, unsigned char *bufs, double *mbps)
-{
-	return fr_uco_with(loop, p, rs, bufs, fr_uco_reader, "uco", mbps);
 }
 
 /* ------------------------------------------------------------ pread */
@@ -372,25 +371,6 @@ static void fr_emit(const char *impl, bool big, double mbps, double cpu0,
 
 /* ------------------------------------------------------------ uco-fixedbuf */
 
-static void *fr_fixedbuf_reader(void *arg)
-{
-	struct fr_reader *r = arg;
-	/* fr_readers_init gives reader i the i-th buffer: registered as i. */
-	unsigned index = (unsigned)((size_t)(r->buf - r->p->bufs) / r->p->bs);
-
-	do {
-		uint64_t off = fr_next(r);
-		ssize_t n = uco_read_fixed(r->p->fd, r->buf, r->p->bs, (int64_t)off, index);
-		int e = fr_check(r, n, off);
-		if (e < 0) {
-			r->err = e;
-			break;
-		}
-		r->bytes += (uint64_t)n;
-	} while (bench_now_ns() < r->deadline);
-	return NULL;
-}
-
 /* The uco run through registered buffers: registered (outside the timing)
  * for this size, run, emitted, unregistered. */
 static void fr_fixedbuf_run(uco_loop *loop, const struct fr_params *p, struct fr_reader *rs,
@@ -410,7 +390,7 @@ static void fr_fixedbuf_run(uco_loop *loop, const struct fr_params *p, struct fr
 	bench_progress("fileread", "uco-fixedbuf", what);
 	double v = 0, cpu0 = fr_cpu_s();
 	int64_t t0 = bench_now_ns();
-	if (fr_uco_with(loop, &pf, rs, bufs, fr_fixedbuf_reader, "uco-fixedbuf", &v) == 0)
+	if (fr_uco(loop, &pf, rs, bufs, &v) == 0)
 		fr_emit("uco-fixedbuf", p->bs == FR_BIG, v, cpu0, t0);
 	uco_buffers_unregister(loop);
 }

@@ -68,10 +68,33 @@ static int temp_file(void)
 	return fd;
 }
 
+/* Run fn(arg) as a task to its end, which must be a normal return. */
+static void run_task(uco_loop *loop, uco_fn fn, void *arg)
+{
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, fn, arg), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
+	cr_assert_eq(uco_task_state_get(t), UCO_TASK_DONE);
+	uco_task_release(t);
+}
+
 struct round_trip {
 	struct bufs *b;
 	int fd;
 };
+
+/* fn(round_trip) on a fresh loop with buffers registered, against a new
+ * temporary file. */
+static void run_on_file(uco_fn fn)
+{
+	struct bufs b;
+	uco_loop *loop = loop_with(&b);
+	struct round_trip c = { &b, temp_file() };
+	run_task(loop, fn, &c);
+	close(c.fd);
+	test_close(loop);
+	bufs_free(&b);
+}
 
 static void *round_trips(void *arg)
 {
@@ -109,17 +132,7 @@ static void *round_trips(void *arg)
 
 Test(fixed, write_then_read_back_through_registered_buffers)
 {
-	struct bufs b;
-	uco_loop *loop = loop_with(&b);
-	struct round_trip c = { &b, temp_file() };
-	uco_task *t;
-	cr_assert_eq(uco_spawn(loop, &t, round_trips, &c), 0);
-	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
-	cr_assert_eq(uco_task_state_get(t), UCO_TASK_DONE);
-	uco_task_release(t);
-	close(c.fd);
-	test_close(loop);
-	bufs_free(&b);
+	run_on_file(round_trips);
 }
 
 static void *outside(void *arg)
@@ -151,17 +164,7 @@ static void *outside(void *arg)
 
 Test(fixed, buffers_outside_the_registration_are_refused)
 {
-	struct bufs b;
-	uco_loop *loop = loop_with(&b);
-	struct round_trip c = { &b, temp_file() };
-	uco_task *t;
-	cr_assert_eq(uco_spawn(loop, &t, outside, &c), 0);
-	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
-	cr_assert_eq(uco_task_state_get(t), UCO_TASK_DONE);
-	uco_task_release(t);
-	close(c.fd);
-	test_close(loop);
-	bufs_free(&b);
+	run_on_file(outside);
 }
 
 static void *without_registration(void *arg)
@@ -187,11 +190,7 @@ Test(fixed, registration_rules)
 	cr_assert_eq(uco_buffers_unregister(loop), -ENXIO, "nothing registered");
 	cr_assert_eq(uco_read_fixed(0, b.reg[0], 1, 0, 0), -EPERM, "outside a coroutine");
 
-	uco_task *t;
-	cr_assert_eq(uco_spawn(loop, &t, without_registration, &b), 0);
-	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
-	cr_assert_eq(uco_task_state_get(t), UCO_TASK_DONE);
-	uco_task_release(t);
+	run_task(loop, without_registration, &b);
 
 	int r = uco_buffers_register(loop, &iov, 1);
 	if (r == -ENOMEM)
@@ -203,10 +202,7 @@ Test(fixed, registration_rules)
 	cr_assert_eq(uco_buffers_unregister(loop), -ENXIO);
 	cr_assert_eq(bufs_register(loop, &b), 0);
 	struct round_trip c = { &b, temp_file() };
-	cr_assert_eq(uco_spawn(loop, &t, round_trips, &c), 0);
-	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
-	cr_assert_eq(uco_task_state_get(t), UCO_TASK_DONE);
-	uco_task_release(t);
+	run_task(loop, round_trips, &c);
 	close(c.fd);
 	/* Left registered: the loop's close lets go of it. */
 	test_close(loop);
