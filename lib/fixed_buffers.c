@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "internal.h"
+#include "backend.h"
 
 /* The kernel's limit (IORING_MAX_REG_BUFFERS). */
 #define MAX_BUFFERS (1u << 14)
@@ -29,13 +29,19 @@ static void destroy_record(struct uco__resource *r)
 	free(UCO__CONTAINER_OF(r, struct uco__fixed_bufs, resource));
 }
 
+/* The epoll backend runs a fixed read or write at the SQE's address, as a
+ * plain one: it needs nothing beyond loop->fixed_bufs. */
 int uco__register_buffers(uco_loop *loop, const struct iovec *iov, unsigned n)
 {
+	if (loop->backend != &uco__backend_uring)
+		return 0;
 	return io_uring_register_buffers(&loop->ring, iov, n);
 }
 
 int uco__unregister_buffers(uco_loop *loop)
 {
+	if (loop->backend != &uco__backend_uring)
+		return 0;
 	return io_uring_unregister_buffers(&loop->ring);
 }
 

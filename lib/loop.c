@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "backend.h"
 #include "stall.h"
 
 #define TRIM_PERIOD_NS UCO_NS_PER_S
@@ -83,7 +83,7 @@ int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
 	if (!loop)
 		return -ENOMEM;
 	loop->busy_poll_us = opts->busy_poll_us;
-	int err = uco__ring_init(loop, entries, opts->flags);
+	int err = uco__backend_init(loop, opts->backend, entries, opts->flags);
 	if (err)
 		goto fail_free;
 	err = uco__timers_init(&loop->timers);
@@ -113,7 +113,7 @@ int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
 	return 0;
 
 fail_ring:
-	uco__ring_exit(loop);
+	loop->backend->exit(loop);
 fail_free:
 	free(loop);
 	return err;
@@ -166,7 +166,8 @@ const char *uco_loop_strerror(int err)
 		return "the kernel lacks the ring feature a loop option asked for: "
 		       "UCO_LOOP_SQPOLL needs IORING_SETUP_SQPOLL (Linux 5.11 "
 		       "without privileges), UCO_LOOP_NAPI needs "
-		       "io_uring_register_napi (Linux 6.9, CONFIG_NET_RX_BUSY_POLL)";
+		       "io_uring_register_napi (Linux 6.9, CONFIG_NET_RX_BUSY_POLL); "
+		       "the epoll backend has neither";
 	case -EMFILE:
 	case -ENFILE:
 		return "no file descriptor left for the ring";
@@ -483,7 +484,7 @@ int uco_loop_close(uco_loop *loop)
 	/* Tear the ring down first: the kernel then holds no SQE that points
 	 * at memory freed below. */
 	uco__ring_drain(loop);
-	uco__ring_exit(loop);
+	loop->backend->exit(loop);
 	free(loop->fixed_used);
 	uco__inbox_destroy(loop->inbox);
 	struct uco__link *l;
@@ -527,11 +528,4 @@ int uco_loop_stats_get(const uco_loop *loop, uco_loop_stats *out)
 unsigned uco_loop_features(const uco_loop *loop)
 {
 	return loop ? loop->features : 0;
-}
-
-const char *uco_loop_backend(const uco_loop *loop, const char **why)
-{
-	if (why)
-		*why = NULL;
-	return loop ? "io_uring" : NULL;
 }

@@ -39,6 +39,9 @@ Test(loop, bad_options_are_EINVAL)
 	memset(&opts, 0, sizeof opts);
 	opts.reserved_[sizeof opts.reserved_ / sizeof opts.reserved_[0] - 1] = 1;
 	cr_assert_eq(uco_loop_create(&loop, &opts), -EINVAL);
+	memset(&opts, 0, sizeof opts);
+	opts.backend = UCO_BACKEND_EPOLL + 1;
+	cr_assert_eq(uco_loop_create(&loop, &opts), -EINVAL);
 	cr_assert_null(loop);
 	cr_assert_eq(uco_loop_run(NULL), -EINVAL);
 	cr_assert_eq(uco_loop_stop(NULL), -EINVAL);
