@@ -11,6 +11,8 @@
  *                  run: 1 means one core, 2 both cores of a 2-core machine.
  *
  *   uco-fixed  the same through a registered file (uco_fd_register).
+ *   uco-fixedbuf  the same through registered buffers (uco_buffers_register,
+ *          one buffer per task; uco_read_fixed).
  *   uco    one loop (default options), 32 (128k) or 64 (4k) tasks doing
  *          uco_read(fd, buf, size, offset) in a loop; for 128k each task
  *          reads its own slice of the file (size / 32) in order, wrapping
@@ -42,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -79,6 +82,7 @@ struct fr_params {
 	unsigned qd;      /* readers */
 	bool random;
 	int64_t run_ns;
+	const unsigned char *bufs; /* uco-fixedbuf: the registered buffers */
 };
 
 struct fr_reader {
@@ -141,7 +145,11 @@ static void *fr_uco_reader(void *arg)
 
 	do {
 		uint64_t off = fr_next(r);
-		ssize_t n = uco_read(r->p->fd, r->buf, r->p->bs, (int64_t)off);
+		/* uco-fixedbuf: reader i has buffer i, registered as i. */
+		ssize_t n = r->p->bufs ? uco_read_fixed(r->p->fd, r->buf, r->p->bs, (int64_t)off,
+		                                        (unsigned)((size_t)(r->buf - r->p->bufs) /
+		                                                   r->p->bs))
+		                       : uco_read(r->p->fd, r->buf, r->p->bs, (int64_t)off);
 		int e = fr_check(r, n, off);
 		if (e < 0) {
 			r->err = e;
@@ -155,6 +163,7 @@ static void *fr_uco_reader(void *arg)
 static int fr_uco(uco_loop *loop, const struct fr_params *p,
                   struct fr_reader *rs, unsigned char *bufs, double *mbps)
 {
+	const char *impl = p->bufs ? "uco-fixedbuf" : "uco";
 	int64_t t0 = bench_now_ns();
 	int ret;
 
@@ -162,7 +171,7 @@ static int fr_uco(uco_loop *loop, const struct fr_params *p,
 	for (unsigned i = 0; i < p->qd; i++) {
 		ret = uco_spawn(loop, NULL, fr_uco_reader, &rs[i]);
 		if (ret < 0) {
-			bench_fail("fileread", "uco", "uco_spawn: %s", strerror(-ret));
+			bench_fail("fileread", impl, "uco_spawn: %s", strerror(-ret));
 			uco_loop_run(loop);
 			return ret;
 		}
@@ -170,14 +179,13 @@ static int fr_uco(uco_loop *loop, const struct fr_params *p,
 	ret = uco_loop_run(loop);
 	int64_t t1 = bench_now_ns();
 	if (ret != 0) {
-		bench_fail("fileread", "uco", "uco_loop_run returned %d", ret);
+		bench_fail("fileread", impl, "uco_loop_run returned %d", ret);
 		return ret < 0 ? ret : -EINTR;
 	}
 	uint64_t bytes = 0;
 	for (unsigned i = 0; i < p->qd; i++) {
 		if (rs[i].err) {
-			bench_fail("fileread", "uco", "uco_read: %s",
-			           strerror(-rs[i].err));
+			bench_fail("fileread", impl, "%s", strerror(-rs[i].err));
 			return rs[i].err;
 		}
 		bytes += rs[i].bytes;
@@ -361,6 +369,32 @@ static void fr_emit(const char *impl, bool big, double mbps, double cpu0,
 	           cpu / wall, "cpu_s/s");
 }
 
+/* ------------------------------------------------------------ uco-fixedbuf */
+
+/* The uco run through registered buffers: registered (outside the timing)
+ * for this size, run, emitted, unregistered. */
+static void fr_fixedbuf_run(uco_loop *loop, const struct fr_params *p, struct fr_reader *rs,
+                            unsigned char *bufs, const char *what)
+{
+	struct iovec iov[FR_QD_SMALL > FR_QD_BIG ? FR_QD_SMALL : FR_QD_BIG];
+	struct fr_params pf = *p;
+
+	pf.bufs = bufs;
+	for (unsigned i = 0; i < p->qd; i++)
+		iov[i] = (struct iovec){ bufs + (size_t)i * p->bs, p->bs };
+	int err = uco_buffers_register(loop, iov, p->qd);
+	if (err < 0) {
+		bench_skip("fileread", "uco-fixedbuf", "uco_buffers_register: %s", strerror(-err));
+		return;
+	}
+	bench_progress("fileread", "uco-fixedbuf", what);
+	double v = 0, cpu0 = fr_cpu_s();
+	int64_t t0 = bench_now_ns();
+	if (fr_uco(loop, &pf, rs, bufs, &v) == 0)
+		fr_emit("uco-fixedbuf", p->bs == FR_BIG, v, cpu0, t0);
+	uco_buffers_unregister(loop);
+}
+
 int bench_fileread_run(const struct bench_opts *opts)
 {
 	const int rounds = BENCH_PICK(opts, 1, 3, 5);
@@ -435,6 +469,8 @@ int bench_fileread_run(const struct bench_opts *opts)
 				if (fr_uco(loop, &pf, rs, bufs, &v) == 0)
 					fr_emit("uco-fixed", big, v, cpu0, t0);
 			}
+			if (loop)
+				fr_fixedbuf_run(loop, &p, rs, bufs, what);
 			bench_progress("fileread", "pread", what);
 			cpu0 = fr_cpu_s();
 			t0 = bench_now_ns();

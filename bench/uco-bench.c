@@ -41,7 +41,7 @@ static const char *const million_impls[] = {"uco", NULL};
 static const char *const executor_impls[] = {"uco", "libuv", "asyncio", NULL};
 static const char *const echo_impls[] = {"uco", "uco-multishot", "epoll", "liburing",
                                          "libuv", NULL};
-static const char *const fileread_impls[] = {"uco", "pread", "libuv", NULL};
+static const char *const fileread_impls[] = {"uco", "uco-fixedbuf", "pread", "libuv", NULL};
 static const char *const sendzc_impls[] = {"uco", "uco-zc", NULL};
 static const char *const gather_impls[] = {"uco", "asyncio", NULL};
 static const char *const cancel_impls[] = {"uco", NULL};
