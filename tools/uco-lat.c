@@ -161,23 +161,39 @@ static int receive_echo(struct conn *c)
 	return 0;
 }
 
-static const char *find_header(const char *p, const char *end, const char *name)
+/* The header fields an answer is read by, in the order of `fields`. */
+enum { F_TRANSFER_ENCODING, F_CONTENT_LENGTH, F_CONNECTION, F_COUNT };
+
+/* One pass over the head [p, end): each field's value, or NULL. */
+static void find_headers(const char *p, const char *end, const char *value[F_COUNT])
 {
-	size_t len = strlen(name);
+	static const struct {
+		const char *name;
+		size_t len;
+	} fields[F_COUNT] = {
+		[F_TRANSFER_ENCODING] = { "transfer-encoding", 17 },
+		[F_CONTENT_LENGTH] = { "content-length", 14 },
+		[F_CONNECTION] = { "connection", 10 },
+	};
+	for (int f = 0; f < F_COUNT; f++)
+		value[f] = NULL;
 	for (const char *line = p; line < end;) {
 		const char *eol = memchr(line, '\n', (size_t)(end - line));
 		if (!eol)
-			return NULL;
-		if ((size_t)(eol - line) > len && strncasecmp(line, name, len) == 0 &&
-		    line[len] == ':') {
-			const char *v = line + len + 1;
-			while (*v == ' ' || *v == '\t')
-				v++;
-			return v;
+			return;
+		for (int f = 0; f < F_COUNT; f++) {
+			size_t len = fields[f].len;
+			if ((*line | 0x20) == fields[f].name[0] && (size_t)(eol - line) > len &&
+			    line[len] == ':' && strncasecmp(line, fields[f].name, len) == 0) {
+				const char *v = line + len + 1;
+				while (*v == ' ' || *v == '\t')
+					v++;
+				value[f] = v;
+				break;
+			}
 		}
 		line = eol + 1;
 	}
-	return NULL;
 }
 
 /* HTTP: one whole response (headers, then a Content-Length body, which is
@@ -202,12 +218,14 @@ static int receive_http(struct conn *c)
 	int status = atoi(p + 9);
 	if (status < 200 || status > 299)
 		count(&th->bad, 1);
-	const char *te = find_header(p, hend, "transfer-encoding");
+	const char *value[F_COUNT];
+	find_headers(p, hend, value);
+	const char *te = value[F_TRANSFER_ENCODING];
 	if (te && strncasecmp(te, "chunked", 7) == 0)
 		return -EPROTONOSUPPORT;
-	const char *cl = find_header(p, hend, "content-length");
+	const char *cl = value[F_CONTENT_LENGTH];
 	uint64_t left = cl ? strtoull(cl, NULL, 10) : 0;
-	const char *conn = find_header(p, hend, "connection");
+	const char *conn = value[F_CONNECTION];
 	if (conn && strncasecmp(conn, "close", 5) == 0)
 		c->closing = true;
 	b->head += (size_t)(hend - p);
