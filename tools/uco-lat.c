@@ -1073,6 +1073,8 @@ static void free_threads(struct run *run)
 		for (unsigned k = 0; th->conns && k < th->nconn; k++)
 			if (th->conns[k])
 				uco_task_release(th->conns[k]);
+		if (th->pacer)
+			uco_task_release(th->pacer);
 		free(th->conn_mem);
 		free(th->conns);
 		free(th->pattern);
