@@ -270,13 +270,14 @@ static void record(struct conn *c)
 
 /* ---------------------------------------------------------------- sending */
 
-/* uco_sleep_until() ends up to 1/32 of the sleep late; sleeping most of
- * the way first makes the last stretch short, so the wake-up lands close
- * to its time. */
-static int sleep_until_precise(int64_t when)
+/* uco_sleep_until() ends up to 1/32 of the sleep late.  Where that could
+ * be more than `slack`, sleep most of the way first, so that the last
+ * stretch is short and the wake-up lands close to its time (a second
+ * timer, so only then). */
+static int sleep_until_within(int64_t when, int64_t slack)
 {
 	int64_t left = when - uco_now();
-	if (left > 64 * 1000) {
+	if (left > 64 * 1000 && left / 32 > slack) {
 		int err = uco_sleep_until(when - left / 16);
 		if (err)
 			return err;
@@ -325,7 +326,7 @@ static void *pacer(void *arg)
 		}
 		if (next < now + tick)
 			next = now + tick;
-		if (sleep_until_precise(next))
+		if (sleep_until_within(next, tick))
 			return NULL;
 	}
 }
