@@ -823,10 +823,10 @@ int bench_echo_run(const struct bench_opts *opts)
 	const int64_t run_ns = BENCH_PICK(opts, 250, 1200, 3000) * INT64_C(1000000);
 	static const unsigned conns[] = {64, 1};
 	bool pin = bench_two_cpus(ECHO_SERVER_CPU, ECHO_CLIENT_CPU);
+	bench_uco_impl_available("echo", "uco");
 	bool epoll_ok = bench_uco_impl_available("echo", "uco-epoll");
 	int ret = 0;
 
-	bench_uco_impl_available("echo", "uco");
 
 	if (!pin)
 		bench_note("echo: CPUs %d and %d are not both allowed; the server "

@@ -318,6 +318,57 @@ static void format_value(char *buf, size_t size, double v)
 		snprintf(buf, size, "%.3f", v);
 }
 
+/* uco's own variants (another backend, another API path, a hand-written
+ * loop over uco): left out of the headline chart, which compares uco with
+ * its peers.  Their ratios are in the table, and in the chart when named. */
+static bool is_uco_variant(const char *impl)
+{
+	return strncmp(impl, "uco-", 4) == 0 || strncmp(impl, "recv-", 5) == 0;
+}
+
+/* Where uco-epoll reported: its ratios to the peers (not uco's own
+ * variants), the readiness backend's own targets (epoll's echo, nginx,
+ * libuv's sleeps). */
+static void print_epoll_ratios(const struct bench_def *b)
+{
+	const char *peers[8];
+	size_t n_peers = 0;
+	char cell[96];
+
+	for (size_t k = 1; b->impls[k] && n_peers < 8; k++)
+		if (!is_uco_variant(b->impls[k]))
+			peers[n_peers++] = b->impls[k];
+	bool any = false;
+	for (size_t i = 0; i < n_results && !any; i++)
+		any = strcmp(results[i].bench, b->name) == 0 &&
+		      strcmp(results[i].impl, "uco-epoll") == 0;
+	if (!any || n_peers == 0)
+		return;
+	printf("  %-24s", "uco-epoll against");
+	for (size_t k = 0; k < n_peers; k++) {
+		snprintf(cell, sizeof cell, "%s/uco-epoll", peers[k]);
+		printf(" %18s", cell);
+	}
+	printf("\n");
+	for (size_t i = 0; i < n_results; i++) {
+		const struct result *r = &results[i];
+		double e, v;
+		if (strcmp(r->bench, b->name) != 0 || strcmp(r->impl, "uco-epoll") != 0 ||
+		    !median_of(b->name, "uco-epoll", r->metric, &e) || e == 0)
+			continue;
+		snprintf(cell, sizeof cell, "%s (%s)", r->metric, r->unit);
+		printf("  %-24s", cell);
+		for (size_t k = 0; k < n_peers; k++) {
+			if (median_of(b->name, peers[k], r->metric, &v))
+				snprintf(cell, sizeof cell, "%.2fx", v / e);
+			else
+				snprintf(cell, sizeof cell, "-");
+			printf(" %18s", cell);
+		}
+		printf("\n");
+	}
+}
+
 static void print_table(const struct bench_def *b)
 {
 	const char *impls[8];
@@ -403,6 +454,7 @@ static void print_table(const struct bench_def *b)
 		}
 		printf("\n");
 	}
+	print_epoll_ratios(b);
 	printf("\n");
 	fflush(stdout);
 }
@@ -411,14 +463,6 @@ static void print_table(const struct bench_def *b)
 
 /* The default of --chart-metrics. */
 #define CHART_DEFAULT "headline"
-
-/* uco's own variants (another backend, another API path, a hand-written
- * loop over uco): left out of the headline chart, which compares uco with
- * its peers.  Their ratios are in the table, and in the chart when named. */
-static bool is_uco_variant(const char *impl)
-{
-	return strncmp(impl, "uco-", 4) == 0 || strncmp(impl, "recv-", 5) == 0;
-}
 
 /* Whether word is one of the space-separated words of list. */
 static bool in_words(const char *list, const char *word)
