@@ -66,8 +66,8 @@
  *
  * The parent interleaves: for each round, for 64 then 1 connection(s),
  * uco, uco-epoll, uco-multishot, epoll, liburing, libuv, so a drift of the
- * machine's speed spreads over all of them.  One line per figure per round (readers take the
- * median).
+ * machine's speed spreads over all of them.  One line per figure per round
+ * (readers take the median).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -814,20 +814,20 @@ int bench_echo_run(const struct bench_opts *opts)
 {
 	/* Default: 3 rounds x (64, 1 conn) x 6 servers x (0.2 + 1.2 s) = 50 s
 	 * (42 s while uco-epoll is skipped; before uco-multishot: 2 rounds of
-	 * 0.3 + 2 s, 37 s).  Three shorter
-	 * rounds rather than two long ones: the machine's speed drifts by 2x
-	 * from one run to the next, and a median of three drops one outlier,
-	 * where a median of two is their mean. */
+	 * 0.3 + 2 s, 37 s).  Three shorter rounds rather than two long ones:
+	 * the machine's speed drifts by 2x from one run to the next, and a
+	 * median of three drops one outlier, where a median of two is their
+	 * mean. */
 	const int rounds = BENCH_PICK(opts, 1, 3, 5);
 	const int64_t warm_ns = BENCH_PICK(opts, 100, 200, 500) * INT64_C(1000000);
 	const int64_t run_ns = BENCH_PICK(opts, 250, 1200, 3000) * INT64_C(1000000);
 	static const unsigned conns[] = {64, 1};
 	bool pin = bench_two_cpus(ECHO_SERVER_CPU, ECHO_CLIENT_CPU);
-	bench_uco_impl_available("echo", "uco");
-	bool epoll_ok = bench_uco_impl_available("echo", "uco-epoll");
 	int ret = 0;
 
-
+	/* Said (and decided) here: the servers are forked children. */
+	bench_uco_impl_available("echo", "uco");
+	bool epoll_ok = bench_uco_impl_available("echo", "uco-epoll");
 	if (!pin)
 		bench_note("echo: CPUs %d and %d are not both allowed; the server "
 		           "and the client are not pinned", ECHO_SERVER_CPU,

@@ -27,7 +27,8 @@
  * slice of the file (size / 32) in order, wrapping around; for 4k each
  * reader draws its offsets with its own xorshift generator (this file).
  * (Until this was so, pread reused one cache-hot buffer over the whole
- * file in order, which flattered it by about 15% at 128k.)
+ * file in order, which flattered it: issue 13 measured uco's 128k ratio
+ * to pread going from 0.79x to 0.92x with that alone.)
  *
  * A reader reads through fr_params.read (uco_read for the uco impls): the
  * hook for the reserved impl name uco-fixedbuf (registered buffers,
