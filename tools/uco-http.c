@@ -25,6 +25,10 @@
  * handshake has --header-timeout to end.  --ktls asks for kernel TLS:
  * where the kernel takes the sending side over, files are spliced again
  * (the kernel makes the records).
+ *
+ * --backend auto|io_uring|epoll chooses the loops' backend (through
+ * UCO_BACKEND, as uco_run_threads makes its loops with default options);
+ * the start-up line says which one runs.
  */
 #include <errno.h>
 #include <fcntl.h>
