@@ -31,7 +31,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "backend.h"
 
 struct uco_bufring {
 	struct uco__resource resource;
@@ -64,7 +64,7 @@ static void give_back(uco_bufring *br, unsigned bid)
 static void free_bufring(uco_bufring *br, bool registered)
 {
 	if (registered)
-		io_uring_unregister_buf_ring(&br->loop->ring, br->bgid);
+		br->loop->backend->buf_ring_unregister(br->loop, br->bgid);
 	munmap(br->ring, br->ring_bytes);
 	munmap(br->buffers, (size_t)br->count * br->size);
 	free(br);
@@ -121,11 +121,10 @@ int uco_bufring_create(uco_loop *loop, uco_bufring **out, unsigned count, unsign
 		.ring_entries = count,
 		.bgid = br->bgid,
 	};
-	err = io_uring_register_buf_ring(&loop->ring, &reg, 0);
+	err = loop->backend->buf_ring_register(loop, &reg);
 	if (err) {
 		free_bufring(br, false);
-		/* -EINVAL: no provided buffer rings before 5.19. */
-		return err == -EINVAL ? -EOPNOTSUPP : err;
+		return err;
 	}
 	for (unsigned bid = 0; bid < count; bid++)
 		io_uring_buf_ring_add(br->ring, br->buffers + (size_t)bid * size, size,

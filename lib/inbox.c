@@ -68,7 +68,7 @@ static void ring_eventfd(struct uco__inbox *to)
 static bool ring_bell_from_loop(struct uco__inbox *to)
 {
 	uco_loop *self = uco_loop_current();
-	if (!self || !uco__has_op(self, IORING_OP_MSG_RING))
+	if (!self || !uco__has_op(self, IORING_OP_MSG_RING) || to->ring_fd < 0)
 		return false;
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&self->ring);
 	if (!sqe)
@@ -118,7 +118,7 @@ static void ring_bell(struct io_uring *own, struct uco__inbox *to)
 {
 	if (!own && ring_bell_from_loop(to))
 		return;
-	if (own) {
+	if (own && to->ring_fd >= 0) { /* an epoll loop has no ring */
 		struct io_uring_sqe *sqe = io_uring_get_sqe(own);
 		if (!sqe) {
 			io_uring_submit(own);

@@ -9,7 +9,7 @@
  * highest, so that a section names only what is declared above it:
  *
  *   stack.c   coroutine stacks and their pool
- *   ring.c    SQE acquisition, submit, reap
+ *   ring.c    SQE acquisition, submit, reap (backend.h: what runs the SQEs)
  *   coro.c    the switch layer and the thread's running loop
  *   thread.c  threads of uco's own, with signals blocked
  *   overflow.c  the stack-overflow report
@@ -265,8 +265,19 @@ struct signals;
 struct uco__stall;
 struct uco__call_timers;
 
+struct uco__backend;
+struct uco__epoll;
+
 struct uco_loop {
+	/* The SQ and CQ.  The io_uring backend's are the kernel's; the epoll
+	 * backend's are memory of its own, with no ring descriptor (-1). */
 	struct io_uring ring;
+	const struct uco__backend *backend; /* backend.h */
+	const char *backend_why;  /* why AUTO fell back to epoll, or NULL */
+	struct uco__epoll *epoll; /* the epoll backend's state, or NULL */
+	/* A turn must enter the backend even with nothing to submit while
+	 * work is in flight (DEFER_TASKRUN; the epoll backend's readiness). */
+	bool enter_for_events;
 	const void *owner;        /* thread token of the creating thread */
 	uco_task *current;        /* the task running now, or NULL */
 	void *sched_sp;           /* the scheduler's context while a task runs */
@@ -338,9 +349,7 @@ int uco__stack_map(size_t size, bool guard_madvise, struct uco__stack *out);
 void uco__stack_unmap(const struct uco__stack *s);
 size_t uco__page_size(void);
 
-/* ring.c */
-int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags);
-void uco__ring_exit(uco_loop *loop);
+/* ring.c (its backends are behind backend.h) */
 /* Ask the kernel to cancel c's operation (IORING_OP_ASYNC_CANCEL).  Never
  * lost: with no SQE to be had now, the request waits on the loop and is sent
  * at the start of the next turn, unless the operation ends first. */

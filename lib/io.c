@@ -19,7 +19,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
 
 struct op {
 	struct uco__completion done;
@@ -31,24 +31,10 @@ struct op {
 	struct __kernel_timespec deadline; /* read by the kernel at submit */
 };
 
-/* What a dump calls each operation this file starts. */
-static const char *const op_names[IORING_OP_LAST] = {
-	[IORING_OP_READ] = "read",         [IORING_OP_WRITE] = "write",
-	[IORING_OP_READV] = "readv",       [IORING_OP_WRITEV] = "writev",
-	[IORING_OP_RECV] = "recv",         [IORING_OP_SEND] = "send",
-	[IORING_OP_RECVMSG] = "recvmsg",   [IORING_OP_SENDMSG] = "sendmsg",
-	[IORING_OP_SEND_ZC] = "send_zc",   [IORING_OP_ACCEPT] = "accept",
-	[IORING_OP_CONNECT] = "connect",   [IORING_OP_POLL_ADD] = "poll",
-	[IORING_OP_OPENAT] = "openat",     [IORING_OP_CLOSE] = "close",
-	[IORING_OP_FSYNC] = "fsync",       [IORING_OP_FALLOCATE] = "fallocate",
-	[IORING_OP_STATX] = "statx",       [IORING_OP_SPLICE] = "splice",
-	[IORING_OP_SOCKET] = "socket",     [IORING_OP_SHUTDOWN] = "shutdown",
-};
-
 static void describe_op(const uco_task *t, char *buf, size_t len)
 {
 	const struct op *op = t->wait_data;
-	const char *name = op->opcode < IORING_OP_LAST ? op_names[op->opcode] : NULL;
+	const char *name = uco__op_name(op->opcode);
 	int n = name ? snprintf(buf, len, "%s", name)
 	             : snprintf(buf, len, "opcode %u", (unsigned)op->opcode);
 	if (op->fd >= 0 && (size_t)n < len)
@@ -456,23 +442,10 @@ static int fixed_table(uco_loop *loop)
 	uint64_t *used = calloc(FIXED_FILES / 64, sizeof *used);
 	if (!used)
 		return -ENOMEM;
-	/* A sparse table (5.19) costs nothing per slot; older kernels take a
-	 * table of -1 entries. */
-	int err = io_uring_register_files_sparse(&loop->ring, FIXED_FILES);
-	if (err) {
-		int *minus = malloc(FIXED_FILES * sizeof *minus);
-		if (!minus) {
-			free(used);
-			return -ENOMEM;
-		}
-		for (unsigned i = 0; i < FIXED_FILES; i++)
-			minus[i] = -1;
-		err = io_uring_register_files(&loop->ring, minus, FIXED_FILES);
-		free(minus);
-	}
+	int err = loop->backend->files_init(loop, FIXED_FILES);
 	if (err) {
 		free(used);
-		return err == -EINVAL ? -EOPNOTSUPP : err;
+		return err;
 	}
 	loop->fixed_used = used;
 	return 0;
@@ -492,8 +465,8 @@ int uco_fd_register(uco_loop *loop, int fd)
 			continue;
 		unsigned bit = (unsigned)__builtin_ctzll(~loop->fixed_used[w]);
 		unsigned index = w * 64 + bit;
-		err = io_uring_register_files_update(&loop->ring, index, &fd, 1);
-		if (err < 0)
+		err = loop->backend->files_update(loop, index, fd);
+		if (err)
 			return err;
 		loop->fixed_used[w] |= UINT64_C(1) << bit;
 		return (int)index | UCO_FIXED_FD;
@@ -510,9 +483,8 @@ int uco_fd_unregister(uco_loop *loop, int handle)
 	if (handle < 0 || !(handle & UCO_FIXED_FD) || index >= FIXED_FILES || !loop->fixed_used ||
 	    !(loop->fixed_used[index / 64] >> (index % 64) & 1))
 		return -EBADF;
-	int none = -1;
-	err = io_uring_register_files_update(&loop->ring, index, &none, 1);
-	if (err < 0)
+	err = loop->backend->files_update(loop, index, -1);
+	if (err)
 		return err;
 	loop->fixed_used[index / 64] &= ~(UINT64_C(1) << (index % 64));
 	return 0;

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "backend.h"
 #include "stall.h"
 
 #define TRIM_PERIOD_NS UCO_NS_PER_S
@@ -82,7 +82,7 @@ int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
 	uco_loop *loop = calloc(1, sizeof *loop);
 	if (!loop)
 		return -ENOMEM;
-	int err = uco__ring_init(loop, entries, opts->flags);
+	int err = uco__backend_init(loop, opts->backend, entries, opts->flags);
 	if (err)
 		goto fail_free;
 	err = uco__timers_init(&loop->timers);
@@ -112,7 +112,7 @@ int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
 	return 0;
 
 fail_ring:
-	uco__ring_exit(loop);
+	loop->backend->exit(loop);
 fail_free:
 	free(loop);
 	return err;
@@ -477,7 +477,7 @@ int uco_loop_close(uco_loop *loop)
 	/* Tear the ring down first: the kernel then holds no SQE that points
 	 * at memory freed below. */
 	uco__ring_drain(loop);
-	uco__ring_exit(loop);
+	loop->backend->exit(loop);
 	free(loop->fixed_used);
 	uco__inbox_destroy(loop->inbox);
 	struct uco__link *l;
@@ -521,11 +521,4 @@ int uco_loop_stats_get(const uco_loop *loop, uco_loop_stats *out)
 unsigned uco_loop_features(const uco_loop *loop)
 {
 	return loop ? loop->features : 0;
-}
-
-const char *uco_loop_backend(const uco_loop *loop, const char **why)
-{
-	if (why)
-		*why = NULL;
-	return loop ? "io_uring" : NULL;
 }

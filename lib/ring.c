@@ -1,96 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The ring: set-up with the best flags the kernel accepts, SQE acquisition
- * that never drops an operation, one submit per loop turn, and the reaper.
+ * The ring: SQE acquisition that never drops an operation, one submit per
+ * loop turn, and the reaper.  The SQ and CQ are liburing's in both backends
+ * (backend.h); the backend behind loop->backend consumes the one and fills
+ * the other.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
-
-/* Tried in order; -EINVAL means "this kernel lacks a flag", so take the
- * next, simpler set (liburing's src/setup.c, Photon and helio do the same). */
-static const struct ring_variant {
-	unsigned setup_flags;
-	unsigned features;
-} variants[] = {
-	{ IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, /* 6.1 */
-	  UCO_RING_SINGLE_ISSUER | UCO_RING_DEFER_TASKRUN },
-	{ IORING_SETUP_COOP_TASKRUN, UCO_RING_COOP_TASKRUN }, /* 5.19 */
-	{ 0, 0 },
-};
-
-/* Which opcodes the kernel has.  Without IORING_REGISTER_PROBE (before
- * 5.6: -EINVAL) assume what 5.5 had: NOP through CONNECT.  Any other
- * failure (no memory) fails the set-up: a loop that guessed instead would
- * refuse most operations with -EOPNOTSUPP for the whole of its life.
- * (io_uring_get_probe_ring() says NULL for both, so it is not used.) */
-static int probe_opcodes(uco_loop *loop)
-{
-	struct io_uring_probe *probe =
-		calloc(1, sizeof *probe + 256 * sizeof(struct io_uring_probe_op));
-	if (!probe)
-		return -ENOMEM;
-	int err = io_uring_register_probe(&loop->ring, probe, 256);
-	memset(loop->opcodes, 0, sizeof loop->opcodes);
-	if (err == -EINVAL) {
-		for (unsigned op = 0; op <= IORING_OP_CONNECT; op++)
-			loop->opcodes[op / 64] |= UINT64_C(1) << (op % 64);
-		err = 0;
-	} else if (err >= 0) {
-		for (unsigned op = 0; op <= probe->last_op && op < 256; op++)
-			if (io_uring_opcode_supported(probe, (int)op))
-				loop->opcodes[op / 64] |= UINT64_C(1) << (op % 64);
-		err = 0;
-	}
-	free(probe);
-	return err;
-}
+#include "backend.h"
 
 void uco__forget_opcode(uco_loop *loop, unsigned op)
 {
 	loop->opcodes[op / 64] &= ~(UINT64_C(1) << (op % 64));
-}
-
-int uco__ring_init(uco_loop *loop, unsigned entries, unsigned flags)
-{
-	int err = -EINVAL;
-	size_t first = (flags & UCO_LOOP_PLAIN_RING) ? 2 : 0;
-
-	for (size_t i = first; i < sizeof variants / sizeof variants[0]; i++) {
-		struct io_uring_params p;
-		memset(&p, 0, sizeof p);
-		/* A CQ much larger than the SQ: completions of operations
-		 * submitted over many turns must fit (libuv #4598). */
-		p.flags = variants[i].setup_flags | IORING_SETUP_CQSIZE;
-		p.cq_entries = entries * 8;
-		err = io_uring_queue_init_params(entries, &loop->ring, &p);
-		if (err == -EINVAL) {
-			/* CQSIZE itself is 5.5+: try once more without it. */
-			memset(&p, 0, sizeof p);
-			p.flags = variants[i].setup_flags;
-			err = io_uring_queue_init_params(entries, &loop->ring, &p);
-		}
-		if (err == -EINVAL)
-			continue;
-		if (err)
-			return err;
-		loop->features |= variants[i].features;
-		/* Saves an fd lookup per io_uring_enter; 5.18+, optional. */
-		io_uring_register_ring_fd(&loop->ring);
-		err = probe_opcodes(loop);
-		if (err)
-			io_uring_queue_exit(&loop->ring);
-		return err;
-	}
-	return err;
-}
-
-void uco__ring_exit(uco_loop *loop)
-{
-	io_uring_queue_exit(&loop->ring);
 }
 
 /*
@@ -113,7 +37,7 @@ void uco__ring_drain(uco_loop *loop)
 		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
 		io_uring_sqe_set_data(sqe, &cancel);
 	}
-	io_uring_submit_and_get_events(ring);
+	loop->backend->enter(loop, false, -1);
 	for (int waits = 0;;) {
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
@@ -134,8 +58,7 @@ void uco__ring_drain(uco_loop *loop)
 		io_uring_cq_advance(ring, n);
 		if (!loop->inflight || cancel_res == -EINVAL || (n == 0 && ++waits > 20))
 			break;
-		struct __kernel_timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
-		io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+		loop->backend->enter(loop, true, 10 * 1000 * 1000);
 	}
 }
 
@@ -202,14 +125,13 @@ static int submit_pending(uco_loop *loop)
 {
 	for (int tries = 0; tries < 3; tries++) {
 		unsigned pending = io_uring_sq_ready(&loop->ring);
-		int ret = io_uring_submit(&loop->ring);
+		int ret = loop->backend->enter(loop, false, -1);
 		count_submit(loop, pending);
-		if (ret >= 0 || ret == -EINTR)
+		if (ret >= 0)
 			return 0;
 		if ((ret != -EBUSY && ret != -EAGAIN) || loop->reaping)
 			return ret;
-		io_uring_get_events(&loop->ring);
-		reap(loop);
+		reap(loop); /* the enter posted what overflowed: make room */
 	}
 	return -EBUSY;
 }
@@ -217,9 +139,9 @@ static int submit_pending(uco_loop *loop)
 int uco__ring_submit_now(uco_loop *loop)
 {
 	unsigned pending = io_uring_sq_ready(&loop->ring);
-	int ret = io_uring_submit(&loop->ring);
+	int ret = loop->backend->enter(loop, false, -1);
 	count_submit(loop, pending);
-	return ret < 0 ? ret : 0;
+	return ret;
 }
 
 struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c)
@@ -286,38 +208,16 @@ int uco__sqe_reserve(uco_loop *loop, unsigned n)
 
 int uco__ring_turn(uco_loop *loop, bool wait, int64_t timeout_ns)
 {
-	struct io_uring *ring = &loop->ring;
 	if (loop->cancels)
 		send_queued_cancels(loop);
-	unsigned pending = io_uring_sq_ready(ring);
+	unsigned pending = io_uring_sq_ready(&loop->ring);
 	int ret = 0;
-
-	if (wait) {
-		struct io_uring_cqe *cqe;
-		if (timeout_ns >= 0) {
-			struct __kernel_timespec ts = {
-				.tv_sec = timeout_ns / UCO_NS_PER_S,
-				.tv_nsec = timeout_ns % UCO_NS_PER_S,
-			};
-			ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
-		} else {
-			ret = io_uring_submit_and_wait(ring, 1);
-		}
-		count_submit(loop, pending);
-	} else if (pending || ((loop->features & UCO_RING_DEFER_TASKRUN) && loop->inflight)) {
-		/* With DEFER_TASKRUN, completions are only posted when we ask
-		 * for events: do it in the same call as the submit. */
-		ret = (loop->features & UCO_RING_DEFER_TASKRUN)
-		      ? io_uring_submit_and_get_events(ring)
-		      : io_uring_submit(ring);
+	if (wait || pending || (loop->enter_for_events && loop->inflight)) {
+		ret = loop->backend->enter(loop, wait, timeout_ns);
 		count_submit(loop, pending);
 	}
-	/* Interrupted or timed out waits are normal; what was submitted was
-	 * counted, and whatever completed is reaped below. */
-	if (ret == -EINTR || ret == -ETIME)
-		ret = 0;
 	if (ret == -EBUSY || ret == -EAGAIN)
 		ret = 0; /* the reap below makes room; the next turn retries */
 	reap(loop);
-	return ret < 0 ? ret : 0;
+	return ret;
 }

@@ -46,11 +46,14 @@ static int io_uring_disabled(void)
 	return v;
 }
 
+static const uco_loop_opts io_uring_only = { .backend = UCO_BACKEND_IO_URING };
+
 Test(setup, seccomp_refusal_is_EPERM_and_names_seccomp)
 {
 	refuse_io_uring(EPERM);
+	unsetenv("UCO_BACKEND");
 	uco_loop *loop = (uco_loop *)0x1;
-	int err = uco_loop_create(&loop, NULL);
+	int err = uco_loop_create(&loop, &io_uring_only);
 	cr_assert_eq(err, -EPERM);
 	cr_assert_eq(loop, (uco_loop *)0x1, "*out untouched on failure");
 	if (io_uring_disabled() == 0)
@@ -62,10 +65,89 @@ Test(setup, seccomp_refusal_is_EPERM_and_names_seccomp)
 Test(setup, missing_io_uring_is_ENOSYS)
 {
 	refuse_io_uring(ENOSYS);
+	unsetenv("UCO_BACKEND");
 	uco_loop *loop;
-	int err = uco_loop_create(&loop, NULL);
+	int err = uco_loop_create(&loop, &io_uring_only);
 	cr_assert_eq(err, -ENOSYS);
 	cr_assert(strstr(uco_loop_strerror(err), "kernel"), "%s", uco_loop_strerror(err));
+}
+
+/* A task that sleeps and reads a pipe: enough to see the loop work. */
+static void *sleep_and_read(void *arg)
+{
+	(void)arg;
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	cr_assert_eq(uco_sleep(1000000), 0);
+	char c;
+	cr_assert_eq(uco_read(p[0], &c, 1, -1), 1);
+	close(p[0]);
+	close(p[1]);
+	return (void *)1;
+}
+
+static void falls_back_to_epoll(int refusal, const char *why_names)
+{
+	refuse_io_uring(refusal);
+	unsetenv("UCO_BACKEND");
+	uco_loop *loop;
+	cr_assert_eq(uco_loop_create(&loop, NULL), 0);
+	const char *why = NULL;
+	cr_assert_str_eq(uco_loop_backend(loop, &why), "epoll");
+	cr_assert(uco_loop_features(loop) & UCO_RING_EPOLL);
+	cr_assert(why && strstr(why, why_names), "%s", why ? why : "(null)");
+	uco_task *t;
+	void *value;
+	cr_assert_eq(uco_spawn(loop, &t, sleep_and_read, NULL), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, &value), 0);
+	cr_assert_eq(value, (void *)1);
+	uco_task_release(t);
+	cr_assert_eq(uco_loop_close(loop), 0);
+}
+
+Test(setup, auto_runs_on_epoll_where_seccomp_refuses_io_uring)
+{
+	falls_back_to_epoll(EPERM, io_uring_disabled() == 0 ? "seccomp" : "io_uring_disabled");
+}
+
+Test(setup, auto_runs_on_epoll_where_io_uring_is_missing)
+{
+	falls_back_to_epoll(ENOSYS, "kernel");
+}
+
+Test(setup, auto_runs_on_epoll_where_a_sandbox_says_EOPNOTSUPP)
+{
+	falls_back_to_epoll(EOPNOTSUPP, "");
+}
+
+Test(setup, other_setup_errors_do_not_fall_back)
+{
+	/* No memory is not a refusal: AUTO reports it rather than hide it. */
+	refuse_io_uring(ENOMEM);
+	unsetenv("UCO_BACKEND");
+	uco_loop *loop;
+	cr_assert_eq(uco_loop_create(&loop, NULL), -ENOMEM);
+}
+
+Test(setup, the_environment_chooses_the_backend)
+{
+	uco_loop *loop;
+	setenv("UCO_BACKEND", "epoll", 1);
+	cr_assert_eq(uco_loop_create(&loop, &io_uring_only), 0, "the environment overrides");
+	const char *why = "x";
+	cr_assert_str_eq(uco_loop_backend(loop, &why), "epoll");
+	cr_assert_null(why, "asked for, not a fallback");
+	cr_assert_eq(uco_loop_close(loop), 0);
+	setenv("UCO_BACKEND", "io_uring", 1);
+	uco_loop_opts epoll = { .backend = UCO_BACKEND_EPOLL };
+	cr_assert_eq(uco_loop_create(&loop, &epoll), 0);
+	cr_assert_str_eq(uco_loop_backend(loop, NULL), "io_uring");
+	cr_assert_eq(uco_loop_features(loop) & UCO_RING_EPOLL, 0);
+	cr_assert_eq(uco_loop_close(loop), 0);
+	setenv("UCO_BACKEND", "kqueue", 1);
+	cr_assert_eq(uco_loop_create(&loop, NULL), -EINVAL);
+	cr_assert_null(uco_loop_backend(NULL, NULL));
 }
 
 Test(setup, a_plain_ring_works_when_flags_are_refused)
