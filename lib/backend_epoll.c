@@ -123,6 +123,8 @@ static void flush_overflow(struct uco__epoll *ep)
 	size_t i = 0;
 	for (; i < ep->noverflow && cq_room(ep); i++)
 		cq_write(ep, &ep->overflow[i]);
+	if (i == 0)
+		return; /* nothing moved; overflow may still be NULL (UBSan) */
 	memmove(ep->overflow, ep->overflow + i, (ep->noverflow - i) * sizeof *ep->overflow);
 	ep->noverflow -= i;
 }
