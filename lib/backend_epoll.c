@@ -65,7 +65,13 @@ struct uco__epoll {
 	size_t heap_len, heap_cap;
 	struct eop **hash;        /* held operations by user_data */
 	size_t hash_mask, hash_count;
+	/* Operation records, in slabs made at set-up and as needed: a loop
+	 * that keeps within its first slab never allocates in a turn, so a
+	 * process short of memory does not starve operations in flight (on
+	 * io_uring the kernel holds them). */
 	struct eop *free_ops;     /* through hash_next */
+	struct eop **slabs;
+	size_t nslabs;
 	struct group *groups;     /* by bgid */
 	size_t ngroups;
 	int *files;               /* the fixed-file table: our own dups */
@@ -186,13 +192,31 @@ static struct eop *find_held(struct uco__epoll *ep, uint64_t data)
 	return NULL;
 }
 
+#define SLAB_OPS 256
+
+static int add_slab(struct uco__epoll *ep)
+{
+	struct eop **slabs = realloc(ep->slabs, (ep->nslabs + 1) * sizeof *slabs);
+	if (!slabs)
+		return -ENOMEM;
+	ep->slabs = slabs;
+	struct eop *slab = malloc(SLAB_OPS * sizeof *slab);
+	if (!slab)
+		return -ENOMEM;
+	slabs[ep->nslabs++] = slab;
+	for (size_t i = 0; i < SLAB_OPS; i++) {
+		slab[i].hash_next = ep->free_ops;
+		ep->free_ops = &slab[i];
+	}
+	return 0;
+}
+
 static struct eop *op_alloc(struct uco__epoll *ep)
 {
+	if (!ep->free_ops && add_slab(ep))
+		return NULL;
 	struct eop *op = ep->free_ops;
-	if (op)
-		ep->free_ops = op->hash_next;
-	else
-		op = malloc(sizeof *op);
+	ep->free_ops = op->hash_next;
 	return op;
 }
 
@@ -676,8 +700,12 @@ static int ep_init(uco_loop *loop, unsigned entries, unsigned flags)
 	ep->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&ep->lock, NULL);
 	pthread_cond_init(&ep->work, NULL);
-	ep->hash_mask = 63;
+	ep->hash_mask = 1023;
 	ep->hash = calloc(ep->hash_mask + 1, sizeof *ep->hash);
+	ep->heap_cap = 256;
+	ep->heap = malloc(ep->heap_cap * sizeof *ep->heap);
+	ep->nfds = 1024;
+	ep->fds = calloc(ep->nfds, sizeof *ep->fds);
 	struct io_uring *ring = &loop->ring;
 	memset(ring, 0, sizeof *ring);
 	ring->ring_fd = ring->enter_ring_fd = -1;
@@ -687,7 +715,8 @@ static int ep_init(uco_loop *loop, unsigned entries, unsigned flags)
 	int err = 0;
 	if (ep->epfd < 0 || ep->wake_fd < 0)
 		err = -errno;
-	else if (!ep->hash || !ring->sq.sqes || !ring->sq.array || !ring->cq.cqes)
+	else if (!ep->hash || !ep->heap || !ep->fds || !ring->sq.sqes || !ring->sq.array ||
+	         !ring->cq.cqes || add_slab(ep))
 		err = -ENOMEM;
 	if (!err) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_KEY };
@@ -731,16 +760,9 @@ static void ep_exit(uco_loop *loop)
 	for (unsigned i = 0; i < ep->nworkers; i++)
 		pthread_join(ep->workers[i], NULL);
 	/* Whatever is still held will never complete: the loop is gone. */
-	for (size_t i = 0; ep->hash && i <= ep->hash_mask; i++)
-		for (struct eop *op = ep->hash[i], *next; op; op = next) {
-			next = op->hash_next;
-			free(op);
-		}
-	while (ep->free_ops) {
-		struct eop *op = ep->free_ops;
-		ep->free_ops = op->hash_next;
-		free(op);
-	}
+	for (size_t i = 0; i < ep->nslabs; i++)
+		free(ep->slabs[i]);
+	free(ep->slabs);
 	for (unsigned i = 0; i < ep->nfiles; i++)
 		if (ep->files[i] >= 0)
 			close(ep->files[i]);

@@ -228,8 +228,10 @@ int uco_loop_dump(uco_loop *loop, int fd)
 	char line[1024];
 	int n = snprintf(line, sizeof line,
 	                 "uco loop %p: %zu tasks, %" PRIu64 " unfinished, %zu ready, "
-	                 "%" PRIu64 " operations in flight\n",
-	                 (void *)loop, loop->ntasks, loop->live, loop->ready.len, loop->inflight);
+	                 "%" PRIu64 " operations in flight, on %s%s%s\n",
+	                 (void *)loop, loop->ntasks, loop->live, loop->ready.len, loop->inflight,
+	                 uco_loop_backend(loop, NULL), loop->backend_why ? " because " : "",
+	                 loop->backend_why ? loop->backend_why : "");
 	err = write_all(fd, line, (size_t)n);
 	/* Oldest first: the list is pushed at its head. */
 	const uco_task *oldest = loop->all_tasks;

@@ -124,8 +124,9 @@ static void on_alarm(int sig)
 {
 	(void)sig;
 	char msg[256];
-	int len = snprintf(msg, sizeof msg, "faults: %s hung with call %lu failed (%s)\n",
-	                   alarm_case, alarm_n, alarm_sticky ? "sticky" : "once");
+	int len = snprintf(msg, sizeof msg, "faults: %s hung with call %lu failed (%s, first %s)\n",
+	                   alarm_case, alarm_n, alarm_sticky ? "sticky" : "once",
+	                   fault_first_failed());
 	if (write(2, msg, (size_t)len) < 0)
 		_exit(3);
 	_exit(2);
@@ -1517,7 +1518,12 @@ Test(faults, cancels_refused_by_a_full_ring_are_sent_later, .timeout = 60)
 	uco_task *t;
 	cr_assert_eq(uco_spawn(loop, &t, cancels_while_refused, NULL), 0);
 	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
-	cr_assert_gt(lc.refused, 0, "the kernel never refused: nothing was tested");
+	if (uco_loop_features(loop) & UCO_RING_EPOLL)
+		/* The epoll backend takes every submission: each cancel went
+		 * at once, and each read ended. */
+		cr_assert_eq(lc.ended, CANCELLED_READERS);
+	else
+		cr_assert_gt(lc.refused, 0, "the kernel never refused: nothing was tested");
 	int left = CANCELLED_READERS - lc.ended;
 	if (left)
 		cr_assert_eq(write(lc.fds[1], "xxxx", 4 * (size_t)left) >= 0, 1); /* let them go */
