@@ -238,6 +238,8 @@ def test_fields():
         check(rc == 0 and r["backend"] in ("io_uring", "epoll"), f"{want}: rc {rc} {r} {err}")
         if want == "io_uring" and not env:
             check(r["backend"] == "io_uring" and r["backend_why"] is None, f"{want}: {r}")
+        if want == "epoll" and not env:
+            check(r["backend"] == "epoll" and r["backend_why"] is None, f"{want}: {r}")
         if r["backend"] == "io_uring":
             check(r["backend_why"] is None, f"{want}: no fallback, no reason: {r}")
     for args in (["--backend", "kqueue"], ["--tick", "-1"]):
