@@ -114,6 +114,38 @@ char *bench_find_peer_file(const char *name);
 void *bench_stack_alloc(size_t size);
 void bench_stack_free(void *base, size_t size);
 
+/* ------------------------------------------------------------ uco's backends
+ * (bench_backend.c) */
+
+/* "uco" and "uco-epoll" run the same code on a loop whose
+ * uco_loop_opts.backend is UCO_BACKEND_AUTO (the default) or
+ * UCO_BACKEND_EPOLL (the readiness backend). */
+struct uco_loop;
+struct uco_loop_opts;
+bool bench_is_uco_epoll(const char *impl);
+unsigned bench_uco_backend(const char *impl);
+/* The same as the tools' --backend argument: "auto" or "epoll". */
+const char *bench_uco_backend_arg(const char *impl);
+
+/* In the parent, before running a uco implementation: says on stderr
+ * (once per bench and impl) which backend its loops run on, as a loop made
+ * here with its backend option does; for "uco-epoll" on a loop that does
+ * not run on epoll, says why it is skipped (bench_skip) and returns false. */
+bool bench_uco_impl_available(const char *bench, const char *impl);
+
+/* uco_loop_create() with *opts (NULL: defaults) and impl's backend: 0;
+ * -EOPNOTSUPP after bench_skip when "uco-epoll" did not get the epoll
+ * backend (nothing left open); uco_loop_create's error after bench_fail. */
+int bench_uco_loop_create(struct uco_loop **out, const char *bench,
+                          const char *impl, const struct uco_loop_opts *opts);
+
+/* For loops made without options (uco_run_threads): set UCO_BACKEND in the
+ * environment to impl's backend ("uco" leaves it as it is); returns what
+ * to give bench_uco_env_restore() afterwards.  Only while no other thread
+ * reads the environment. */
+char *bench_uco_env_set(const char *impl);
+void bench_uco_env_restore(const char *impl, char *saved);
+
 /* ------------------------------------------------------------ the chart
  * (bench_svg.c) */
 
@@ -127,8 +159,11 @@ struct bench_ratio {
 /* More is better for rates (a unit ending in "/s"), less for the rest. */
 bool bench_higher_is_better(const char *unit);
 
-/* The bar chart of every ratio, as SVG, to path: 0 or -errno. */
-int bench_svg_write(const char *path, const struct bench_ratio *rows, size_t n);
+/* The bar chart of these ratios, as SVG, to path, with a line under the
+ * title saying which they are (subtitle): 0 or -errno.  Rows of the same
+ * bench are grouped under its name, in the order given. */
+int bench_svg_write(const char *path, const char *subtitle,
+                    const struct bench_ratio *rows, size_t n);
 
 /* ------------------------------------------------------------ benchmarks */
 
@@ -156,10 +191,9 @@ int bench_echo_liburing_serve(int lfd);
 /* One round of the sleep work on uco: spawn n detached tasks on `loop`
  * that each uco_sleep(sleep_ns), run the loop until none is left; the time
  * from the first spawn to the last wake-up in *wall_ms.  0, or a negative
- * errno after bench_fail(bench, "uco", ...).  (bench_sleep.c) */
-struct uco_loop;
+ * errno after bench_fail(bench, impl, ...).  (bench_sleep.c) */
 int bench_uco_sleep_round(struct uco_loop *loop, uint64_t n, int64_t sleep_ns,
-                          const char *bench, double *wall_ms);
+                          const char *bench, const char *impl, double *wall_ms);
 
 /* What the fresh child processes run (uco-bench --internal-child ...). */
 int bench_sleep_child(const char *impl, const struct bench_opts *opts);

@@ -13,7 +13,11 @@
  * read back, and the task ends with it).  us_per_cancel = elapsed / tasks.
  * Every task's uco_recv result and final state are checked afterwards.
  *
- * It runs in a fresh process (uco-bench --internal-child cancel uco), which
+ *   uco        the default loop (io_uring);
+ *   uco-epoll  the same on a loop of the readiness backend
+ *              (UCO_BACKEND_EPOLL; skipped where the loop does not run on it).
+ *
+ * Each runs in a fresh process (uco-bench --internal-child cancel IMPL), which
  * raises its RLIMIT_NOFILE to tasks + 100 (or skips, saying so, if it
  * cannot), makes the sockets once and reuses them for every round, and
  * does one untimed warm-up round, then `rounds` timed ones (one JSON line
@@ -34,6 +38,7 @@
 #include "uco.h"
 
 struct cancel_state {
+	const char *impl;  /* "uco" or "uco-epoll" */
 	size_t n;
 	int (*fds)[2];     /* n sockets; tasks read fds[i][0] ([1] unused) */
 	uco_task **tasks;  /* n handles */
@@ -86,14 +91,14 @@ static int cancel_round(uco_loop *loop, struct cancel_state *st,
 	for (; spawned < st->n; spawned++) {
 		ret = uco_spawn(loop, &st->tasks[spawned], reader, &args[spawned]);
 		if (ret < 0) {
-			bench_fail("cancel", "uco", "uco_spawn of task %zu of %zu: %s",
+			bench_fail("cancel", st->impl, "uco_spawn of task %zu of %zu: %s",
 			           spawned + 1, st->n, strerror(-ret));
 			goto undo;
 		}
 	}
 	ret = uco_spawn(loop, &s, settle, st);
 	if (ret < 0) {
-		bench_fail("cancel", "uco", "uco_spawn: %s", strerror(-ret));
+		bench_fail("cancel", st->impl, "uco_spawn: %s", strerror(-ret));
 		goto undo;
 	}
 	ret = uco_loop_run_until(loop, s, NULL);
@@ -101,7 +106,7 @@ static int cancel_round(uco_loop *loop, struct cancel_state *st,
 		ret = uco_task_result(s, NULL);
 	uco_task_release(s);
 	if (ret < 0 || st->started != st->n) {
-		bench_fail("cancel", "uco", "waiting for the readers to block: %s "
+		bench_fail("cancel", st->impl, "waiting for the readers to block: %s "
 		           "(%zu of %zu started)", ret < 0 ? strerror(-ret) : "",
 		           st->started, st->n);
 		ret = ret < 0 ? ret : -EPROTO;
@@ -109,7 +114,7 @@ static int cancel_round(uco_loop *loop, struct cancel_state *st,
 	}
 	for (size_t i = 0; i < st->n; i++) {
 		if (uco_task_state_get(st->tasks[i]) != UCO_TASK_PENDING) {
-			bench_fail("cancel", "uco", "task %zu ended before the cancel "
+			bench_fail("cancel", st->impl, "task %zu ended before the cancel "
 			           "(uco_recv returned %zd)", i, st->res[i]);
 			ret = -EPROTO;
 			goto undo;
@@ -121,7 +126,7 @@ static int cancel_round(uco_loop *loop, struct cancel_state *st,
 	for (size_t i = 0; i < st->n; i++) {
 		ret = uco_task_cancel(st->tasks[i]);
 		if (ret < 0) {
-			bench_fail("cancel", "uco", "uco_task_cancel of task %zu: %s",
+			bench_fail("cancel", st->impl, "uco_task_cancel of task %zu: %s",
 			           i, strerror(-ret));
 			goto undo;
 		}
@@ -130,14 +135,14 @@ static int cancel_round(uco_loop *loop, struct cancel_state *st,
 	int64_t elapsed = bench_now_ns() - t0;
 
 	if (ret != 0) {
-		bench_fail("cancel", "uco", "uco_loop_run returned %d", ret);
+		bench_fail("cancel", st->impl, "uco_loop_run returned %d", ret);
 		ret = ret < 0 ? ret : -EPROTO;
 		goto undo;
 	}
 	for (size_t i = 0; i < st->n; i++) {
 		int state = uco_task_state_get(st->tasks[i]);
 		if (st->res[i] != -ECANCELED || state != UCO_TASK_CANCELLED) {
-			bench_fail("cancel", "uco", "task %zu: uco_recv returned %zd "
+			bench_fail("cancel", st->impl, "task %zu: uco_recv returned %zd "
 			           "(%s), state %d, not -ECANCELED and cancelled", i,
 			           st->res[i], st->res[i] < 0 ?
 			           strerror((int)-st->res[i]) : "data", state);
@@ -162,13 +167,13 @@ undo:
 
 /* RLIMIT_NOFILE of at least `need`: 0, or a negative errno after saying
  * why the benchmark is skipped. */
-static int raise_nofile(rlim_t need)
+static int raise_nofile(const char *impl, rlim_t need)
 {
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
 		int e = errno;
-		bench_skip("cancel", "uco", "getrlimit(RLIMIT_NOFILE): %s", strerror(e));
+		bench_skip("cancel", impl, "getrlimit(RLIMIT_NOFILE): %s", strerror(e));
 		return -e;
 	}
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
@@ -179,7 +184,7 @@ static int raise_nofile(rlim_t need)
 		want.rlim_max = need;
 	if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
 		int e = errno;
-		bench_skip("cancel", "uco", "needs %llu open files, and RLIMIT_NOFILE "
+		bench_skip("cancel", impl, "needs %llu open files, and RLIMIT_NOFILE "
 		           "is %llu (hard %llu) and cannot be raised: %s (raise it "
 		           "with ulimit -n, or limits.conf)",
 		           (unsigned long long)need, (unsigned long long)rl.rlim_cur,
@@ -189,16 +194,16 @@ static int raise_nofile(rlim_t need)
 	return 0;
 }
 
-static int cancel_uco(int rounds)
+static int cancel_uco(const char *impl, int rounds)
 {
-	struct cancel_state st = {.n = BENCH_CANCEL_TASKS};
+	struct cancel_state st = {.impl = impl, .n = BENCH_CANCEL_TASKS};
 	struct cancel_arg *args = NULL;
 	uco_loop_opts lo;
 	uco_loop *loop = NULL;
 	size_t made = 0;
 	int ret;
 
-	ret = raise_nofile((rlim_t)st.n + 100);
+	ret = raise_nofile(impl, (rlim_t)st.n + 100);
 	if (ret < 0)
 		return 0; /* skipped, not failed */
 
@@ -208,7 +213,7 @@ static int cancel_uco(int rounds)
 	st.res = calloc(st.n, sizeof *st.res);
 	args = calloc(st.n, sizeof *args);
 	if (!st.fds || !st.tasks || !st.res || !args) {
-		bench_fail("cancel", "uco", "out of memory");
+		bench_fail("cancel", impl, "out of memory");
 		goto out;
 	}
 	for (; made < st.n; made++) {
@@ -216,7 +221,7 @@ static int cancel_uco(int rounds)
 		st.fds[made][1] = -1;
 		if (st.fds[made][0] < 0) {
 			ret = -errno;
-			bench_fail("cancel", "uco", "socket %zu of %zu: %s",
+			bench_fail("cancel", impl, "socket %zu of %zu: %s",
 			           made + 1, st.n, strerror(errno));
 			goto out;
 		}
@@ -227,11 +232,11 @@ static int cancel_uco(int rounds)
 	/* Every stack of a round stays warm, as in gather and sleep. */
 	memset(&lo, 0, sizeof lo);
 	lo.stack_keep_warm = st.n + 16;
-	ret = uco_loop_create(&loop, &lo);
+	ret = bench_uco_loop_create(&loop, "cancel", impl, &lo);
 	if (ret < 0) {
-		bench_fail("cancel", "uco", "uco_loop_create: %s",
-		           uco_loop_strerror(ret));
 		loop = NULL;
+		if (ret == -EOPNOTSUPP)
+			ret = 0; /* skipped, not failed */
 		goto out;
 	}
 	for (int r = 0; r <= rounds; r++) {
@@ -240,12 +245,12 @@ static int cancel_uco(int rounds)
 		if (ret < 0)
 			goto out;
 		if (r > 0) /* round 0 is the warm-up */
-			bench_emit("cancel", "uco", "us_per_cancel", us, "us");
+			bench_emit("cancel", impl, "us_per_cancel", us, "us");
 	}
 	ret = 0;
 out:
 	if (loop && uco_loop_close(loop) < 0)
-		bench_note("cancel/uco: uco_loop_close failed");
+		bench_note("cancel/%s: uco_loop_close failed", impl);
 	for (size_t i = 0; i < made; i++)
 		close(st.fds[i][0]);
 	free(st.fds);
@@ -264,18 +269,27 @@ static int cancel_rounds(const struct bench_opts *opts)
 
 int bench_cancel_child(const char *impl, const struct bench_opts *opts)
 {
-	if (strcmp(impl, "uco") != 0) {
+	if (strcmp(impl, "uco") != 0 && !bench_is_uco_epoll(impl)) {
 		fprintf(stderr, "uco-bench: cancel: no implementation %s here\n", impl);
 		return 2;
 	}
-	return cancel_uco(cancel_rounds(opts)) < 0 ? 1 : 0;
+	return cancel_uco(impl, cancel_rounds(opts)) < 0 ? 1 : 0;
 }
 
 /* ------------------------------------------------------------ the parent */
 
 int bench_cancel_run(const struct bench_opts *opts)
 {
-	bench_progress("cancel", "uco", "");
-	int st = bench_run_self("cancel", "uco", opts);
-	return st != 0 ? -EPROTO : 0; /* a failure is reported by bench_run_self */
+	static const char *const impls[] = {"uco", "uco-epoll"};
+	int ret = 0;
+
+	for (size_t i = 0; i < sizeof impls / sizeof impls[0]; i++) {
+		if (!bench_uco_impl_available("cancel", impls[i]))
+			continue;
+		bench_progress("cancel", impls[i], "");
+		/* A failure is reported by bench_run_self. */
+		if (bench_run_self("cancel", impls[i], opts) != 0)
+			ret = -EPROTO;
+	}
+	return ret;
 }

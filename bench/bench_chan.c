@@ -6,6 +6,9 @@
  *            uco_chan, a consumer coroutine receives them until -EPIPE (the
  *            producer closes the channel at the end); items_per_s = items /
  *            wall time of uco_loop_run().
+ *   uco-epoll  the same on loops of the readiness backend
+ *            (UCO_BACKEND_EPOLL, through UCO_BACKEND in the environment for
+ *            uco_run_threads; skipped where the loop does not run on it).
  *   pthread  a mutex + two condvars bounded ring between a producer and a
  *            consumer thread, same count, same capacity.
  *
@@ -22,6 +25,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -67,7 +71,8 @@ static void *consumer(void *arg)
 	return NULL;
 }
 
-static int uco_round(uco_loop *loop, uint64_t items, double *per_s)
+static int uco_round(const char *impl, uco_loop *loop, uint64_t items,
+                     double *per_s)
 {
 	struct chan_state st = {.items = items};
 	int ret = uco_chan_create(&st.ch, CAP);
@@ -90,7 +95,7 @@ static int uco_round(uco_loop *loop, uint64_t items, double *per_s)
 	if (st.err)
 		return st.err;
 	if (st.got != items || st.sum != items * (items + 1) / 2) {
-		bench_fail("chan", "uco", "%" PRIu64 " items sent, %" PRIu64
+		bench_fail("chan", impl, "%" PRIu64 " items sent, %" PRIu64
 		           " received (or a wrong sum)", items, st.got);
 		return -EPROTO;
 	}
@@ -185,6 +190,8 @@ static int pthread_round(uint64_t items, double *per_s)
 struct xround {
 	uco_xchan *ch;
 	uint64_t items, got, sum;
+	const char *impl;
+	bool wrong_backend; /* a uco-epoll loop that is not on epoll */
 };
 
 static void *xproducer(void *arg)
@@ -210,68 +217,91 @@ static void *xconsumer(void *arg)
 
 static int xsetup(uco_loop *loop, unsigned index, void *arg)
 {
+	struct xround *x = arg;
+	const char *backend = uco_loop_backend(loop, NULL);
+
+	if (bench_is_uco_epoll(x->impl) && (!backend || strcmp(backend, "epoll") != 0)) {
+		x->wrong_backend = true;
+		return -EOPNOTSUPP;
+	}
 	return uco_spawn(loop, NULL, index == 0 ? xproducer : xconsumer, arg);
 }
 
-static int xloop_round(uint64_t items, double *per_s)
+static int xloop_round(const char *impl, uint64_t items, double *per_s)
 {
-	struct xround x = { NULL, items, 0, 0 };
+	struct xround x = { NULL, items, 0, 0, impl, false };
 	int ret = uco_xchan_create(&x.ch, CAP);
 	if (ret < 0)
 		return ret;
+	/* uco_run_threads makes its loops without options: the backend
+	 * goes through the environment. */
+	char *env = bench_uco_env_set(impl);
 	int64_t t0 = bench_now_ns();
 	ret = uco_run_threads(2, 1, xsetup, &x);
 	int64_t ns = bench_now_ns() - t0;
+	bench_uco_env_restore(impl, env);
 	uco_xchan_destroy(x.ch);
+	if (x.wrong_backend) {
+		bench_fail("chan", impl, "xloop: the loops of uco_run_threads did not run "
+		           "on epoll with UCO_BACKEND=epoll in the environment");
+		return -EPROTO;
+	}
 	if (ret < 0)
 		return ret;
 	if (x.got != items || x.sum != items * (items + 1) / 2) {
-		bench_fail("chan", "uco", "xloop: %" PRIu64 " of %" PRIu64 " items", x.got, items);
+		bench_fail("chan", impl, "xloop: %" PRIu64 " of %" PRIu64 " items", x.got, items);
 		return -EPROTO;
 	}
 	*per_s = (double)items * 1e9 / (double)ns;
 	return 0;
 }
 
+/* The uco figures of impl ("uco" or "uco-epoll"). */
+static void chan_uco(const char *impl, int repeats, uint64_t items)
+{
+	uco_loop_opts lo;
+	uco_loop *loop;
+	double v = 0;
+	int ret;
+
+	if (!bench_uco_impl_available("chan", impl))
+		return;
+	memset(&lo, 0, sizeof lo);
+	if (bench_uco_loop_create(&loop, "chan", impl, &lo) < 0)
+		return;
+	bench_progress("chan", impl, "");
+	(void)uco_round(impl, loop, items / 10, &v); /* warm-up, stacks and caches */
+	for (int r = 0; r < repeats; r++) {
+		ret = uco_round(impl, loop, items, &v);
+		if (ret < 0) {
+			if (ret != -EPROTO)
+				bench_fail("chan", impl, "%s", strerror(-ret));
+			break;
+		}
+		bench_emit("chan", impl, "items_per_s", v, "items/s");
+	}
+	uco_loop_close(loop);
+	bench_progress("chan", impl, "two loops");
+	for (int r = -1; r < repeats; r++) { /* round -1: the warm-up */
+		ret = xloop_round(impl, r < 0 ? items / 10 : items, &v);
+		if (ret < 0) {
+			if (ret != -EPROTO)
+				bench_fail("chan", impl, "xloop: %s", strerror(-ret));
+			break;
+		}
+		if (r >= 0)
+			bench_emit("chan", impl, "items_per_s_xloop", v, "items/s");
+	}
+}
+
 int bench_chan_run(const struct bench_opts *opts)
 {
 	const int repeats = BENCH_PICK(opts, 2, 5, 11);
 	const uint64_t items = BENCH_PICK(opts, 100000, 1000000, 1000000);
-	uco_loop_opts lo;
-	uco_loop *loop;
-	double v;
-	int ret;
+	double v = 0;
 
-	memset(&lo, 0, sizeof lo);
-	ret = uco_loop_create(&loop, &lo);
-	if (ret < 0) {
-		bench_fail("chan", "uco", "uco_loop_create: %s",
-		           uco_loop_strerror(ret));
-		return ret;
-	}
-	bench_progress("chan", "uco", "");
-	(void)uco_round(loop, items / 10, &v); /* warm-up, stacks and caches */
-	for (int r = 0; r < repeats; r++) {
-		ret = uco_round(loop, items, &v);
-		if (ret < 0) {
-			if (ret != -EPROTO)
-				bench_fail("chan", "uco", "%s", strerror(-ret));
-			break;
-		}
-		bench_emit("chan", "uco", "items_per_s", v, "items/s");
-	}
-	uco_loop_close(loop);
-	bench_progress("chan", "uco", "two loops");
-	(void)xloop_round(items / 10, &v); /* warm-up */
-	for (int r = 0; r < repeats; r++) {
-		ret = xloop_round(items, &v);
-		if (ret < 0) {
-			if (ret != -EPROTO)
-				bench_fail("chan", "uco", "xloop: %s", strerror(-ret));
-			break;
-		}
-		bench_emit("chan", "uco", "items_per_s_xloop", v, "items/s");
-	}
+	chan_uco("uco", repeats, items);
+	chan_uco("uco-epoll", repeats, items);
 
 	bench_progress("chan", "pthread", "");
 	for (int r = 0; r < repeats; r++) {

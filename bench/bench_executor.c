@@ -25,13 +25,15 @@
  * --internal-child executor IMPL, or python3 with the peer script), which
  * does one untimed warm-up of each run, then the timed rt run, then the
  * timed throughput run, and reports one line per figure.  The parent
- * interleaves the processes (uco, libuv, asyncio, uco, ...).
+ * interleaves the processes (uco, uco-epoll, libuv, asyncio, uco, ...).
  *
  *   uco      uco_executor_create() with threads = 4 (default spin), one
  *            loop; rt: one coroutine doing sequential
  *            uco_run_in_executor(ex, fn, arg, &value); throughput:
  *            EXEC_INFLIGHT coroutines, each doing uco_run_in_executor in a
  *            loop until the shared count of jobs is reached (this file);
+ *   uco-epoll  the same on a loop of the readiness backend
+ *            (UCO_BACKEND_EPOLL; skipped where the loop does not run on it);
  *   libuv    uv_queue_work() with UV_THREADPOOL_SIZE=4 (set in this child
  *            before the first libuv call: libuv reads it once); rt: the
  *            after_work callback of each job queues the next; throughput:
@@ -112,6 +114,7 @@ static void report(const char *impl, double *lat_ns, uint64_t rt_jobs,
 /* ------------------------------------------------------------ uco */
 
 struct uco_rt {
+	const char *impl;
 	uco_executor *ex;
 	uint64_t n;
 	double *lat_ns;
@@ -132,13 +135,13 @@ static void *uco_rt_driver(void *arg)
 
 		if (r < 0) {
 			st->err = r;
-			bench_fail("executor", "uco", "uco_run_in_executor: %s",
+			bench_fail("executor", st->impl, "uco_run_in_executor: %s",
 			           strerror(-r));
 			break;
 		}
 		if ((uintptr_t)v != i + 1) {
 			st->err = -EPROTO;
-			bench_fail("executor", "uco", "job %" PRIu64 " returned "
+			bench_fail("executor", st->impl, "job %" PRIu64 " returned "
 			           "%" PRIuPTR, i, (uintptr_t)v);
 			break;
 		}
@@ -154,7 +157,7 @@ static int uco_rt_run(uco_loop *loop, struct uco_rt *st)
 	int ret = uco_spawn(loop, &drv, uco_rt_driver, st);
 
 	if (ret < 0) {
-		bench_fail("executor", "uco", "uco_spawn: %s", strerror(-ret));
+		bench_fail("executor", st->impl, "uco_spawn: %s", strerror(-ret));
 		return ret;
 	}
 	ret = uco_loop_run_until(loop, drv, NULL);
@@ -162,7 +165,7 @@ static int uco_rt_run(uco_loop *loop, struct uco_rt *st)
 		ret = uco_task_result(drv, NULL);
 	uco_task_release(drv);
 	if (ret < 0) {
-		bench_fail("executor", "uco", "uco_loop_run_until: %s",
+		bench_fail("executor", st->impl, "uco_loop_run_until: %s",
 		           strerror(-ret));
 		return ret;
 	}
@@ -170,6 +173,7 @@ static int uco_rt_run(uco_loop *loop, struct uco_rt *st)
 }
 
 struct uco_thr {
+	const char *impl;
 	uco_executor *ex;
 	uint64_t total, issued, done;
 	int64_t t_last;
@@ -187,14 +191,14 @@ static void *uco_thr_worker(void *arg)
 
 		if (r < 0) {
 			if (!st->err)
-				bench_fail("executor", "uco", "uco_run_in_executor: "
+				bench_fail("executor", st->impl, "uco_run_in_executor: "
 				           "%s", strerror(-r));
 			st->err = r;
 			break;
 		}
 		if ((uintptr_t)v != x + 1) {
 			if (!st->err)
-				bench_fail("executor", "uco", "job %" PRIuPTR
+				bench_fail("executor", st->impl, "job %" PRIuPTR
 				           " returned %" PRIuPTR, x, (uintptr_t)v);
 			st->err = -EPROTO;
 			break;
@@ -207,10 +211,11 @@ static void *uco_thr_worker(void *arg)
 
 /* EXEC_INFLIGHT coroutines share `total` jobs; the wall time from before
  * the first spawn to the last result in *ns, the CPU time in *cpu. */
-static int uco_thr_run(uco_loop *loop, uco_executor *ex, uint64_t total,
+static int uco_thr_run(const char *impl, uco_loop *loop, uco_executor *ex,
+                       uint64_t total,
                        int64_t *ns, double *cpu)
 {
-	struct uco_thr st = {.ex = ex, .total = total};
+	struct uco_thr st = {.impl = impl, .ex = ex, .total = total};
 	double c0 = cpu_seconds();
 	int64_t t0 = bench_now_ns();
 	int ret = 0;
@@ -218,7 +223,7 @@ static int uco_thr_run(uco_loop *loop, uco_executor *ex, uint64_t total,
 	for (unsigned i = 0; i < EXEC_INFLIGHT; i++) {
 		ret = uco_spawn(loop, NULL, uco_thr_worker, &st);
 		if (ret < 0) {
-			bench_fail("executor", "uco", "uco_spawn: %s",
+			bench_fail("executor", impl, "uco_spawn: %s",
 			           strerror(-ret));
 			st.total = st.issued; /* the others stop at once */
 			break;
@@ -229,13 +234,13 @@ static int uco_thr_run(uco_loop *loop, uco_executor *ex, uint64_t total,
 	if (ret < 0)
 		return ret;
 	if (r != 0) {
-		bench_fail("executor", "uco", "uco_loop_run returned %d", r);
+		bench_fail("executor", impl, "uco_loop_run returned %d", r);
 		return r < 0 ? r : -EINTR;
 	}
 	if (st.err)
 		return st.err;
 	if (st.done != total) {
-		bench_fail("executor", "uco", "%" PRIu64 " of %" PRIu64
+		bench_fail("executor", impl, "%" PRIu64 " of %" PRIu64
 		           " jobs done", st.done, total);
 		return -EPROTO;
 	}
@@ -243,7 +248,7 @@ static int uco_thr_run(uco_loop *loop, uco_executor *ex, uint64_t total,
 	return 0;
 }
 
-static int executor_uco(const struct exec_counts *c)
+static int executor_uco(const char *impl, const struct exec_counts *c)
 {
 	uco_loop_opts lo;
 	uco_loop *loop;
@@ -255,31 +260,29 @@ static int executor_uco(const struct exec_counts *c)
 	lat = calloc(c->rt_jobs > c->rt_warmup ? c->rt_jobs : c->rt_warmup,
 	             sizeof *lat);
 	if (!lat) {
-		bench_fail("executor", "uco", "out of memory");
+		bench_fail("executor", impl, "out of memory");
 		return -ENOMEM;
 	}
 	/* Keep every coroutine's stack warm between the warm-up and the
 	 * timed throughput run. */
 	memset(&lo, 0, sizeof lo);
 	lo.stack_keep_warm = EXEC_INFLIGHT + 1;
-	ret = uco_loop_create(&loop, &lo);
+	ret = bench_uco_loop_create(&loop, "executor", impl, &lo);
 	if (ret < 0) {
-		bench_fail("executor", "uco", "uco_loop_create: %s",
-		           uco_loop_strerror(ret));
 		free(lat);
-		return ret;
+		return ret == -EOPNOTSUPP ? 0 : ret; /* skipped: said why */
 	}
 	memset(&eo, 0, sizeof eo);
 	eo.threads = EXEC_WORKERS; /* spin_us, flags: the defaults */
 	ret = uco_executor_create(&ex, &eo);
 	if (ret < 0) {
-		bench_fail("executor", "uco", "uco_executor_create: %s",
+		bench_fail("executor", impl, "uco_executor_create: %s",
 		           strerror(-ret));
 		ex = NULL;
 		goto out;
 	}
 
-	struct uco_rt rt = {.ex = ex, .n = c->rt_warmup, .lat_ns = lat};
+	struct uco_rt rt = {.impl = impl, .ex = ex, .n = c->rt_warmup, .lat_ns = lat};
 	ret = uco_rt_run(loop, &rt);
 	if (ret < 0)
 		goto out;
@@ -290,23 +293,23 @@ static int executor_uco(const struct exec_counts *c)
 
 	int64_t ns;
 	double cpu_thr;
-	ret = uco_thr_run(loop, ex, c->thr_warmup, &ns, &cpu_thr);
+	ret = uco_thr_run(impl, loop, ex, c->thr_warmup, &ns, &cpu_thr);
 	if (ret < 0)
 		goto out;
-	ret = uco_thr_run(loop, ex, c->thr_jobs, &ns, &cpu_thr);
+	ret = uco_thr_run(impl, loop, ex, c->thr_jobs, &ns, &cpu_thr);
 	if (ret < 0)
 		goto out;
 
-	report("uco", lat, c->rt_jobs, rt.cpu, c->thr_jobs, ns, cpu_thr);
+	report(impl, lat, c->rt_jobs, rt.cpu, c->thr_jobs, ns, cpu_thr);
 out:
 	if (ex) {
 		int r = uco_executor_shutdown(ex, 0);
 		if (r < 0)
-			bench_note("executor/uco: uco_executor_shutdown: %s",
-			           strerror(-r));
+			bench_note("executor/%s: uco_executor_shutdown: %s",
+			           impl, strerror(-r));
 	}
 	if (uco_loop_close(loop) < 0)
-		bench_note("executor/uco: uco_loop_close failed");
+		bench_note("executor/%s: uco_loop_close failed", impl);
 	free(lat);
 	return ret;
 }
@@ -519,8 +522,8 @@ int bench_executor_child(const char *impl, const struct bench_opts *opts)
 	struct exec_counts c = exec_counts(opts);
 	int ret;
 
-	if (strcmp(impl, "uco") == 0) {
-		ret = executor_uco(&c);
+	if (strcmp(impl, "uco") == 0 || bench_is_uco_epoll(impl)) {
+		ret = executor_uco(impl, &c);
 #if defined(UCO_BENCH_HAVE_LIBUV)
 	} else if (strcmp(impl, "libuv") == 0) {
 		ret = executor_libuv(&c);
@@ -543,7 +546,12 @@ int bench_executor_run(const struct bench_opts *opts)
 	char *script = bench_find_peer_file("executor_asyncio.py");
 	char rt_jobs[24], rt_warmup[24], thr_jobs[24], thr_warmup[24];
 	char inflight[16], workers[16];
+	static const char *const uco_impls[] = {"uco", "uco-epoll"};
+	bool uco_ok[2];
 	int ret = 0;
+
+	for (size_t u = 0; u < 2; u++)
+		uco_ok[u] = bench_uco_impl_available("executor", uco_impls[u]);
 
 #if !defined(UCO_BENCH_HAVE_LIBUV)
 	bench_skip("executor", "libuv", "libuv (libuv1-dev) was not found at "
@@ -568,10 +576,14 @@ int bench_executor_run(const struct bench_opts *opts)
 
 		snprintf(what, sizeof what, "process %d/%d", p + 1, processes);
 
-		bench_progress("executor", "uco", what);
-		st = bench_run_self("executor", "uco", opts);
-		if (st != 0)
-			ret = -EPROTO;
+		for (size_t u = 0; u < sizeof uco_impls / sizeof uco_impls[0]; u++) {
+			if (!uco_ok[u])
+				continue;
+			bench_progress("executor", uco_impls[u], what);
+			st = bench_run_self("executor", uco_impls[u], opts);
+			if (st != 0)
+				ret = -EPROTO;
+		}
 #if defined(UCO_BENCH_HAVE_LIBUV)
 		bench_progress("executor", "libuv", what);
 		st = bench_run_self("executor", "libuv", opts);

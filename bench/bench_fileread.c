@@ -10,18 +10,32 @@
  *                  pool, io_uring's io-wq workers) per wall second of the
  *                  run: 1 means one core, 2 both cores of a 2-core machine.
  *
- *   uco-fixed  the same through a registered file (uco_fd_register).
  *   uco    one loop (default options), 32 (128k) or 64 (4k) tasks doing
- *          uco_read(fd, buf, size, offset) in a loop; for 128k each task
- *          reads its own slice of the file (size / 32) in order, wrapping
- *          around; for 4k each task draws its offsets with its own
- *          xorshift generator (this file);
- *   pread  one thread, a plain loop of pread(2) of the same sizes: over
- *          the whole file in order for 128k, at random offsets for 4k;
+ *          uco_read(fd, buf, size, offset) in a loop;
+ *   uco-epoll  the same on a loop of the readiness backend
+ *          (UCO_BACKEND_EPOLL; skipped where the loop does not run on it);
+ *   uco-fixed  the same as uco through a registered file (uco_fd_register);
+ *   uco-fixedbuf  the same through registered buffers (uco_read_fixed);
+ *   pread  one thread, a plain loop of pread(2);
  *   libuv  a uv loop with 32 or 64 uv_fs_read requests in flight (the
- *          callback of each issues the next), same offsets as uco; libuv
- *          1.44 runs file reads on its thread pool (UV_THREADPOOL_SIZE as
- *          in the environment, default 4 threads).
+ *          callback of each issues the next); libuv 1.44 runs file reads
+ *          on its thread pool (UV_THREADPOOL_SIZE as in the environment,
+ *          default 4 threads).
+ * Every implementation does the same work: 32 (128k) or 64 (4k) readers
+ * (tasks, requests, or for pread the same readers taken in turn), each
+ * with its own buffer, so that all of them cycle through the same 4 MiB
+ * (128k) or 256 KiB (4k) of buffers; for 128k each reader reads its own
+ * slice of the file (size / 32) in order, wrapping around; for 4k each
+ * reader draws its offsets with its own xorshift generator (this file).
+ * (Until this was so, pread reused one cache-hot buffer over the whole
+ * file in order, which flattered it: issue 13 measured uco's 128k ratio
+ * to pread going from 0.79x to 0.92x with that alone.)
+ *
+ * A reader reads through fr_params.read (uco_read for the uco impls);
+ * uco-fixedbuf (registered buffers, READ_FIXED) registers the readers'
+ * buffers (reader i's at bufs + i * bs as buffer i, outside the timing)
+ * and reads with uco_read_fixed.
+ *
  * Every run lasts a fixed time (each reader stops at the deadline); the
  * bytes read over the time from the start to the last reader's end.  Every
  * read is checked for its full length and its first word (the file's
@@ -42,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -72,13 +87,19 @@ static inline uint64_t xorshift(uint64_t *s)
 	return *s = x;
 }
 
+struct fr_reader;
+
 struct fr_params {
+	const char *impl; /* for the messages */
 	int fd;
 	uint64_t file_size;
 	size_t bs;        /* FR_BIG or FR_SMALL */
 	unsigned qd;      /* readers */
 	bool random;
 	int64_t run_ns;
+	/* One read of r->p->bs bytes at off into r->buf (uco impls). */
+	ssize_t (*read)(const struct fr_reader *r, uint64_t off);
+	const struct fr_reader *readers; /* uco-fixedbuf: reader i is buffer i */
 };
 
 struct fr_reader {
@@ -135,13 +156,25 @@ static void fr_readers_init(struct fr_reader *rs, const struct fr_params *p,
 
 /* ------------------------------------------------------------ uco */
 
+static ssize_t fr_read_uco(const struct fr_reader *r, uint64_t off)
+{
+	return uco_read(r->p->fd, r->buf, r->p->bs, (int64_t)off);
+}
+
+/* uco-fixedbuf: reader i's buffer is registered buffer i. */
+static ssize_t fr_read_fixedbuf(const struct fr_reader *r, uint64_t off)
+{
+	unsigned index = (unsigned)((size_t)(r - r->p->readers));
+	return uco_read_fixed(r->p->fd, r->buf, r->p->bs, (int64_t)off, index);
+}
+
 static void *fr_uco_reader(void *arg)
 {
 	struct fr_reader *r = arg;
 
 	do {
 		uint64_t off = fr_next(r);
-		ssize_t n = uco_read(r->p->fd, r->buf, r->p->bs, (int64_t)off);
+		ssize_t n = r->p->read(r, off);
 		int e = fr_check(r, n, off);
 		if (e < 0) {
 			r->err = e;
@@ -162,7 +195,7 @@ static int fr_uco(uco_loop *loop, const struct fr_params *p,
 	for (unsigned i = 0; i < p->qd; i++) {
 		ret = uco_spawn(loop, NULL, fr_uco_reader, &rs[i]);
 		if (ret < 0) {
-			bench_fail("fileread", "uco", "uco_spawn: %s", strerror(-ret));
+			bench_fail("fileread", p->impl, "uco_spawn: %s", strerror(-ret));
 			uco_loop_run(loop);
 			return ret;
 		}
@@ -170,13 +203,13 @@ static int fr_uco(uco_loop *loop, const struct fr_params *p,
 	ret = uco_loop_run(loop);
 	int64_t t1 = bench_now_ns();
 	if (ret != 0) {
-		bench_fail("fileread", "uco", "uco_loop_run returned %d", ret);
+		bench_fail("fileread", p->impl, "uco_loop_run returned %d", ret);
 		return ret < 0 ? ret : -EINTR;
 	}
 	uint64_t bytes = 0;
 	for (unsigned i = 0; i < p->qd; i++) {
 		if (rs[i].err) {
-			bench_fail("fileread", "uco", "uco_read: %s",
+			bench_fail("fileread", p->impl, "uco_read: %s",
 			           strerror(-rs[i].err));
 			return rs[i].err;
 		}
@@ -188,28 +221,32 @@ static int fr_uco(uco_loop *loop, const struct fr_params *p,
 
 /* ------------------------------------------------------------ pread */
 
-static int fr_pread(const struct fr_params *p, unsigned char *buf,
-                    double *mbps)
+static int fr_pread(const struct fr_params *p, struct fr_reader *rs,
+                    unsigned char *bufs, double *mbps)
 {
 	int64_t t0 = bench_now_ns();
-	struct fr_reader r;
-	struct fr_params p1 = *p;
+	uint64_t bytes = 0;
+	bool done = false;
 
-	/* One reader over the whole file (sequential) or drawing offsets. */
-	p1.qd = 1;
-	fr_readers_init(&r, &p1, buf, t0 + p->run_ns);
-	do {
-		uint64_t off = fr_next(&r);
-		ssize_t n = pread(p->fd, r.buf, p->bs, (off_t)off);
-		int e = fr_check(&r, n < 0 ? -errno : n, off);
-		if (e < 0) {
-			bench_fail("fileread", "pread", "pread: %s", strerror(-e));
-			return e;
+	/* The readers of the other impls, taken in turn: the same offsets
+	 * into the same rotating buffers. */
+	fr_readers_init(rs, p, bufs, t0 + p->run_ns);
+	while (!done) {
+		for (unsigned i = 0; i < p->qd; i++) {
+			struct fr_reader *r = &rs[i];
+			uint64_t off = fr_next(r);
+			ssize_t n = pread(p->fd, r->buf, p->bs, (off_t)off);
+			int e = fr_check(r, n < 0 ? -errno : n, off);
+			if (e < 0) {
+				bench_fail("fileread", "pread", "pread: %s", strerror(-e));
+				return e;
+			}
+			bytes += (uint64_t)n;
 		}
-		r.bytes += (uint64_t)n;
-	} while (bench_now_ns() < r.deadline);
+		done = bench_now_ns() >= t0 + p->run_ns;
+	}
 	int64_t t1 = bench_now_ns();
-	*mbps = (double)r.bytes / ((double)(t1 - t0) / 1e9) / 1e6;
+	*mbps = (double)bytes / ((double)(t1 - t0) / 1e9) / 1e6;
 	return 0;
 }
 
@@ -361,13 +398,62 @@ static void fr_emit(const char *impl, bool big, double mbps, double cpu0,
 	           cpu / wall, "cpu_s/s");
 }
 
+/* One timed run of impl on loop (NULL: a peer), reported. */
+static int fr_run_one(const char *impl, uco_loop *loop, const struct fr_params *p0,
+                      struct fr_reader *rs, unsigned char *bufs, const char *what)
+{
+	struct fr_params p = *p0;
+	bool big = p.bs == FR_BIG;
+	double v = 0;
+	int st;
+
+	p.impl = impl;
+	bench_progress("fileread", impl, what);
+	double cpu0 = fr_cpu_s();
+	int64_t t0 = bench_now_ns();
+	if (loop)
+		st = fr_uco(loop, &p, rs, bufs, &v);
+	else if (strcmp(impl, "pread") == 0)
+		st = fr_pread(&p, rs, bufs, &v);
+#if defined(UCO_BENCH_HAVE_LIBUV)
+	else if (strcmp(impl, "libuv") == 0)
+		st = fr_libuv(&p, rs, bufs, &v);
+#endif
+	else
+		st = -ENOSYS;
+	if (st == 0)
+		fr_emit(impl, big, v, cpu0, t0);
+	return st;
+}
+
+/* The uco run through registered buffers: registered (outside the timing)
+ * for this size, run, reported, unregistered. */
+static void fr_fixedbuf_run(uco_loop *loop, const struct fr_params *p, struct fr_reader *rs,
+                            unsigned char *bufs, const char *what)
+{
+	struct iovec iov[FR_QD_SMALL > FR_QD_BIG ? FR_QD_SMALL : FR_QD_BIG];
+	struct fr_params pf = *p;
+
+	pf.read = fr_read_fixedbuf;
+	pf.readers = rs;
+	for (unsigned i = 0; i < p->qd; i++)
+		iov[i] = (struct iovec){ bufs + (size_t)i * p->bs, p->bs };
+	int err = uco_buffers_register(loop, iov, p->qd);
+	if (err < 0) {
+		bench_skip("fileread", "uco-fixedbuf", "uco_buffers_register: %s", strerror(-err));
+		return;
+	}
+	fr_run_one("uco-fixedbuf", loop, &pf, rs, bufs, what);
+	uco_buffers_unregister(loop);
+}
+
 int bench_fileread_run(const struct bench_opts *opts)
 {
 	const int rounds = BENCH_PICK(opts, 1, 3, 5);
 	const int64_t run_ns = BENCH_PICK(opts, 200, 1000, 2000) * INT64_C(1000000);
 	const uint64_t file_size = BENCH_PICK(opts, 64, 256, 256) * (UINT64_C(1) << 20);
 	char path[4096];
-	uco_loop *loop = NULL;
+	uco_loop *loop = NULL, *eloop = NULL;
 	struct fr_reader *rs = calloc(FR_QD_SMALL, sizeof *rs);
 	unsigned char *bufs = aligned_alloc(4096, (size_t)FR_QD_BIG * FR_BIG);
 	int ret = 0;
@@ -390,12 +476,13 @@ int bench_fileread_run(const struct bench_opts *opts)
 		free(bufs);
 		return fd;
 	}
-	ret = uco_loop_create(&loop, NULL);
-	if (ret < 0) {
-		bench_fail("fileread", "uco", "uco_loop_create: %s",
-		           uco_loop_strerror(ret));
+	bench_uco_impl_available("fileread", "uco");
+	ret = bench_uco_loop_create(&loop, "fileread", "uco", NULL);
+	if (ret < 0)
 		loop = NULL;
-	}
+	if (bench_uco_impl_available("fileread", "uco-epoll") &&
+	    bench_uco_loop_create(&eloop, "fileread", "uco-epoll", NULL) < 0)
+		eloop = NULL;
 
 	int fixed = loop ? uco_fd_register(loop, fd) : -1;
 	if (loop && fixed < 0)
@@ -407,45 +494,31 @@ int bench_fileread_run(const struct bench_opts *opts)
 				.bs = big ? FR_BIG : FR_SMALL,
 				.qd = big ? FR_QD_BIG : FR_QD_SMALL,
 				.random = !big, .run_ns = run_ns,
+				.read = fr_read_uco,
 			};
 			char what[48];
-			double v = 0, cpu0;
-			int64_t t0;
 
 			snprintf(what, sizeof what, "%s, round %d/%d",
 			         big ? "128k" : "4k", round + 1, rounds);
 			if (loop) {
-				bench_progress("fileread", "uco", what);
-				cpu0 = fr_cpu_s();
-				t0 = bench_now_ns();
-				int st = fr_uco(loop, &p, rs, bufs, &v);
-				if (st == 0)
-					fr_emit("uco", big, v, cpu0, t0);
-				else
+				int st = fr_run_one("uco", loop, &p, rs, bufs, what);
+				if (st < 0)
 					ret = st;
 			}
+			if (eloop)
+				fr_run_one("uco-epoll", eloop, &p, rs, bufs, what);
 			if (loop && fixed >= 0) {
 				/* The same reads through a registered file: no
 				 * descriptor lookup per operation. */
 				struct fr_params pf = p;
 				pf.fd = fixed;
-				bench_progress("fileread", "uco-fixed", what);
-				cpu0 = fr_cpu_s();
-				t0 = bench_now_ns();
-				if (fr_uco(loop, &pf, rs, bufs, &v) == 0)
-					fr_emit("uco-fixed", big, v, cpu0, t0);
+				fr_run_one("uco-fixed", loop, &pf, rs, bufs, what);
 			}
-			bench_progress("fileread", "pread", what);
-			cpu0 = fr_cpu_s();
-			t0 = bench_now_ns();
-			if (fr_pread(&p, bufs, &v) == 0)
-				fr_emit("pread", big, v, cpu0, t0);
+			if (loop)
+				fr_fixedbuf_run(loop, &p, rs, bufs, what);
+			fr_run_one("pread", NULL, &p, rs, bufs, what);
 #if defined(UCO_BENCH_HAVE_LIBUV)
-			bench_progress("fileread", "libuv", what);
-			cpu0 = fr_cpu_s();
-			t0 = bench_now_ns();
-			if (fr_libuv(&p, rs, bufs, &v) == 0)
-				fr_emit("libuv", big, v, cpu0, t0);
+			fr_run_one("libuv", NULL, &p, rs, bufs, what);
 #endif
 		}
 	}
@@ -453,6 +526,8 @@ int bench_fileread_run(const struct bench_opts *opts)
 		uco_fd_unregister(loop, fixed);
 	if (loop && uco_loop_close(loop) < 0)
 		bench_note("fileread/uco: uco_loop_close failed");
+	if (eloop && uco_loop_close(eloop) < 0)
+		bench_note("fileread/uco-epoll: uco_loop_close failed");
 	close(fd);
 	free(rs);
 	free(bufs);

@@ -3,6 +3,9 @@
  * http: uco-http (one thread) against nginx (one worker, `return 200`),
  * both answering GET /plaintext with "Hello, World!", both driven by the
  * same wrk client (one thread, 64 connections, --latency) in the same run.
+ * uco-epoll is the same uco-http with --backend epoll (the readiness
+ * backend, nginx's own model; skipped where a loop asked for it does not run
+ * on epoll); uco-http says on stderr which backend it runs on.
  *
  * The server runs pinned to CPU 0 and wrk to CPU 1, so that each side has
  * a core and neither measures the other's scheduling.  The two servers
@@ -300,22 +303,39 @@ static int run_http(const struct bench_opts *opts, bool tls)
 	bool pin = bench_two_cpus(HTTP_SERVER_CPU, HTTP_CLIENT_CPU);
 	int rounds = BENCH_PICK(opts, 1, 3, 5);
 	double seconds = BENCH_PICK(opts, 1, 3, 10);
+	/* uco-epoll: the same uco-http with --backend epoll (http only). */
+	static const char *const impls[] = { "uco", "uco-epoll", "nginx" };
+	bool run[3] = { uco_http != NULL, false, nginx != NULL };
+	if (uco_http) {
+		bench_uco_impl_available(bench, "uco");
+		run[1] = !tls && bench_uco_impl_available(bench, "uco-epoll");
+	}
 	for (int r = 0; r < rounds; r++) {
-		for (int k = 0; k < 2; k++) {
-			const char *impl = k == 0 ? "uco" : "nginx";
-			if (!(k == 0 ? uco_http : nginx))
+		for (int k = 0; k < 3; k++) {
+			const char *impl = impls[k];
+			if (!run[k])
 				continue;
+			bool is_nginx = k == 2;
 			int port = free_port();
 			char portstr[16], dir[64] = "", conf[PATH_MAX];
 			snprintf(portstr, sizeof portstr, "%d", port);
-			char *argv_uco[] = { uco_http, "--port", portstr, "--addr", "127.0.0.1",
-				             "--threads", "1",
-				             tls ? "--tls" : NULL, cert, key,
-				             "--tls-ciphers", HTTPS_SUITE, "--tls-groups", "P-256",
-				             NULL };
+			char *argv_uco[16] = { uco_http, "--port", portstr, "--addr", "127.0.0.1",
+				               "--threads", "1" };
+			int n = 7;
+			if (bench_is_uco_epoll(impl)) {
+				argv_uco[n++] = "--backend";
+				argv_uco[n++] = (char *)bench_uco_backend_arg(impl);
+			}
+			if (tls) {
+				char *t[] = { "--tls", cert, key, "--tls-ciphers", HTTPS_SUITE,
+				              "--tls-groups", "P-256" };
+				memcpy(argv_uco + n, t, sizeof t);
+				n += (int)(sizeof t / sizeof t[0]);
+			}
+			argv_uco[n] = NULL;
 			char *argv_nginx[] = { nginx, "-e", "stderr", "-p", dir, "-c", conf,
 				               NULL };
-			if (k == 1) {
+			if (is_nginx) {
 				int err = nginx_config(dir, sizeof dir, port, conf, sizeof conf,
 				                       tls ? cert : NULL, key);
 				if (err) {
@@ -324,8 +344,8 @@ static int run_http(const struct bench_opts *opts, bool tls)
 				}
 			}
 			bench_progress(bench, impl, "serving");
-			pid_t pid = spawn_pinned(k == 0 ? argv_uco : argv_nginx, HTTP_SERVER_CPU, pin,
-			                         -1);
+			pid_t pid = spawn_pinned(is_nginx ? argv_nginx : argv_uco, HTTP_SERVER_CPU,
+			                         pin, -1);
 			double rps, p99;
 			if (pid < 0 || !wait_listening(port, pid)) {
 				bench_fail(bench, impl, "the server did not start listening");

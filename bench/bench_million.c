@@ -34,7 +34,7 @@ int bench_million_child(const char *impl, const struct bench_opts *opts)
 		return 1;
 	}
 	ret = bench_uco_sleep_round(loop, MILLION_TASKS, MILLION_SLEEP_NS,
-	                            "million", &ms);
+	                            "million", "uco", &ms);
 	if (uco_loop_close(loop) < 0)
 		bench_note("million/uco: uco_loop_close failed");
 	if (ret < 0)

@@ -5,13 +5,17 @@
  *   ns_uncontended  uco: one coroutine doing `pairs` uco_mutex_lock/unlock
  *                   pairs; pthread: one thread doing pthread_mutex_lock/
  *                   unlock pairs.
- *   ns_contended    uco: UCO_TASKS coroutines on one loop, each doing
- *                   lock; uco_yield(); unlock, UCO_EACH times; ns per pair
- *                   INCLUDES the uco_yield() (without it nobody would ever
- *                   wait on a coroutine mutex: a loop runs one task at a
- *                   time).  pthread: PT_THREADS threads, each doing PT_EACH
- *                   pairs around a short critical section (one counter
- *                   increment); ns per pair = wall time / all pairs.
+ *   ns_contended    the same work for both: CONTENDERS workers (coroutines
+ *                   on one loop, or threads), each doing `each` times
+ *                   lock; counter++; yield; unlock, where yield is
+ *                   uco_yield() or sched_yield(); ns per pair = wall time /
+ *                   all pairs, the yield included.  The yield inside the
+ *                   critical section is what makes a coroutine mutex
+ *                   contended at all (a loop runs one task at a time: without
+ *                   it nobody would ever wait), so the threads do it too,
+ *                   and every unlock hands the lock to a waiter.  (Until
+ *                   this was so, pthread's figure was 2 threads without a
+ *                   yield: another measurement under the same name.)
  *
  * A shared counter, incremented inside every critical section, is checked
  * at the end, so that a figure is never reported for work that did not
@@ -26,8 +30,9 @@
 #include "bench.h"
 #include "uco.h"
 
-#define UCO_TASKS 4
-#define PT_THREADS 2
+#include <sched.h>
+
+#define CONTENDERS 4
 
 struct mx_state {
 	uco_mutex m;
@@ -93,6 +98,7 @@ static int uco_round(uco_loop *loop, int ntasks, uint64_t each, int yield,
 struct pt_state {
 	pthread_mutex_t m;
 	uint64_t each;
+	int yield;
 	volatile uint64_t counter;
 };
 
@@ -103,21 +109,24 @@ static void *pt_thread(void *arg)
 	for (uint64_t i = 0; i < st->each; i++) {
 		pthread_mutex_lock(&st->m);
 		st->counter++;
+		if (st->yield)
+			sched_yield();
 		pthread_mutex_unlock(&st->m);
 	}
 	return NULL;
 }
 
-static int pt_round(int nthreads, uint64_t each, double *ns)
+static int pt_round(int nthreads, uint64_t each, int yield, double *ns)
 {
 	static struct pt_state st;
-	pthread_t th[PT_THREADS];
+	pthread_t th[CONTENDERS];
 	int64_t t0, t1;
 	int n = 0, r = 0;
 
 	memset(&st, 0, sizeof st);
 	pthread_mutex_init(&st.m, NULL);
 	st.each = each;
+	st.yield = yield;
 
 	t0 = bench_now_ns();
 	if (nthreads == 1) {
@@ -149,7 +158,8 @@ int bench_mutex_run(const struct bench_opts *opts)
 	const int repeats = BENCH_PICK(opts, 2, 5, 11);
 	const uint64_t unc = BENCH_PICK(opts, 1000000, 10000000, 10000000);
 	const uint64_t uco_each = BENCH_PICK(opts, 25000, 250000, 250000);
-	const uint64_t pt_each = BENCH_PICK(opts, 100000, 1000000, 1000000);
+	/* A pthread pair with a sched_yield() inside costs microseconds. */
+	const uint64_t pt_each = BENCH_PICK(opts, 2500, 10000, 25000);
 	uco_loop_opts lo;
 	uco_loop *loop;
 	double ns;
@@ -170,7 +180,7 @@ int bench_mutex_run(const struct bench_opts *opts)
 			goto uco_failed;
 		bench_emit("mutex", "uco", "ns_uncontended", ns, "ns");
 		/* Includes one uco_yield() per pair (see the top). */
-		ret = uco_round(loop, UCO_TASKS, uco_each, 1, &ns);
+		ret = uco_round(loop, CONTENDERS, uco_each, 1, &ns);
 		if (ret < 0)
 			goto uco_failed;
 		bench_emit("mutex", "uco", "ns_contended", ns, "ns");
@@ -184,11 +194,12 @@ uco_done:
 
 	bench_progress("mutex", "pthread", "");
 	for (int r = 0; r < repeats; r++) {
-		ret = pt_round(1, unc, &ns);
+		ret = pt_round(1, unc, 0, &ns);
 		if (ret < 0)
 			goto pt_failed;
 		bench_emit("mutex", "pthread", "ns_uncontended", ns, "ns");
-		ret = pt_round(PT_THREADS, pt_each, &ns);
+		/* The same work as uco's: a yield inside each pair. */
+		ret = pt_round(CONTENDERS, pt_each, 1, &ns);
 		if (ret < 0)
 			goto pt_failed;
 		bench_emit("mutex", "pthread", "ns_contended", ns, "ns");

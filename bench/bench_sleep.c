@@ -13,12 +13,15 @@
  *
  *   uco      BENCH_SLEEP_TASKS detached tasks, each uco_sleep(10 ms), then
  *            uco_loop_run() until none is left (this file);
+ *   uco-epoll  the same on a loop of the readiness backend
+ *            (UCO_BACKEND_EPOLL; skipped where the loop does not run on it);
  *   libuv    one uv_timer_t per sleep, uv_run() until all fired
  *            (peers/sleep_libuv.c);
  *   asyncio  peers/sleep_asyncio.py run by python3: create_task of each
  *            asyncio.sleep(0.01) coroutine, then gather.
- * The parent interleaves the processes (uco, libuv, asyncio, uco, ...) so
- * that a drift of the machine's speed spreads over all of them.
+ * The parent interleaves the processes (uco, uco-epoll, libuv, asyncio,
+ * uco, ...) so that a drift of the machine's speed spreads over all of
+ * them.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -55,7 +58,7 @@ static void *sleeper(void *arg)
 }
 
 int bench_uco_sleep_round(uco_loop *loop, uint64_t n, int64_t sleep_ns,
-                          const char *bench, double *wall_ms)
+                          const char *bench, const char *impl, double *wall_ms)
 {
 	struct sleep_state st = {.n = n, .remaining = n, .sleep_ns = sleep_ns};
 	int64_t t0 = bench_now_ns();
@@ -64,7 +67,7 @@ int bench_uco_sleep_round(uco_loop *loop, uint64_t n, int64_t sleep_ns,
 	for (uint64_t i = 0; i < n; i++) {
 		ret = uco_spawn(loop, NULL, sleeper, &st);
 		if (ret < 0) {
-			bench_fail(bench, "uco", "uco_spawn of task %" PRIu64
+			bench_fail(bench, impl, "uco_spawn of task %" PRIu64
 			           " of %" PRIu64 ": %s", i + 1, n, strerror(-ret));
 			/* Let the tasks already spawned finish, then stop. */
 			st.n = st.remaining = i;
@@ -74,27 +77,27 @@ int bench_uco_sleep_round(uco_loop *loop, uint64_t n, int64_t sleep_ns,
 	}
 	ret = uco_loop_run(loop);
 	if (ret != 0) {
-		bench_fail(bench, "uco", "uco_loop_run returned %d", ret);
+		bench_fail(bench, impl, "uco_loop_run returned %d", ret);
 		return ret < 0 ? ret : -EINTR;
 	}
 	if (st.err) {
-		bench_fail(bench, "uco", "uco_sleep: %s", strerror(-st.err));
+		bench_fail(bench, impl, "uco_sleep: %s", strerror(-st.err));
 		return st.err;
 	}
 	if (st.remaining != 0) {
-		bench_fail(bench, "uco", "uco_loop_run returned with %" PRIu64
+		bench_fail(bench, impl, "uco_loop_run returned with %" PRIu64
 		           " sleepers not woken", st.remaining);
 		return -EPROTO;
 	}
 	if (st.first_wake - t0 < sleep_ns)
-		bench_note("%s/uco: a sleep ended %.3f ms after the first spawn, "
-		           "before its %.3f ms", bench,
+		bench_note("%s/%s: a sleep ended %.3f ms after the first spawn, "
+		           "before its %.3f ms", bench, impl,
 		           (double)(st.first_wake - t0) / 1e6, (double)sleep_ns / 1e6);
 	*wall_ms = (double)(st.last_wake - t0) / 1e6;
 	return 0;
 }
 
-static int sleep_uco(int rounds)
+static int sleep_uco(const char *impl, int rounds)
 {
 	uco_loop_opts lo;
 	uco_loop *loop;
@@ -107,32 +110,29 @@ static int sleep_uco(int rounds)
 	 * wall_ms_cold, maps them.) */
 	memset(&lo, 0, sizeof lo);
 	lo.stack_keep_warm = BENCH_SLEEP_TASKS;
-	ret = uco_loop_create(&loop, &lo);
-	if (ret < 0) {
-		bench_fail("sleep", "uco", "uco_loop_create: %s",
-		           uco_loop_strerror(ret));
+	ret = bench_uco_loop_create(&loop, "sleep", impl, &lo);
+	if (ret < 0)
 		return ret;
-	}
 	for (int r = 0; r < rounds; r++) {
 		double ms = 0; /* set when the round succeeds (-O3 cannot see it) */
 		ret = bench_uco_sleep_round(loop, BENCH_SLEEP_TASKS,
 		                            BENCH_SLEEP_MS * UCO_NS_PER_MS,
-		                            "sleep", &ms);
+		                            "sleep", impl, &ms);
 		if (ret < 0)
 			goto out;
-		bench_emit("sleep", "uco", r == 0 ? "wall_ms_cold" : "wall_ms",
+		bench_emit("sleep", impl, r == 0 ? "wall_ms_cold" : "wall_ms",
 		           ms, "ms");
 		if (r == 0)
 			uco_loop_stats_get(loop, &before);
 	}
 	uco_loop_stats_get(loop, &after);
 	if (rounds > 1 && after.stacks_mapped != before.stacks_mapped)
-		bench_note("sleep/uco: %" PRIu64 " stacks were mapped after the "
-		           "first round (the pool did not keep them warm)",
+		bench_note("sleep/%s: %" PRIu64 " stacks were mapped after the "
+		           "first round (the pool did not keep them warm)", impl,
 		           after.stacks_mapped - before.stacks_mapped);
 out:
 	if (uco_loop_close(loop) < 0)
-		bench_note("sleep/uco: uco_loop_close failed");
+		bench_note("sleep/%s: uco_loop_close failed", impl);
 	return ret;
 }
 
@@ -147,8 +147,8 @@ int bench_sleep_child(const char *impl, const struct bench_opts *opts)
 {
 	int ret;
 
-	if (strcmp(impl, "uco") == 0) {
-		ret = sleep_uco(sleep_rounds(opts));
+	if (strcmp(impl, "uco") == 0 || bench_is_uco_epoll(impl)) {
+		ret = sleep_uco(impl, sleep_rounds(opts));
 #if defined(UCO_BENCH_HAVE_LIBUV)
 	} else if (strcmp(impl, "libuv") == 0) {
 		ret = bench_sleep_libuv(sleep_rounds(opts));
@@ -157,6 +157,8 @@ int bench_sleep_child(const char *impl, const struct bench_opts *opts)
 		fprintf(stderr, "uco-bench: sleep: no implementation %s here\n", impl);
 		return 2;
 	}
+	if (ret == -EOPNOTSUPP)
+		return 0; /* skipped: said why, no figure */
 	if (ret < 0)
 		return 1;
 	double rss = bench_peak_rss_mib();
@@ -177,6 +179,8 @@ int bench_sleep_run(const struct bench_opts *opts)
 	char *script = bench_find_peer_file("sleep_asyncio.py");
 	char rounds[16], tasks[16], ms[16];
 	int ret = 0;
+	bool uco_ok = bench_uco_impl_available("sleep", "uco");
+	bool epoll_ok = bench_uco_impl_available("sleep", "uco-epoll");
 
 #if !defined(UCO_BENCH_HAVE_LIBUV)
 	bench_skip("sleep", "libuv", "libuv (libuv1-dev) was not found at build time");
@@ -197,10 +201,18 @@ int bench_sleep_run(const struct bench_opts *opts)
 
 		snprintf(what, sizeof what, "process %d/%d", p + 1, processes);
 
-		bench_progress("sleep", "uco", what);
-		st = bench_run_self("sleep", "uco", opts);
-		if (st != 0)
-			ret = -EPROTO;
+		if (uco_ok) {
+			bench_progress("sleep", "uco", what);
+			st = bench_run_self("sleep", "uco", opts);
+			if (st != 0)
+				ret = -EPROTO;
+		}
+		if (epoll_ok) {
+			bench_progress("sleep", "uco-epoll", what);
+			st = bench_run_self("sleep", "uco-epoll", opts);
+			if (st != 0)
+				ret = -EPROTO;
+		}
 #if defined(UCO_BENCH_HAVE_LIBUV)
 		bench_progress("sleep", "libuv", what);
 		st = bench_run_self("sleep", "libuv", opts);

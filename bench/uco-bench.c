@@ -4,7 +4,7 @@
  * outputs of BENCH.md: JSON lines on stdout (--json), or a human table per
  * benchmark showing medians and peer/uco ratios.
  *
- *   uco-bench [--json] [--quick|--full] [NAME...]
+ *   uco-bench [--json] [--quick|--full] [--svg FILE [--chart-metrics LIST]] [NAME...]
  *   uco-bench --list
  *
  * Every figure goes through bench_emit(); peers missing on the machine go
@@ -13,6 +13,7 @@
  * else.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,59 +33,74 @@ struct bench_def {
 	int (*child)(const char *impl, const struct bench_opts *opts);
 	bool full_only; /* only with --full, or when named */
 	const char *what;
+	/* The metrics of the default chart (--chart-metrics headline),
+	 * space-separated: what a reader of that benchmark looks at first. */
+	const char *headline;
 };
 
 static const char *const switch_impls[] = {"uco", "boost-fcontext", "ucontext", NULL};
 static const char *const spawn_impls[] = {"uco", NULL};
-static const char *const sleep_impls[] = {"uco", "libuv", "asyncio", NULL};
+static const char *const sleep_impls[] = {"uco", "uco-epoll", "libuv", "asyncio", NULL};
 static const char *const million_impls[] = {"uco", NULL};
-static const char *const executor_impls[] = {"uco", "libuv", "asyncio", NULL};
-static const char *const echo_impls[] = {"uco", "uco-multishot", "epoll", "liburing",
-                                         "libuv", NULL};
-static const char *const fileread_impls[] = {"uco", "pread", "libuv", NULL};
+static const char *const executor_impls[] = {"uco", "uco-epoll", "libuv", "asyncio", NULL};
+static const char *const echo_impls[] = {"uco", "uco-epoll", "uco-multishot", "epoll",
+                                         "liburing", "libuv", NULL};
+static const char *const fileread_impls[] = {"uco", "uco-epoll", "uco-fixed", "pread",
+                                             "libuv", NULL};
 static const char *const sendzc_impls[] = {"uco", "uco-zc", NULL};
 static const char *const gather_impls[] = {"uco", "asyncio", NULL};
-static const char *const cancel_impls[] = {"uco", NULL};
-static const char *const chan_impls[] = {"uco", "pthread", NULL};
+static const char *const cancel_impls[] = {"uco", "uco-epoll", NULL};
+static const char *const chan_impls[] = {"uco", "uco-epoll", "pthread", NULL};
 static const char *const mutex_impls[] = {"uco", "pthread", NULL};
-static const char *const http_impls[] = {"uco", "nginx", NULL};
+static const char *const http_impls[] = {"uco", "uco-epoll", "nginx", NULL};
+static const char *const https_impls[] = {"uco", "nginx", NULL};
 static const char *const stream_impls[] = {"uco", "uco-bufring", "recv-parse",
                                            "recv-stream-parse", "asyncio", NULL};
 static const char *const subprocess_impls[] = {"uco", "posix_spawn", "asyncio", NULL};
 
 static const struct bench_def benches[] = {
 	{"switch", switch_impls, bench_switch_run, NULL, false,
-	 "one-way context switch between two coroutines"},
+	 "one-way context switch between two coroutines", "ns_per_switch"},
 	{"spawn", spawn_impls, bench_spawn_run, NULL, false,
-	 "spawn + run + join of an empty task, pooled stacks"},
+	 "spawn + run + join of an empty task, pooled stacks", "ns_per_task"},
 	{"sleep", sleep_impls, bench_sleep_run, bench_sleep_child, false,
-	 "100,000 concurrent 10 ms sleeps"},
+	 "100,000 concurrent 10 ms sleeps", "wall_ms peak_rss_mib"},
 	{"million", million_impls, bench_million_run, bench_million_child, true,
-	 "1,000,000 concurrent coroutines sleeping 1 s, default stack size"},
+	 "1,000,000 concurrent coroutines sleeping 1 s, default stack size",
+	 "wall_ms peak_rss_mib"},
 	{"gather", gather_impls, bench_gather_run, bench_gather_child, false,
-	 "spawn 10,000 tasks and gather them: each sleeping 1 ms, returning at once"},
+	 "spawn 10,000 tasks and gather them: each sleeping 1 ms, returning at once",
+	 "ms_sleep ms_return"},
 	{"cancel", cancel_impls, bench_cancel_run, bench_cancel_child, false,
-	 "cancel + reap of 10,000 tasks blocked in socket reads"},
+	 "cancel + reap of 10,000 tasks blocked in socket reads", "us_per_cancel"},
 	{"chan", chan_impls, bench_chan_run, NULL, false,
-	 "1,000,000 pointers through a bounded channel of capacity 256"},
+	 "1,000,000 pointers through a bounded channel of capacity 256",
+	 "items_per_s_xloop"},
 	{"mutex", mutex_impls, bench_mutex_run, NULL, false,
-	 "lock/unlock pairs: uncontended, contended (uco: 4 tasks, with a yield)"},
+	 "lock/unlock pairs; contended: 4 tasks or 4 threads, each lock, yield, unlock",
+	 "ns_contended"},
 	{"executor", executor_impls, bench_executor_run, bench_executor_child,
-	 false, "trivial job on 4 worker threads: round trip, 1,000 in flight"},
+	 false, "trivial job on 4 worker threads: round trip, 1,000 in flight",
+	 "rt_us ops_per_s"},
 	{"echo", echo_impls, bench_echo_run, NULL, false,
-	 "64-byte TCP ping-pong on 127.0.0.1, 64 and 1 connection(s)"},
+	 "64-byte TCP ping-pong on 127.0.0.1, 64 and 1 connection(s)",
+	 "rt_per_s p99_us"},
 	{"fileread", fileread_impls, bench_fileread_run, NULL, false,
-	 "page-cached file: QD32 sequential 128 KiB, 64 random 4 KiB reads"},
+	 "page-cached file: QD32 sequential 128 KiB, 64 random 4 KiB reads",
+	 "mb_per_s_128k mb_per_s_4k"},
 	{"sendzc", sendzc_impls, bench_sendzc_run, NULL, false,
-	 "bulk TCP send on 127.0.0.1, uco_send vs uco_send_zc, 64 KiB and 1 MiB"},
+	 "bulk TCP send on 127.0.0.1, uco_send vs uco_send_zc, 64 KiB and 1 MiB",
+	 "mb_per_s_1m"},
 	{"http", http_impls, bench_http_run, NULL, false,
-	 "GET /plaintext, uco-http (1 thread) vs nginx (1 worker), wrk -t1 -c64"},
+	 "GET /plaintext, uco-http (1 thread) vs nginx (1 worker), wrk -t1 -c64",
+	 "rps p99_us"},
 	{"stream", stream_impls, bench_stream_run, NULL, false,
-	 "readline of 64-byte lines over a socket pair: lines/s"},
+	 "readline of 64-byte lines over a socket pair: lines/s", "lines_per_s"},
 	{"subprocess", subprocess_impls, bench_subprocess_run, NULL, false,
-	 "spawn /bin/true and wait for its exit, one after the other"},
-	{"https", http_impls, bench_https_run, NULL, false,
-	 "the same over TLS 1.3 (AES-128-GCM, P-256); then a handshake per request, wrk -c16"},
+	 "spawn /bin/true and wait for its exit, one after the other", "us_per_spawn"},
+	{"https", https_impls, bench_https_run, NULL, false,
+	 "the same over TLS 1.3 (AES-128-GCM, P-256); then a handshake per request, wrk -c16",
+	 "rps hs_per_s"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 
@@ -302,6 +318,57 @@ static void format_value(char *buf, size_t size, double v)
 		snprintf(buf, size, "%.3f", v);
 }
 
+/* uco's own variants (another backend, another API path, a hand-written
+ * loop over uco): left out of the headline chart, which compares uco with
+ * its peers.  Their ratios are in the table, and in the chart when named. */
+static bool is_uco_variant(const char *impl)
+{
+	return strncmp(impl, "uco-", 4) == 0 || strncmp(impl, "recv-", 5) == 0;
+}
+
+/* Where uco-epoll reported: its ratios to the peers (not uco's own
+ * variants), the readiness backend's own targets (epoll's echo, nginx,
+ * libuv's sleeps). */
+static void print_epoll_ratios(const struct bench_def *b)
+{
+	const char *peers[8];
+	size_t n_peers = 0;
+	char cell[96];
+
+	for (size_t k = 1; b->impls[k] && n_peers < 8; k++)
+		if (!is_uco_variant(b->impls[k]))
+			peers[n_peers++] = b->impls[k];
+	bool any = false;
+	for (size_t i = 0; i < n_results && !any; i++)
+		any = strcmp(results[i].bench, b->name) == 0 &&
+		      strcmp(results[i].impl, "uco-epoll") == 0;
+	if (!any || n_peers == 0)
+		return;
+	printf("  %-24s", "uco-epoll against");
+	for (size_t k = 0; k < n_peers; k++) {
+		snprintf(cell, sizeof cell, "%s/uco-epoll", peers[k]);
+		printf(" %18s", cell);
+	}
+	printf("\n");
+	for (size_t i = 0; i < n_results; i++) {
+		const struct result *r = &results[i];
+		double e, v;
+		if (strcmp(r->bench, b->name) != 0 || strcmp(r->impl, "uco-epoll") != 0 ||
+		    !median_of(b->name, "uco-epoll", r->metric, &e) || e == 0)
+			continue;
+		snprintf(cell, sizeof cell, "%s (%s)", r->metric, r->unit);
+		printf("  %-24s", cell);
+		for (size_t k = 0; k < n_peers; k++) {
+			if (median_of(b->name, peers[k], r->metric, &v))
+				snprintf(cell, sizeof cell, "%.2fx", v / e);
+			else
+				snprintf(cell, sizeof cell, "-");
+			printf(" %18s", cell);
+		}
+		printf("\n");
+	}
+}
+
 static void print_table(const struct bench_def *b)
 {
 	const char *impls[8];
@@ -387,18 +454,100 @@ static void print_table(const struct bench_def *b)
 		}
 		printf("\n");
 	}
+	print_epoll_ratios(b);
 	printf("\n");
 	fflush(stdout);
 }
 
 /* ------------------------------------------------------------ the chart */
 
-/* Every (figure, peer) ratio of the benchmarks run, in table order. */
-static void write_chart(const char *path, const struct bench_def *const *selected,
-                        size_t n_selected)
+/* The default of --chart-metrics. */
+#define CHART_DEFAULT "headline"
+
+/* Whether word is one of the space-separated words of list. */
+static bool in_words(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; p && *p; ) {
+		size_t k = strcspn(p, " ");
+		if (k == n && strncmp(p, word, n) == 0)
+			return true;
+		p += k;
+		p += strspn(p, " ");
+	}
+	return false;
+}
+
+/* One item of --chart-metrics: "headline", "all", or
+ * [BENCH:]METRIC[@PEER], each part a shell pattern (fnmatch). */
+static bool chart_item_takes(const char *item, size_t len, const struct bench_def *b,
+                             const char *metric, const char *peer)
+{
+	char buf[128];
+
+	if (len >= sizeof buf)
+		return false;
+	memcpy(buf, item, len);
+	buf[len] = '\0';
+	if (strcmp(buf, "headline") == 0)
+		return in_words(b->headline, metric) && !is_uco_variant(peer);
+	if (strcmp(buf, "all") == 0)
+		return true;
+	const char *bench_pat = "*", *metric_pat = buf, *peer_pat = "*";
+	char *at = strchr(buf, '@');
+	if (at) {
+		*at = '\0';
+		peer_pat = at + 1;
+	}
+	char *colon = strchr(buf, ':');
+	if (colon) {
+		*colon = '\0';
+		bench_pat = buf;
+		metric_pat = colon + 1;
+	}
+	return fnmatch(bench_pat, b->name, 0) == 0 &&
+	       fnmatch(*metric_pat ? metric_pat : "*", metric, 0) == 0 &&
+	       fnmatch(*peer_pat ? peer_pat : "*", peer, 0) == 0;
+}
+
+/* Whether the bar (bench, metric, peer) goes in the chart: any item of the
+ * comma-separated spec takes it. */
+static bool chart_takes(const char *spec, const struct bench_def *b, const char *metric,
+                        const char *peer)
+{
+	for (const char *p = spec; *p; ) {
+		size_t k = strcspn(p, ",");
+		if (k && chart_item_takes(p, k, b, metric, peer))
+			return true;
+		p += k;
+		p += strspn(p, ",");
+	}
+	return false;
+}
+
+/* A --chart-metrics value that can be read: items of at most 127 bytes. */
+static bool chart_spec_ok(const char *spec)
+{
+	bool any = false;
+
+	for (const char *p = spec; *p; ) {
+		size_t k = strcspn(p, ",");
+		if (k >= 128)
+			return false;
+		any |= k > 0;
+		p += k;
+		p += strspn(p, ",");
+	}
+	return any;
+}
+
+/* The (figure, peer) ratios that --chart-metrics takes, in table order. */
+static void write_chart(const char *path, const char *spec,
+                        const struct bench_def *const *selected, size_t n_selected)
 {
 	struct bench_ratio *rows = calloc(n_results * 8 + 1, sizeof *rows);
-	size_t n = 0;
+	size_t n = 0, all = 0;
 	if (!rows) {
 		bench_fail(NULL, NULL, "out of memory for the chart");
 		return;
@@ -414,6 +563,9 @@ static void write_chart(const char *path, const struct bench_def *const *selecte
 			for (size_t k = 1; b->impls[k]; k++) {
 				if (!median_of(b->name, b->impls[k], r->metric, &peer_v) || peer_v <= 0)
 					continue;
+				all++;
+				if (!chart_takes(spec, b, r->metric, b->impls[k]))
+					continue;
 				struct bench_ratio *row = &rows[n++];
 				copy_name(row->bench, sizeof row->bench, b->name);
 				copy_name(row->metric, sizeof row->metric, r->metric);
@@ -423,11 +575,21 @@ static void write_chart(const char *path, const struct bench_def *const *selecte
 			}
 		}
 	}
-	int err = bench_svg_write(path, rows, n);
+	if (n == 0 && all > 0)
+		bench_note("--chart-metrics %s takes none of the %zu ratios: the chart "
+		           "is empty", spec, all);
+	char subtitle[256];
+	if (strcmp(spec, CHART_DEFAULT) == 0)
+		snprintf(subtitle, sizeof subtitle, "headline figures against the peers, "
+		         "%zu of %zu ratios (uco-bench --chart-metrics all: every one)", n, all);
+	else
+		snprintf(subtitle, sizeof subtitle, "--chart-metrics %.160s: %zu of %zu ratios",
+		         spec, n, all);
+	int err = bench_svg_write(path, subtitle, rows, n);
 	if (err)
 		bench_fail(NULL, NULL, "cannot write %s: %s", path, strerror(-err));
 	else if (!json_out)
-		printf("chart of %zu ratios: %s\n", n, path);
+		printf("chart of %zu of %zu ratios: %s\n", n, all, path);
 	free(rows);
 }
 
@@ -436,7 +598,8 @@ static void write_chart(const char *path, const struct bench_def *const *selecte
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: uco-bench [--json] [--quick|--full] [--svg FILE] [NAME...]\n"
+	        "usage: uco-bench [--json] [--quick|--full] [--svg FILE [--chart-metrics LIST]]\n"
+	        "                 [NAME...]\n"
 	        "       uco-bench --list\n"
 	        "\n"
 	        "Measures uco and its peers in the same run.  With no NAME, runs\n"
@@ -446,6 +609,14 @@ static void usage(FILE *f)
 	        "  --quick   fewer rounds (for tests)\n"
 	        "  --full    more rounds, and the --full only benchmarks\n"
 	        "  --svg F   also write a bar chart of uco against each peer to F\n"
+	        "  --chart-metrics LIST\n"
+	        "            the bars of that chart, comma-separated items:\n"
+	        "              headline  each benchmark's headline figures against\n"
+	        "                        its peers (the default; uco's own variants\n"
+	        "                        such as uco-epoll are left out)\n"
+	        "              all       every ratio\n"
+	        "              [BENCH:]METRIC[@PEER]  shell patterns, for example\n"
+	        "                        headline,echo:server_cpu* or 'echo:*@uco-epoll'\n"
 	        "  --list    print the benchmark names and exit\n"
 	        "\n"
 	        "benchmarks:\n");
@@ -478,6 +649,7 @@ int main(int argc, char **argv)
 	size_t n_selected = 0;
 	bool list = false, quick = false, full = false;
 	const char *child_bench = NULL, *child_impl = NULL, *svg_path = NULL;
+	const char *chart_spec = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -494,6 +666,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			svg_path = argv[++i];
+		} else if (strcmp(a, "--chart-metrics") == 0) {
+			if (i + 1 >= argc || !chart_spec_ok(argv[i + 1])) {
+				fprintf(stderr, "uco-bench: --chart-metrics LIST (comma-separated "
+				        "items: headline, all, or [BENCH:]METRIC[@PEER])\n");
+				return 2;
+			}
+			chart_spec = argv[++i];
 		} else if (strcmp(a, "--list") == 0) {
 			list = true;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -525,6 +704,10 @@ int main(int argc, char **argv)
 			if (!dup)
 				selected[n_selected++] = b;
 		}
+	}
+	if (chart_spec && !svg_path) {
+		fprintf(stderr, "uco-bench: --chart-metrics chooses the bars of --svg FILE\n");
+		return 2;
 	}
 	if (quick && full) {
 		fprintf(stderr, "uco-bench: --quick and --full exclude each other\n");
@@ -559,7 +742,8 @@ int main(int argc, char **argv)
 	}
 	progress_clear();
 	if (svg_path)
-		write_chart(svg_path, selected, n_selected);
+		write_chart(svg_path, chart_spec ? chart_spec : CHART_DEFAULT, selected,
+		            n_selected);
 
 	for (size_t i = 0; i < n_results; i++)
 		free(results[i].v);

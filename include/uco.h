@@ -84,7 +84,13 @@ typedef struct uco_loop_opts {
 	 * UCO_BACKEND_IO_URING or UCO_BACKEND_EPOLL.  The environment variable
 	 * UCO_BACKEND=auto|io_uring|epoll, when set, overrides it. */
 	unsigned backend;
-	unsigned reserved_[2]; /* must be zero */
+	/* How long the kernel busy-polls before it sleeps, in microseconds,
+	 * for the polling flags: with UCO_LOOP_SQPOLL the SQ thread's idle
+	 * time after its last work (whole milliseconds, rounded up; default
+	 * one second, the kernel's), with UCO_LOOP_NAPI the NAPI busy-poll
+	 * timeout (default 50).  0: the defaults. */
+	unsigned busy_poll_us;
+	unsigned reserved_[1]; /* must be zero */
 } uco_loop_opts;
 
 /* io_uring where the kernel allows it; the readiness (epoll) backend where
@@ -102,6 +108,17 @@ typedef struct uco_loop_opts {
 /* Set up the ring with no optional flag at all (no SINGLE_ISSUER,
  * DEFER_TASKRUN or COOP_TASKRUN): the most portable configuration. */
 #define UCO_LOOP_PLAIN_RING (1u << 0)
+/* Opt-in polling, each at a cost (uco_loop_create(3), docs/polling.md):
+ * SQPOLL: a kernel thread takes SQEs as they are written, so a busy loop
+ * submits without system calls; that thread spins on a core of its own
+ * while there is work and for busy_poll_us after (IORING_SETUP_SQPOLL;
+ * no DEFER_TASKRUN or COOP_TASKRUN with it).  NAPI: waits for
+ * completions busy-poll the network device's queues instead of sleeping
+ * until its interrupt, for lower receive latency at the price of the
+ * waiting core (io_uring_register_napi, Linux 6.9+).  -EOPNOTSUPP where
+ * the kernel lacks the one asked for. */
+#define UCO_LOOP_SQPOLL (1u << 1)
+#define UCO_LOOP_NAPI (1u << 2)
 
 /* Create a loop bound to the calling thread (io_uring's SINGLE_ISSUER: only
  * this thread may run it).  opts may be NULL.  Returns 0 and stores the loop
@@ -181,6 +198,8 @@ UCO_API int uco_loop_stats_get(const uco_loop *loop, uco_loop_stats *out);
 #define UCO_RING_COOP_TASKRUN (1u << 2)
 #define UCO_RING_GUARD_MADVISE (1u << 3) /* stacks guarded by MADV_GUARD_INSTALL */
 #define UCO_RING_EPOLL (1u << 4) /* the readiness backend runs the loop: no ring */
+#define UCO_RING_SQPOLL (1u << 5) /* UCO_LOOP_SQPOLL: a kernel SQ thread submits */
+#define UCO_RING_NAPI (1u << 6)   /* UCO_LOOP_NAPI: waits busy-poll NAPI */
 UCO_API unsigned uco_loop_features(const uco_loop *loop);
 
 /* The backend running the loop, "io_uring" or "epoll" (NULL for NULL).
@@ -714,6 +733,27 @@ UCO_API int uco_recv_stream_close(uco_recv_stream *s);
 #define UCO_FIXED_FD 0x40000000
 UCO_API int uco_fd_register(uco_loop *loop, int fd);
 UCO_API int uco_fd_unregister(uco_loop *loop, int handle);
+
+/* Registered (fixed) buffers: uco_buffers_register() lends n buffers to
+ * the loop's ring once (the kernel pins their pages, counted against
+ * RLIMIT_MEMLOCK), and the fixed reads and writes below then move data
+ * into and out of them without the per-call page pinning of uco_read().
+ * One registration per loop at a time: -EBUSY while one exists;
+ * uco_buffers_unregister() first (-EBUSY while a fixed call is in flight,
+ * -ENXIO with none).  The buffers stay the caller's memory. */
+UCO_API int uco_buffers_register(uco_loop *loop, const struct iovec *iov, unsigned n);
+UCO_API int uco_buffers_unregister(uco_loop *loop);
+/* uco_read()/uco_write() through registered buffer buf_index; [buf,
+ * buf + len) must lie inside it: -EFAULT if not, -EINVAL for an index
+ * beyond the registration, -ENXIO with no buffers registered. */
+UCO_API ssize_t uco_read_fixed(int fd, void *buf, size_t len, int64_t offset,
+                               unsigned buf_index);
+UCO_API ssize_t uco_read_fixed_dl(int fd, void *buf, size_t len, int64_t offset,
+                                  unsigned buf_index, int64_t deadline);
+UCO_API ssize_t uco_write_fixed(int fd, const void *buf, size_t len, int64_t offset,
+                                unsigned buf_index);
+UCO_API ssize_t uco_write_fixed_dl(int fd, const void *buf, size_t len, int64_t offset,
+                                   unsigned buf_index, int64_t deadline);
 
 /* Kernels differ: each operation's opcode is probed once per loop.  Where
  * one is missing, socket, shutdown and close fall back to the plain system

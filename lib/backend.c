@@ -55,12 +55,17 @@ int uco__backend_init(uco_loop *loop, unsigned requested, unsigned entries, unsi
 	if (requested != UCO_BACKEND_EPOLL) {
 		loop->backend = &uco__backend_uring;
 		err = loop->backend->init(loop, entries, flags);
-		if (!err || requested == UCO_BACKEND_IO_URING || !refused(err))
+		/* The polling options are io_uring's: where they are
+		 * refused, say so rather than run without them. */
+		if (!err || requested == UCO_BACKEND_IO_URING || !refused(err) ||
+		    (flags & (UCO_LOOP_SQPOLL | UCO_LOOP_NAPI)))
 			return err;
 		/* Said once, quietly: uco_loop_backend() and the dump tell. */
 		loop->backend_why = uco_loop_strerror(err);
 		memset(&loop->ring, 0, sizeof loop->ring);
 	}
+	if (flags & (UCO_LOOP_SQPOLL | UCO_LOOP_NAPI))
+		return -EOPNOTSUPP; /* io_uring's alone */
 	loop->backend = &uco__backend_epoll;
 	loop->features |= UCO_RING_EPOLL;
 	return loop->backend->init(loop, entries, flags);

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "backend.h"
 
@@ -49,6 +51,76 @@ static int probe_opcodes(uco_loop *loop)
 	return err;
 }
 
+/* ------------------------------------------------------------ polling */
+
+/*
+ * UCO_LOOP_SQPOLL and UCO_LOOP_NAPI, opt-in (each spends CPU to save
+ * latency or system calls: docs/polling.md).  With SQPOLL a kernel thread
+ * takes SQEs from the ring as they come: io_uring_submit() then only wakes
+ * it when it went to sleep (liburing checks IORING_SQ_NEED_WAKEUP), and a
+ * full SQ empties only when that thread gets to it (ring.c waits).  The
+ * task-running modes are IPI tuning that SQPOLL replaces: the kernel
+ * refuses DEFER_TASKRUN and COOP_TASKRUN with it, so each variant keeps
+ * only SINGLE_ISSUER.
+ */
+#define SQPOLL_IDLE_MS_DEFAULT 1000 /* the kernel's own default */
+#define NAPI_BUSY_POLL_US_DEFAULT 50 /* the usual net.core.busy_poll */
+
+static void poll_params(const uco_loop *loop, unsigned flags, struct io_uring_params *p)
+{
+	if (!(flags & UCO_LOOP_SQPOLL))
+		return;
+	p->flags &= ~(IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN);
+	p->flags |= IORING_SETUP_SQPOLL;
+	p->sq_thread_idle = loop->busy_poll_us ? (loop->busy_poll_us + 999) / 1000
+	                                       : SQPOLL_IDLE_MS_DEFAULT;
+}
+
+/* io_uring_register_napi (6.9) is newer than liburing 2.3: its opcode and
+ * argument (struct io_uring_napi, 16 bytes; the later opcode/op_param
+ * fields are zero for "register, dynamic tracking"). */
+#ifndef IORING_REGISTER_NAPI
+#define IORING_REGISTER_NAPI 27
+#endif
+struct napi_arg {
+	uint32_t busy_poll_to;    /* microseconds */
+	uint8_t prefer_busy_poll;
+	uint8_t pad[3];
+	uint64_t resv;
+};
+
+static int register_napi(uco_loop *loop, unsigned busy_poll_us)
+{
+	struct napi_arg arg = { .busy_poll_to = busy_poll_us };
+	long r = syscall(__NR_io_uring_register, loop->ring.ring_fd, IORING_REGISTER_NAPI, &arg, 1);
+	/* Unknown opcode before 6.9: -EINVAL; built without busy polling:
+	 * -EOPNOTSUPP. */
+	if (r < 0)
+		return errno == EINVAL ? -EOPNOTSUPP : -errno;
+	return 0;
+}
+
+/* After the set-up: say what runs, and register NAPI busy polling. */
+static int poll_options(uco_loop *loop, unsigned flags)
+{
+	if (flags & UCO_LOOP_SQPOLL) {
+		loop->features = (loop->features & ~(unsigned)(UCO_RING_DEFER_TASKRUN |
+		                                                 UCO_RING_COOP_TASKRUN)) |
+		                 UCO_RING_SQPOLL;
+		loop->enter_for_events = false;
+	}
+	if (flags & UCO_LOOP_NAPI) {
+		int err = register_napi(loop, loop->busy_poll_us ? loop->busy_poll_us
+		                                                  : NAPI_BUSY_POLL_US_DEFAULT);
+		if (err)
+			return err;
+		loop->features |= UCO_RING_NAPI;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ set-up */
+
 static int uring_init(uco_loop *loop, unsigned entries, unsigned flags)
 {
 	int err = -EINVAL;
@@ -61,11 +133,13 @@ static int uring_init(uco_loop *loop, unsigned entries, unsigned flags)
 		 * submitted over many turns must fit (libuv #4598). */
 		p.flags = variants[i].setup_flags | IORING_SETUP_CQSIZE;
 		p.cq_entries = entries * 8;
+		poll_params(loop, flags, &p);
 		err = io_uring_queue_init_params(entries, &loop->ring, &p);
 		if (err == -EINVAL) {
 			/* CQSIZE itself is 5.5+: try once more without it. */
 			memset(&p, 0, sizeof p);
 			p.flags = variants[i].setup_flags;
+			poll_params(loop, flags, &p);
 			err = io_uring_queue_init_params(entries, &loop->ring, &p);
 		}
 		if (err == -EINVAL)
@@ -79,11 +153,15 @@ static int uring_init(uco_loop *loop, unsigned entries, unsigned flags)
 		/* Saves an fd lookup per io_uring_enter; 5.18+, optional. */
 		io_uring_register_ring_fd(&loop->ring);
 		err = probe_opcodes(loop);
+		if (!err)
+			err = poll_options(loop, flags);
 		if (err)
 			io_uring_queue_exit(&loop->ring);
 		return err;
 	}
-	return err;
+	/* Every variant refused: with SQPOLL asked for, it is what is missing
+	 * (the same variants without it make the default loop). */
+	return err == -EINVAL && (flags & UCO_LOOP_SQPOLL) ? -EOPNOTSUPP : err;
 }
 
 static void uring_exit(uco_loop *loop)
@@ -104,6 +182,10 @@ static int uring_enter(uco_loop *loop, bool wait, int64_t timeout_ns)
 		ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
 	} else if (wait) {
 		ret = io_uring_submit_and_wait(ring, 1);
+	} else if (loop->features & UCO_RING_SQPOLL) {
+		/* The SQ thread submits: enter only to wake it (or to flush
+		 * overflowed completions), as io_uring_submit() decides. */
+		ret = io_uring_submit(ring);
 	} else {
 		/* Posts what DEFER_TASKRUN holds back, and the overflowed
 		 * completions an -EBUSY submit reported, in the same call. */

@@ -328,6 +328,10 @@ struct uco_loop {
 #ifdef UCO__TSAN
 	void *tsan_sched_fiber;
 #endif
+	/* uco_buffers_register()'s buffers, or NULL: none (fixed_buffers.c). */
+	struct uco__fixed_bufs *fixed_bufs;
+	/* uco_loop_opts's, for ring.c's UCO_LOOP_SQPOLL and UCO_LOOP_NAPI. */
+	unsigned busy_poll_us;
 };
 
 static inline bool uco__has_op(const uco_loop *loop, unsigned op)
@@ -588,5 +592,39 @@ size_t uco__ctx_describe(const struct uco__ctx *ctx, char *buf, size_t len);
 /* tls.c (tls_none.c): the socket under a TLS connection, for the stream
  * layer's uco_stream_open_tls(); -EINVAL for NULL, -ENOTSUP without TLS. */
 int uco__tls_fd(const uco_tls *t);
+
+/* io.c: one operation (one SQE, plus a linked timeout for a deadline),
+ * the calling task parked until its own CQE (the buffer rule: see io.c).
+ * uco__op_start: the SQE (user_data set; room for the timeout reserved),
+ * or NULL with *err (-EPERM outside a task, -EOPNOTSUPP, -ECANCELED, or
+ * the ring's refusal); prepare it, then uco__op_wait: the CQE's result,
+ * -ETIMEDOUT or -ECANCELED. */
+struct uco__op {
+	struct uco__completion done;
+	uco_task *task;
+	int res;
+	bool cancel_sent;
+	uint8_t opcode;                    /* IORING_OP_*, for dumps */
+	int fd;                            /* likewise */
+	struct __kernel_timespec deadline; /* read by the kernel at submit */
+};
+struct io_uring_sqe *uco__op_start(struct uco__op *op, unsigned opcode, int64_t deadline,
+                                   int *err);
+int uco__op_wait(struct uco__op *op, struct io_uring_sqe *sqe, int64_t deadline);
+
+/* fixed_buffers.c: the buffers registered with uco_buffers_register()
+ * (loop->fixed_bufs), against which every fixed read and write is checked
+ * before its SQE is made, so a backend that emulates the ring may trust
+ * sqe->buf_index and the range.  The kernel learns of them through
+ * uco__register_buffers / uco__unregister_buffers alone (a backend without
+ * a ring answers those itself: 0). */
+struct uco__fixed_bufs {
+	struct uco__resource resource; /* freed at the loop's close */
+	unsigned n;
+	unsigned inflight;             /* fixed reads and writes not yet ended */
+	struct iovec iov[];            /* a copy of the caller's */
+};
+int uco__register_buffers(uco_loop *loop, const struct iovec *iov, unsigned n);
+int uco__unregister_buffers(uco_loop *loop);
 
 #endif

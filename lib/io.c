@@ -21,19 +21,9 @@
 
 #include "backend.h"
 
-struct op {
-	struct uco__completion done;
-	uco_task *task;
-	int res;
-	bool cancel_sent;
-	uint8_t opcode;                    /* IORING_OP_*, for dumps */
-	int fd;                            /* likewise */
-	struct __kernel_timespec deadline; /* read by the kernel at submit */
-};
-
 static void describe_op(const uco_task *t, char *buf, size_t len)
 {
-	const struct op *op = t->wait_data;
+	const struct uco__op *op = t->wait_data;
 	const char *name = uco__op_name(op->opcode);
 	int n = name ? snprintf(buf, len, "%s", name)
 	             : snprintf(buf, len, "opcode %u", (unsigned)op->opcode);
@@ -50,7 +40,7 @@ static const struct uco__wait_kind io_kind = { "io", describe_op };
 static void op_done(uco_loop *loop, struct uco__completion *c,
                     const struct io_uring_cqe *cqe)
 {
-	struct op *op = UCO__CONTAINER_OF(c, struct op, done);
+	struct uco__op *op = UCO__CONTAINER_OF(c, struct uco__op, done);
 	/* A zero-copy send posts its result with F_MORE, then a notification
 	 * (F_NOTIF) once the kernel is done with the buffer: resume only
 	 * then, with the result. */
@@ -65,7 +55,7 @@ static void op_done(uco_loop *loop, struct uco__completion *c,
  * it; the task resumes at the operation's CQE, whatever it says. */
 static void cancel_op(uco_task *t)
 {
-	struct op *op = t->wait_data;
+	struct uco__op *op = t->wait_data;
 	uco__cancel_request(t->loop, &op->done);
 	op->cancel_sent = true;
 }
@@ -76,7 +66,7 @@ static void cancel_op(uco_task *t)
  * timeout a deadline needs).  With a deadline, room for the linked timeout
  * is reserved too.
  */
-static struct io_uring_sqe *op_start(struct op *op, unsigned opcode, int64_t deadline,
+static struct io_uring_sqe *op_start(struct uco__op *op, unsigned opcode, int64_t deadline,
                                      int *err)
 {
 	uco_task *self = uco__self();
@@ -93,7 +83,7 @@ static struct io_uring_sqe *op_start(struct op *op, unsigned opcode, int64_t dea
 		*err = -ECANCELED;
 		return NULL;
 	}
-	*op = (struct op){ .done.complete = op_done, .task = self, .opcode = (uint8_t)opcode };
+	*op = (struct uco__op){ .done.complete = op_done, .task = self, .opcode = (uint8_t)opcode };
 	op->done.res_is_fd = opcode == IORING_OP_ACCEPT || opcode == IORING_OP_OPENAT ||
 	                     opcode == IORING_OP_SOCKET;
 	*err = uco__sqe_reserve(self->loop, deadline >= 0 ? 2 : 1);
@@ -104,7 +94,7 @@ static struct io_uring_sqe *op_start(struct op *op, unsigned opcode, int64_t dea
 
 /* Submit-side end of an operation whose SQE is prepared: link the
  * deadline, park until the CQE, and say what happened. */
-static int op_wait(struct op *op, struct io_uring_sqe *sqe, int64_t deadline)
+static int op_wait(struct uco__op *op, struct io_uring_sqe *sqe, int64_t deadline)
 {
 	uco_task *self = op->task;
 	uco_loop *loop = self->loop;
@@ -131,8 +121,13 @@ static int op_wait(struct op *op, struct io_uring_sqe *sqe, int64_t deadline)
 	return op->res;
 }
 
+/* The same two steps for the operations of other files (internal.h);
+ * io.c's own calls stay direct, so they inline. */
+extern __typeof__(op_start) uco__op_start __attribute__((alias("op_start")));
+extern __typeof__(op_wait) uco__op_wait __attribute__((alias("op_wait")));
+
 #define OP_BEGIN(opcode, deadline)                                       \
-	struct op op;                                                    \
+	struct uco__op op;                                                    \
 	int err;                                                         \
 	struct io_uring_sqe *sqe = op_start(&op, (opcode), (deadline), &err); \
 	if (!sqe)                                                        \
@@ -250,7 +245,7 @@ int uco_close(int fd)
 	if (!self)
 		return -EPERM;
 	uco_loop *loop = self->loop;
-	struct op op = { .done.complete = op_done, .task = self, .opcode = IORING_OP_CLOSE,
+	struct uco__op op = { .done.complete = op_done, .task = self, .opcode = IORING_OP_CLOSE,
 	                 .fd = fd };
 	struct io_uring_sqe *sqe = NULL;
 	if (uco__has_op(loop, IORING_OP_CLOSE) && uco__sqe_reserve(loop, 1) == 0)

@@ -67,7 +67,7 @@ int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
 	if (!opts)
 		opts = &defaults;
 	if (!uco__all_zero(opts->reserved_, sizeof opts->reserved_ / sizeof opts->reserved_[0]) ||
-	    opts->flags & ~UCO_LOOP_PLAIN_RING)
+	    opts->flags & ~(UCO_LOOP_PLAIN_RING | UCO_LOOP_SQPOLL | UCO_LOOP_NAPI))
 		return -EINVAL;
 
 	size_t page = uco__page_size();
@@ -82,6 +82,7 @@ int uco_loop_create(uco_loop **out, const uco_loop_opts *opts)
 	uco_loop *loop = calloc(1, sizeof *loop);
 	if (!loop)
 		return -ENOMEM;
+	loop->busy_poll_us = opts->busy_poll_us;
 	int err = uco__backend_init(loop, opts->backend, entries, opts->flags);
 	if (err)
 		goto fail_free;
@@ -161,6 +162,12 @@ const char *uco_loop_strerror(int err)
 	case -EINVAL:
 		return "invalid loop options, or the kernel rejected every ring "
 		       "configuration uco knows (kernel too old?)";
+	case -EOPNOTSUPP:
+		return "the kernel lacks the ring feature a loop option asked for: "
+		       "UCO_LOOP_SQPOLL needs IORING_SETUP_SQPOLL (Linux 5.11 "
+		       "without privileges), UCO_LOOP_NAPI needs "
+		       "io_uring_register_napi (Linux 6.9, CONFIG_NET_RX_BUSY_POLL); "
+		       "the epoll backend has neither";
 	case -EMFILE:
 	case -ENFILE:
 		return "no file descriptor left for the ring";

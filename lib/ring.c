@@ -144,6 +144,19 @@ int uco__ring_submit_now(uco_loop *loop)
 	return ret;
 }
 
+/* With SQPOLL (io_uring backend, UCO_LOOP_SQPOLL), what a submit handed
+ * over leaves the SQ only when the kernel's SQ thread takes it: wait for
+ * room for n (IORING_ENTER_SQ_WAIT while it is full; the thread is awake
+ * then, so the rest is soon). */
+static void sqpoll_room(uco_loop *loop, unsigned n)
+{
+	if (!(loop->features & UCO_RING_SQPOLL))
+		return;
+	for (int spins = 0; io_uring_sq_space_left(&loop->ring) < n && spins < 100000; spins++)
+		if (io_uring_sq_space_left(&loop->ring) == 0 && io_uring_sqring_wait(&loop->ring) < 0)
+			return;
+}
+
 struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
@@ -152,6 +165,7 @@ struct io_uring_sqe *uco__sqe_get(uco_loop *loop, struct uco__completion *c)
 		 * again, so that no operation is ever dropped. */
 		if (submit_pending(loop) < 0)
 			return NULL;
+		sqpoll_room(loop, 1);
 		sqe = io_uring_get_sqe(&loop->ring);
 		if (!sqe)
 			return NULL;
@@ -203,6 +217,7 @@ int uco__sqe_reserve(uco_loop *loop, unsigned n)
 	int err = submit_pending(loop);
 	if (err < 0)
 		return err;
+	sqpoll_room(loop, n);
 	return io_uring_sq_space_left(&loop->ring) >= n ? 0 : -EAGAIN;
 }
 

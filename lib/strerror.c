@@ -30,6 +30,8 @@ static const char *const messages[] = {
 	[EINTR] = "interrupted: uco_loop_stop() stopped the loop before the task "
 	          "finished (uco_loop_run_until), or a system call was interrupted",
 	[EIO] = "input/output error reported by the device or file system",
+	[ENXIO] = "no such device or address: nothing registered (a fixed read or write "
+	          "with no buffers registered, or uco_buffers_unregister with none)",
 	[E2BIG] = "argument list or environment too long for the program",
 	[ENOEXEC] = "exec format error: the file is not an executable the kernel can run",
 	[EBADF] = "bad file descriptor: not open, not open for this operation, or not "
@@ -43,7 +45,7 @@ static const char *const messages[] = {
 	           "a task, its stack or the ring (or RLIMIT_MEMLOCK too small for a ring)",
 	[EACCES] = "permission denied by the file's mode or a security policy",
 	[EFAULT] = "bad address: a buffer or pointer argument lies outside the process's "
-	           "memory",
+	           "memory, or outside the registered buffer a fixed read or write names",
 	[EBUSY] = "busy: a loop already runs on this thread, the loop still runs or has "
 	          "unfinished tasks (uco_loop_close), or the object is still in use",
 	[EEXIST] = "the file or entry already exists",

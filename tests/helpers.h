@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared by the Criterion tests: a loop per test, made the way the
  * UCO_TEST_RING environment variable asks ("plain": no optional ring
- * flags), so every suite runs against each ring configuration. */
+ * flags; "sqpoll", "napi": the polling loop options), so every suite runs
+ * against each ring configuration. */
 #ifndef UCO_TEST_HELPERS_H
 #define UCO_TEST_HELPERS_H
 
@@ -66,8 +67,23 @@ static inline uco_loop *test_loop_opts(uco_loop_opts *opts)
 	const char *ring = getenv("UCO_TEST_RING");
 	if (ring && strcmp(ring, "plain") == 0)
 		opts->flags |= UCO_LOOP_PLAIN_RING;
+	/* The opt-in polling options; SQPOLL's thread idles 10 ms, not the
+	 * default second, so that the suite does not keep a core busy. */
+	unsigned polling = 0;
+	if (ring && strcmp(ring, "sqpoll") == 0)
+		polling = UCO_LOOP_SQPOLL;
+	if (ring && strcmp(ring, "napi") == 0)
+		polling = UCO_LOOP_NAPI;
+	if (polling) {
+		opts->flags |= polling;
+		if (!opts->busy_poll_us)
+			opts->busy_poll_us = polling == UCO_LOOP_SQPOLL ? 10000 : 50;
+	}
 	uco_loop *loop = NULL;
 	int err = uco_loop_create(&loop, opts);
+	if (polling && err == -EOPNOTSUPP)
+		cr_skip_test("UCO_TEST_RING=%s refused by this kernel: %s", ring,
+		             uco_loop_strerror(err));
 	if (err == -ENOSYS || err == -EPERM || err == -EOPNOTSUPP) {
 		/* With the readiness backend, only a loop asked for io_uring
 		 * may fail where io_uring is refused: AUTO falls back. */

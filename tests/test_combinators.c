@@ -222,16 +222,36 @@ Test(gather, a_spawned_collect_gather_is_done_and_counts_the_failures)
 
 /* ---- wait, wait_for, shield, as_completed */
 
+/* The order the tasks end in is set by the test, not by a clock: a slow
+ * machine must not change which wait sees what. */
+static uco_event fail_now, finish_now;
+
+static void *fails_when_told(void *arg)
+{
+	(void)arg;
+	uco_event_wait(&fail_now);
+	return uco_fail(-EIO);
+}
+
+static void *finishes_when_told(void *arg)
+{
+	uco_event_wait(&finish_now);
+	return arg;
+}
+
 static void *waits_modes(void *arg)
 {
 	(void)arg;
 	uco_task *t[3];
-	uco_spawn(NULL, &t[0], sleeps_then, (void *)(intptr_t)40);
-	uco_spawn(NULL, &t[1], sleeps_then, (void *)(intptr_t)-10);
+	uco_event_init(&fail_now);
+	uco_event_init(&finish_now);
+	uco_spawn(NULL, &t[0], finishes_when_told, (void *)(intptr_t)40);
+	uco_spawn(NULL, &t[1], fails_when_told, NULL);
 	uco_spawn(NULL, &t[2], sleeps_then, (void *)(intptr_t)5);
 	unsigned char done[3];
 	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_FIRST_COMPLETED, UCO_FOREVER, done), 1);
 	cr_assert(done[2] && !done[0] && !done[1]);
+	uco_event_set(&fail_now);
 	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_FIRST_EXCEPTION, UCO_FOREVER, done), 2);
 	cr_assert(done[1]);
 	int64_t t0 = uco_now();
@@ -246,6 +266,7 @@ static void *waits_modes(void *arg)
 	cr_assert_eq(uco_next_completed(t, 3, taken, uco_now() + MS(1)), -ETIMEDOUT,
 	             "the same rule as uco_wait");
 	cr_assert_eq(uco_task_state_get(t[0]), UCO_TASK_PENDING, "wait cancels nothing");
+	uco_event_set(&finish_now);
 	cr_assert_eq(uco_wait(t, 3, UCO_WAIT_ALL_COMPLETED, UCO_FOREVER, done), 3);
 	cr_assert_eq(uco_wait(t, 3, 7, UCO_FOREVER, done), -EINVAL);
 	for (int i = 0; i < 3; i++)

@@ -37,7 +37,7 @@ Test(loop, bad_options_are_EINVAL)
 	opts.flags = 1u << 30;
 	cr_assert_eq(uco_loop_create(&loop, &opts), -EINVAL);
 	memset(&opts, 0, sizeof opts);
-	opts.reserved_[1] = 1;
+	opts.reserved_[sizeof opts.reserved_ / sizeof opts.reserved_[0] - 1] = 1;
 	cr_assert_eq(uco_loop_create(&loop, &opts), -EINVAL);
 	memset(&opts, 0, sizeof opts);
 	opts.backend = UCO_BACKEND_EPOLL + 1;

@@ -142,3 +142,129 @@ Test(setup, a_plain_ring_works_when_flags_are_refused)
 	                                         UCO_RING_SINGLE_ISSUER), 0);
 	test_close(loop);
 }
+
+/* ---- the opt-in polling options (ring.c) */
+
+#include <fcntl.h>
+#include <unistd.h>
+
+static void *pipe_round_trip(void *arg)
+{
+	(void)arg;
+	int fds[2];
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+	char got[8];
+	cr_assert_eq(uco_write(fds[1], "polled", 6, -1), 6);
+	cr_assert_eq(uco_read_dl(fds[0], got, sizeof got, -1, uco_now() + MS(5000)), 6);
+	cr_assert_arr_eq(got, "polled", 6);
+	close(fds[0]);
+	close(fds[1]);
+	return NULL;
+}
+
+static void polled_loop_works(unsigned flag, unsigned feature)
+{
+	uco_loop_opts opts;
+	memset(&opts, 0, sizeof opts);
+	opts.flags = flag;
+	opts.busy_poll_us = 2000;
+	uco_loop *loop = NULL;
+	int err = uco_loop_create(&loop, &opts);
+	if (err == -EOPNOTSUPP || err == -EPERM || err == -ENOSYS)
+		cr_skip_test("refused here: %s", uco_loop_strerror(err));
+	cr_assert_eq(err, 0, "%d", err);
+	unsigned f = uco_loop_features(loop);
+	cr_assert(f & feature, "features %#x", f);
+	if (flag == UCO_LOOP_SQPOLL)
+		cr_assert_eq(f & (UCO_RING_DEFER_TASKRUN | UCO_RING_COOP_TASKRUN), 0,
+		             "the kernel refuses them with SQPOLL");
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, pipe_round_trip, NULL), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
+	cr_assert_eq(uco_task_state_get(t), UCO_TASK_DONE);
+	uco_task_release(t);
+	test_close(loop);
+}
+
+Test(setup, sqpoll_is_opt_in_and_says_so)
+{
+	uco_loop *loop = test_loop();
+	cr_assert_eq(uco_loop_features(loop) & (UCO_RING_SQPOLL | UCO_RING_NAPI), 0, "off by default");
+	test_close(loop);
+	polled_loop_works(UCO_LOOP_SQPOLL, UCO_RING_SQPOLL);
+}
+
+Test(setup, napi_is_opt_in_and_says_so)
+{
+	polled_loop_works(UCO_LOOP_NAPI, UCO_RING_NAPI);
+}
+
+/* Answer io_uring_setup (any) or io_uring_register (opcode `reg_op` only)
+ * with EINVAL, as a kernel without the feature does. */
+static void refuse_with_einval(long nr, long reg_op)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_HERE, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)reg_op, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	if (reg_op < 0) /* any call of nr */
+		filter[6] = (struct sock_filter)BPF_STMT(BPF_JMP | BPF_JA | BPF_K, 0);
+	struct sock_fprog prog = { sizeof filter / sizeof filter[0], filter };
+	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
+}
+
+Test(setup, napi_where_the_kernel_lacks_it_is_EOPNOTSUPP)
+{
+	refuse_with_einval(__NR_io_uring_register, 27 /* IORING_REGISTER_NAPI */);
+	uco_loop_opts opts;
+	memset(&opts, 0, sizeof opts);
+	opts.flags = UCO_LOOP_NAPI;
+	uco_loop *loop = NULL;
+	int err = uco_loop_create(&loop, &opts);
+	cr_assert_eq(err, -EOPNOTSUPP, "%d", err);
+	cr_assert_null(loop);
+	cr_assert(strstr(uco_loop_strerror(err), "UCO_LOOP_NAPI"), "%s", uco_loop_strerror(err));
+	loop = test_loop();
+	cr_assert_eq(uco_loop_features(loop) & UCO_RING_NAPI, 0);
+	test_close(loop);
+}
+
+Test(setup, sqpoll_where_the_kernel_lacks_it_is_EOPNOTSUPP)
+{
+	refuse_with_einval(__NR_io_uring_setup, -1);
+	uco_loop_opts opts;
+	memset(&opts, 0, sizeof opts);
+	opts.flags = UCO_LOOP_SQPOLL;
+	uco_loop *loop = NULL;
+	int err = uco_loop_create(&loop, &opts);
+	cr_assert_eq(err, -EOPNOTSUPP, "%d", err);
+	cr_assert(strstr(uco_loop_strerror(err), "UCO_LOOP_SQPOLL"), "%s", uco_loop_strerror(err));
+	/* Without it, the kernel's EINVAL as before (on io_uring). */
+	opts.flags = 0;
+	opts.backend = UCO_BACKEND_IO_URING;
+	if (!getenv("UCO_BACKEND"))
+		cr_assert_eq(uco_loop_create(&loop, &opts), -EINVAL);
+}
+
+Test(setup, the_epoll_backend_refuses_the_polling_options)
+{
+	if (getenv("UCO_BACKEND"))
+		cr_skip_test("UCO_BACKEND overrides the backend asked for");
+	uco_loop_opts opts;
+	memset(&opts, 0, sizeof opts);
+	opts.backend = UCO_BACKEND_EPOLL;
+	uco_loop *loop = NULL;
+	for (unsigned flag = UCO_LOOP_SQPOLL; flag <= UCO_LOOP_NAPI; flag <<= 1) {
+		opts.flags = flag;
+		cr_assert_eq(uco_loop_create(&loop, &opts), -EOPNOTSUPP, "flag %#x", flag);
+		cr_assert_null(loop);
+	}
+}

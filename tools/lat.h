@@ -20,6 +20,8 @@ struct lat_config {
 	double duration_s, warmup_s;
 	double rate;          /* requests/s in all; 0: closed loop */
 	double churn;         /* chance of a clean reconnect after an answer */
+	double tick_us;       /* open loop: least time between the pacer's wake-ups */
+	unsigned backend;     /* UCO_BACKEND_AUTO, _IO_URING or _EPOLL */
 	const char *hgrm_path, *svg_path;
 	bool json, quiet;
 };
@@ -35,7 +37,14 @@ struct lat_result {
 	uint64_t bytes;      /* payload bytes received and checked */
 	uint64_t bytes_sent; /* request bytes put on the wire */
 	uint64_t reconnects; /* clean ones (churn, Connection: close) */
-	int64_t max_send_lag_ns; /* open loop: how late the latest send was */
+	/* Open loop: how late the latest send was, among the sends due in the
+	 * measured interval. */
+	int64_t max_send_lag_ns;
+	/* The client's own CPU over the measured interval, every thread
+	 * (getrusage RUSAGE_SELF), seconds. */
+	double cpu_user_s, cpu_sys_s;
+	const char *backend;     /* uco_loop_backend() of the loops */
+	const char *backend_why; /* why AUTO fell back, or NULL */
 };
 
 /* The human summary (stdout), and --json / --hgrm / --svg as asked.

@@ -34,6 +34,24 @@ static double rps(const struct lat_result *r)
 	return r->elapsed_s > 0 ? (double)r->requests / r->elapsed_s : 0;
 }
 
+/* The client's own CPU (user + system, every thread) per request measured,
+ * in microseconds: what the load itself costs the machine it runs on. */
+static double cpu_us_per_request(const struct lat_result *r)
+{
+	return r->requests ? (r->cpu_user_s + r->cpu_sys_s) * 1e6 / (double)r->requests : 0;
+}
+
+static void print_json_string(const char *s)
+{
+	putchar('"');
+	for (const char *c = s; *c; c++)
+		if (*c == '"' || *c == '\\')
+			printf("\\%c", *c);
+		else if ((unsigned char)*c >= 0x20)
+			putchar(*c);
+	putchar('"');
+}
+
 static void print_summary(const struct lat_config *cfg, const struct lat_result *r)
 {
 	printf("uco-lat: %s %s, %u connection%s on %u thread%s", mode_name(cfg), cfg->target,
@@ -62,17 +80,18 @@ static void print_summary(const struct lat_config *cfg, const struct lat_result 
 	if (cfg->rate > 0)
 		printf("  latency counts from each request's scheduled send time; latest send "
 		       "%.1f us behind schedule\n", us(r->max_send_lag_ns));
+	printf("  client CPU %.2f us per request (user %.2f s, system %.2f s); %s backend\n",
+	       cpu_us_per_request(r), r->cpu_user_s, r->cpu_sys_s,
+	       r->backend ? r->backend : "no");
+	if (r->backend_why)
+		printf("  (%s)\n", r->backend_why);
 }
 
 static void print_json(const struct lat_config *cfg, const struct lat_result *r)
 {
-	printf("{\"tool\": \"uco-lat\", \"mode\": \"%s\", \"target\": \"", mode_name(cfg));
-	for (const char *c = cfg->target; *c; c++)
-		if (*c == '"' || *c == '\\')
-			printf("\\%c", *c);
-		else if ((unsigned char)*c >= 0x20)
-			putchar(*c);
-	printf("\", \"connections\": %u, \"threads\": %u, \"pipeline\": %u, \"size\": %zu, "
+	printf("{\"tool\": \"uco-lat\", \"mode\": \"%s\", \"target\": ", mode_name(cfg));
+	print_json_string(cfg->target);
+	printf(", \"connections\": %u, \"threads\": %u, \"pipeline\": %u, \"size\": %zu, "
 	       "\"rate\": %.0f, \"duration_s\": %.3f, \"requests\": %llu, \"rps\": %.1f, "
 	       "\"errors\": %llu, \"bad\": %llu, \"bytes\": %llu, \"bytes_sent\": %llu, "
 	       "\"reconnects\": %llu",
@@ -83,9 +102,23 @@ static void print_json(const struct lat_config *cfg, const struct lat_result *r)
 	       (unsigned long long)r->reconnects);
 	for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
 		printf(", \"%s\": %.3f", marks[i].json, us(hdr_percentile(r->latency, marks[i].p)));
-	printf(", \"max_us\": %.3f, \"mean_us\": %.3f, \"max_send_lag_us\": %.3f}\n",
+	printf(", \"max_us\": %.3f, \"mean_us\": %.3f, \"max_send_lag_us\": %.3f",
 	       us(r->latency->total ? r->latency->max : 0), hdr_mean(r->latency) / 1e3,
 	       us(r->max_send_lag_ns));
+	printf(", \"tick_us\": %.3f, \"cpu_user_s\": %.6f, \"cpu_sys_s\": %.6f, "
+	       "\"cpu_us_per_request\": %.3f, \"backend\": ",
+	       cfg->rate > 0 ? cfg->tick_us : 0, r->cpu_user_s, r->cpu_sys_s,
+	       cpu_us_per_request(r));
+	if (r->backend)
+		print_json_string(r->backend);
+	else
+		fputs("null", stdout);
+	fputs(", \"backend_why\": ", stdout);
+	if (r->backend_why)
+		print_json_string(r->backend_why);
+	else
+		fputs("null", stdout);
+	puts("}");
 }
 
 /* ---------------------------------------------------------------- SVG */

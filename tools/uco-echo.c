@@ -4,6 +4,7 @@
  * benchmarks.
  *
  *   uco-echo [--addr A] [--port P] [--tcp] [--udp] [--threads N] [--sockperf]
+ *            [--backend auto|io_uring|epoll]
  *
  * Each thread runs one loop (uco_run_threads) with its own SO_REUSEPORT
  * TCP listener and UDP socket on the same port, so the kernel spreads
@@ -193,6 +194,7 @@ static struct server {
 	double chaos_cancel;     /* --chaos-cancel: see chaos() */
 	unsigned threads;
 	bool use_ring;           /* a probe loop could make a buffer ring */
+	char backend[16];        /* what the probe loop ran on: io_uring, epoll */
 	struct shard *shards;    /* one per thread */
 	pthread_mutex_t lock;    /* guards stopping, status and shards[].loop */
 	bool stopping;
@@ -698,6 +700,10 @@ static int probe(void)
 
 	if (err)
 		return err;
+	const char *fell_back = NULL;
+	snprintf(srv.backend, sizeof srv.backend, "%s", uco_loop_backend(loop, &fell_back));
+	if (fell_back)
+		fprintf(stderr, "uco-echo: backend %s: %s\n", srv.backend, fell_back);
 	if (srv.tcp && !srv.plain_recv && !srv.tls) {
 		err = uco_bufring_create(loop, &ring, RING_BUFS, RING_BUF_SIZE);
 		if (!err)
@@ -739,6 +745,9 @@ static void usage(FILE *f)
 	        "                    ends a TLS connection\n"
 	        "      --plain-recv  receive TCP with uco_recv even where provided\n"
 	        "                    buffers work (the fallback path, for comparison)\n"
+	        "      --backend B   auto (default), io_uring or epoll: the loops' backend\n"
+	        "                    (the same as UCO_BACKEND=B in the environment,\n"
+	        "                    which this overrides)\n"
 	        "      --chaos-cancel P  every millisecond, cancel each TCP connection's\n"
 	        "                    pending operation with probability P; connections\n"
 	        "                    carry on (a soak test: nothing may be lost)\n"
@@ -763,7 +772,8 @@ static long parse_num(const char *s, long lo, long hi)
 
 static int parse_args(int argc, char **argv)
 {
-	enum { OPT_TCP = 256, OPT_UDP, OPT_SOCKPERF, OPT_PLAIN_RECV, OPT_CHAOS, OPT_TLS };
+	enum { OPT_TCP = 256, OPT_UDP, OPT_SOCKPERF, OPT_PLAIN_RECV, OPT_CHAOS, OPT_TLS,
+	       OPT_BACKEND };
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "addr", required_argument, NULL, 'a' },
@@ -774,6 +784,7 @@ static int parse_args(int argc, char **argv)
 		{ "plain-recv", no_argument, NULL, OPT_PLAIN_RECV },
 		{ "chaos-cancel", required_argument, NULL, OPT_CHAOS },
 		{ "tls", required_argument, NULL, OPT_TLS },
+		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -825,6 +836,18 @@ static int parse_args(int argc, char **argv)
 			}
 			tls_cert = optarg;
 			tls_key = argv[optind++];
+			break;
+		case OPT_BACKEND:
+			/* uco_run_threads makes the loops with default options,
+			 * and UCO_BACKEND overrides the default: the operator's
+			 * own switch, set here for them. */
+			if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "io_uring") != 0 &&
+			    strcmp(optarg, "epoll") != 0) {
+				fprintf(stderr, "uco-echo: --backend: '%s' is not auto, "
+				        "io_uring or epoll\n", optarg);
+				return -EINVAL;
+			}
+			setenv("UCO_BACKEND", optarg, 1);
 			break;
 		case 'h':
 			usage(stdout);
@@ -920,10 +943,11 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	fprintf(stderr, "uco-echo: listening on %s (%s, %u thread%s, %s)\n", where,
-	        srv.tcp && srv.udp ? "tcp and udp" : srv.tcp ? "tcp" : "udp",
+	fprintf(stderr, "uco-echo: listening on %s (%s, %u thread%s, %s, backend %s)\n",
+	        where, srv.tcp && srv.udp ? "tcp and udp" : srv.tcp ? "tcp" : "udp",
 	        srv.threads, srv.threads == 1 ? "" : "s",
-	        srv.sockperf ? "sockperf replies" : srv.tls ? "echo, TLS" : "echo");
+	        srv.sockperf ? "sockperf replies" : srv.tls ? "echo, TLS" : "echo",
+	        srv.backend);
 	err = uco_run_threads(srv.threads, 0, setup, NULL);
 	close_sockets();
 	uco_tls_ctx_destroy(srv.tls);

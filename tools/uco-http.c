@@ -25,6 +25,10 @@
  * handshake has --header-timeout to end.  --ktls asks for kernel TLS:
  * where the kernel takes the sending side over, files are spliced again
  * (the kernel makes the records).
+ *
+ * --backend auto|io_uring|epoll chooses the loops' backend (through
+ * UCO_BACKEND, as uco_run_threads makes its loops with default options);
+ * the start-up line says which one runs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1072,6 +1076,9 @@ static void usage(FILE *f)
 	        "                          requests or in a send (default 60)\n"
 	        "      --header-timeout S  seconds a client has to send a request head\n"
 	        "                          once it has begun (default 10; 408 after)\n"
+	        "      --backend B         auto (default), io_uring or epoll: the loops'\n"
+	        "                          backend (the same as UCO_BACKEND=B in the\n"
+	        "                          environment, which this overrides)\n"
 	        "  -h, --help              this help\n"
 	        "\n"
 	        "Limits: request head %d bytes (414, 431), %d fields (431), body %u bytes\n"
@@ -1140,7 +1147,8 @@ static int listen_all(int *fds)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_IDLE = 256, OPT_HEADER, OPT_TLS, OPT_TLS_CIPHERS, OPT_TLS_GROUPS, OPT_KTLS };
+	enum { OPT_IDLE = 256, OPT_HEADER, OPT_TLS, OPT_TLS_CIPHERS, OPT_TLS_GROUPS, OPT_KTLS,
+	       OPT_BACKEND };
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "addr", required_argument, NULL, 'a' },
@@ -1152,6 +1160,7 @@ int main(int argc, char **argv)
 		{ "tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS },
 		{ "tls-groups", required_argument, NULL, OPT_TLS_GROUPS },
 		{ "ktls", no_argument, NULL, OPT_KTLS },
+		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -1204,6 +1213,18 @@ int main(int argc, char **argv)
 			break;
 		case OPT_KTLS:
 			cfg.ktls = true;
+			break;
+		case OPT_BACKEND:
+			/* uco_run_threads makes the loops with default options,
+			 * and UCO_BACKEND overrides the default: the operator's
+			 * own switch, set here for them. */
+			if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "io_uring") != 0 &&
+			    strcmp(optarg, "epoll") != 0) {
+				fprintf(stderr, PROG ": --backend: want auto, io_uring or epoll: "
+				        "%s\n", optarg);
+				return 2;
+			}
+			setenv("UCO_BACKEND", optarg, 1);
 			break;
 		case 'h':
 			usage(stdout);
@@ -1259,6 +1280,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": %s\n", uco_loop_strerror(err));
 		return 1;
 	}
+	/* And which backend the loops run on (AUTO may have fallen back). */
+	const char *fell_back = NULL;
+	char backend[16];
+	snprintf(backend, sizeof backend, "%s", uco_loop_backend(probe, &fell_back));
+	if (fell_back)
+		fprintf(stderr, PROG ": backend %s: %s\n", backend, fell_back);
 	uco_loop_close(probe);
 
 	workers = calloc(cfg.threads, sizeof *workers);
@@ -1285,9 +1312,10 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	fprintf(stderr, PROG ": listening on %s port %d, %u thread%s%s%s%s\n", cfg.addr,
-	        cfg.port, cfg.threads, cfg.threads == 1 ? "" : "s",
-	        cfg.root ? ", root " : "", cfg.root ? cfg.root : "", cfg.tls ? ", TLS" : "");
+	fprintf(stderr, PROG ": listening on %s port %d, %u thread%s%s%s%s, backend %s\n",
+	        cfg.addr, cfg.port, cfg.threads, cfg.threads == 1 ? "" : "s",
+	        cfg.root ? ", root " : "", cfg.root ? cfg.root : "", cfg.tls ? ", TLS" : "",
+	        backend);
 	err = uco_run_threads(cfg.threads, 0, setup, NULL);
 	for (unsigned i = 0; i < cfg.threads; i++)
 		close(fds[i]);

@@ -9,11 +9,16 @@
  * Each connection is two coroutines: a sender that puts requests on the
  * wire (as fast as answers come back in a closed loop; at scheduled times
  * in an open loop) and a receiver that reads the answers in order, checks
- * them and records each latency.  In an open loop (--rate) latency counts
- * from the time a request *should* have been sent, as wrk2 does, so a
- * stalled server cannot hide its stall by holding back the load
- * (coordinated omission).  The target is resolved with uco_getaddrinfo(),
- * on the loop's executor.
+ * them and records each latency; with one request in flight, one coroutine
+ * does both in turn.  In an open loop (--rate) latency counts from the
+ * time a request *should* have been sent, as wrk2 does, so a stalled
+ * server cannot hide its stall by holding back the load (coordinated
+ * omission).  The schedule is kept by one pacer per loop, which wakes on
+ * one shared tick and hands each connection the requests that have come
+ * due: a timer per tick, not one (or two) per request, which at tens of
+ * thousands of requests a second cost the client more CPU than the server
+ * it measured.  The target is resolved with uco_getaddrinfo(), on the
+ * loop's executor.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +27,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,14 +56,27 @@ struct run {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	int64_t measure_from, end; /* uco_now() times */
+	double ns_per_request;     /* open loop: 1e9 / rate */
 	struct lat_thread *threads;
-	volatile sig_atomic_t interrupted;
+	int interrupted;           /* Ctrl-C, or a loop failed: __atomic */
+	/* getrusage(RUSAGE_SELF) at the start and the end of the measured
+	 * interval, taken by thread 0's controller. */
+	struct rusage cpu_from, cpu_to;
 };
 
 struct lat_thread {
 	struct run *run;
 	unsigned index, first_conn, nconn;
+	pthread_t thread;
+	int err;                 /* of its loop: create, setup or run */
+	const char *backend, *backend_why; /* uco_loop_backend() */
 	uco_task **conns;
+	/* Open loop: the pacer starts the schedule at t0, once every
+	 * connection has tried its first connect (`connecting` left). */
+	uco_task *pacer;
+	uco_event connected;
+	unsigned connecting;
+	int64_t t0;
 	struct conn *conn_mem; /* freed by main once the threads are done */
 	bool stopping;
 	hdr latency;
@@ -77,8 +96,11 @@ struct conn {
 	unsigned index; /* among all connections */
 	int fd;
 	uco_tls *tls;        /* https:// and tls:// */
-	int64_t base, interval; /* open loop: request i is due at base + i * interval */
+	/* Open loop: requests the pacer found due (released) that this
+	 * connection has not sent yet, and how many it has taken. */
+	uco_sem due;
 	uint64_t scheduled;
+	bool tried;          /* its first connect was attempted */
 	uco_sem slots;       /* requests that may still be sent */
 	int64_t *sent_at;    /* per slot, when its request was (due to be) sent */
 	uint64_t sent, received;
@@ -139,23 +161,39 @@ static int receive_echo(struct conn *c)
 	return 0;
 }
 
-static const char *find_header(const char *p, const char *end, const char *name)
+/* The header fields an answer is read by, in the order of `fields`. */
+enum { F_TRANSFER_ENCODING, F_CONTENT_LENGTH, F_CONNECTION, F_COUNT };
+
+/* One pass over the head [p, end): each field's value, or NULL. */
+static void find_headers(const char *p, const char *end, const char *value[F_COUNT])
 {
-	size_t len = strlen(name);
+	static const struct {
+		const char *name;
+		size_t len;
+	} fields[F_COUNT] = {
+		[F_TRANSFER_ENCODING] = { "transfer-encoding", 17 },
+		[F_CONTENT_LENGTH] = { "content-length", 14 },
+		[F_CONNECTION] = { "connection", 10 },
+	};
+	for (int f = 0; f < F_COUNT; f++)
+		value[f] = NULL;
 	for (const char *line = p; line < end;) {
 		const char *eol = memchr(line, '\n', (size_t)(end - line));
 		if (!eol)
-			return NULL;
-		if ((size_t)(eol - line) > len && strncasecmp(line, name, len) == 0 &&
-		    line[len] == ':') {
-			const char *v = line + len + 1;
-			while (*v == ' ' || *v == '\t')
-				v++;
-			return v;
+			return;
+		for (int f = 0; f < F_COUNT; f++) {
+			size_t len = fields[f].len;
+			if ((*line | 0x20) == fields[f].name[0] && (size_t)(eol - line) > len &&
+			    line[len] == ':' && strncasecmp(line, fields[f].name, len) == 0) {
+				const char *v = line + len + 1;
+				while (*v == ' ' || *v == '\t')
+					v++;
+				value[f] = v;
+				break;
+			}
 		}
 		line = eol + 1;
 	}
-	return NULL;
 }
 
 /* HTTP: one whole response (headers, then a Content-Length body, which is
@@ -180,12 +218,14 @@ static int receive_http(struct conn *c)
 	int status = atoi(p + 9);
 	if (status < 200 || status > 299)
 		count(&th->bad, 1);
-	const char *te = find_header(p, hend, "transfer-encoding");
+	const char *value[F_COUNT];
+	find_headers(p, hend, value);
+	const char *te = value[F_TRANSFER_ENCODING];
 	if (te && strncasecmp(te, "chunked", 7) == 0)
 		return -EPROTONOSUPPORT;
-	const char *cl = find_header(p, hend, "content-length");
+	const char *cl = value[F_CONTENT_LENGTH];
 	uint64_t left = cl ? strtoull(cl, NULL, 10) : 0;
-	const char *conn = find_header(p, hend, "connection");
+	const char *conn = value[F_CONNECTION];
 	if (conn && strncasecmp(conn, "close", 5) == 0)
 		c->closing = true;
 	b->head += (size_t)(hend - p);
@@ -230,18 +270,78 @@ static void record(struct conn *c)
 
 /* ---------------------------------------------------------------- sending */
 
-/* uco_sleep_until() ends up to 1/32 of the sleep late; sleeping most of
- * the way first makes the last stretch short, so the send lands close to
- * its schedule. */
-static int sleep_until_precise(int64_t when)
+/* uco_sleep_until() ends up to 1/32 of the sleep late.  Where that could
+ * be more than `slack`, sleep most of the way first, so that the last
+ * stretch is short and the wake-up lands close to its time (a second
+ * timer, so only then). */
+static int sleep_until_within(int64_t when, int64_t slack)
 {
 	int64_t left = when - uco_now();
-	if (left > 64 * 1000) {
+	if (left > 64 * 1000 && left / 32 > slack) {
 		int err = uco_sleep_until(when - left / 16);
 		if (err)
 			return err;
 	}
 	return uco_sleep_until(when);
+}
+
+/* Open loop: the k-th request of connection c is the (k * connections +
+ * c->index)-th of the whole schedule, which runs at `rate` from its
+ * loop's t0: the connections take turns, evenly spaced. */
+static int64_t due_time(const struct conn *c, uint64_t k)
+{
+	const struct lat_thread *th = c->th;
+	const struct run *run = th->run;
+	double n = (double)k * run->cfg.connections + c->index;
+	return th->t0 + (int64_t)(n * run->ns_per_request);
+}
+
+/*
+ * One per loop in an open loop: wakes when the next request is due (at
+ * least --tick after its last wake-up), releases every request due by now
+ * to its connection, and sleeps again.  One timer per tick serves every
+ * connection, and the sends it releases go to the kernel together in the
+ * loop's next submission.  Nothing is released before its time, so a
+ * request is never sent early; the tick bounds how late one can be sent
+ * while the client keeps up, and that lateness counts in its latency.
+ */
+static void *pacer(void *arg)
+{
+	struct lat_thread *th = arg;
+	struct conn *conns = th->conn_mem;
+	int64_t tick = (int64_t)(th->run->cfg.tick_us * 1e3);
+	if (uco_event_wait(&th->connected))
+		return NULL;
+	th->t0 = uco_now();
+	uint64_t k = 0;    /* the round of the connections' turns */
+	unsigned turn = 0; /* whose turn in it */
+	for (;;) {
+		int64_t now = uco_now(), next;
+		while ((next = due_time(&conns[turn], k)) <= now) {
+			uco_sem_release(&conns[turn].due);
+			if (++turn == th->nconn) {
+				turn = 0;
+				k++;
+			}
+		}
+		if (next < now + tick)
+			next = now + tick;
+		if (sleep_until_within(next, tick))
+			return NULL;
+	}
+}
+
+/* Open loop: the due time of the request the pacer released that this
+ * connection takes now (its `due` acquired), noting how late it goes out
+ * when it is due in the measured interval. */
+static int64_t took_due(struct conn *c)
+{
+	struct lat_thread *th = c->th;
+	int64_t when = due_time(c, c->scheduled++);
+	int64_t lag = uco_now() - when;
+	if (lag > th->max_send_lag && when >= th->run->measure_from && when < th->run->end)
+		th->max_send_lag = lag;
+	return when;
 }
 
 static int send_all(struct conn *c, const char *p, size_t len)
@@ -261,8 +361,9 @@ static int send_all(struct conn *c, const char *p, size_t len)
 	return 0;
 }
 
-/* Stamp `batch` requests with `when` and put them on the wire in one send. */
-static int put_requests(struct conn *c, unsigned batch, int64_t when)
+/* Put the next `batch` requests on the wire in one send; the caller has
+ * stamped their sent_at slots. */
+static int put_requests(struct conn *c, unsigned batch)
 {
 	struct lat_thread *th = c->th;
 	const struct lat_config *cfg = &th->run->cfg;
@@ -278,15 +379,21 @@ static int put_requests(struct conn *c, unsigned batch, int64_t when)
 	} else {
 		len = batch * (th->request_len / cfg->pipeline);
 	}
-	for (unsigned i = 0; i < batch; i++)
-		c->sent_at[(c->sent + i) % cfg->pipeline] = when;
 	c->sent += batch;
 	count(&th->bytes_sent, len);
 	return send_all(c, cfg->mode == LAT_ECHO ? c->tx : th->request, len);
 }
 
+/* The i-th request of the next send counts its latency from `when`. */
+static void stamp(struct conn *c, unsigned i, int64_t when)
+{
+	c->sent_at[(c->sent + i) % c->th->run->cfg.pipeline] = when;
+}
+
 /* Take the slots that are free now (at least one, waiting for it), stamp
- * them, and put their requests on the wire in one send. */
+ * them, and put their requests on the wire in one send.  In an open loop
+ * each request also waits for its due time, and those already due (a
+ * backlog) go out together. */
 static void *sender(void *arg)
 {
 	struct conn *c = arg;
@@ -301,22 +408,26 @@ static void *sender(void *arg)
 		unsigned batch = 1;
 		int64_t when;
 		if (cfg->rate > 0) {
-			/* Open loop: one request per due time, whatever came back. */
-			when = c->base + (int64_t)c->scheduled * c->interval;
-			if ((err = sleep_until_precise(when))) {
+			if ((err = uco_sem_acquire(&c->due))) {
 				uco_sem_release(&c->slots);
 				return uco_fail(err);
 			}
-			int64_t lag = uco_now() - when;
-			if (lag > th->max_send_lag)
-				th->max_send_lag = lag;
-			c->scheduled++;
+			stamp(c, 0, took_due(c));
+			while (batch < cfg->pipeline && uco_sem_tryacquire(&c->slots) == 0) {
+				if (uco_sem_tryacquire(&c->due)) {
+					uco_sem_release(&c->slots);
+					break;
+				}
+				stamp(c, batch++, took_due(c));
+			}
 		} else {
 			while (batch < cfg->pipeline && uco_sem_tryacquire(&c->slots) == 0)
 				batch++;
 			when = uco_now();
+			for (unsigned i = 0; i < batch; i++)
+				stamp(c, i, when);
 		}
-		if ((err = put_requests(c, batch, when))) {
+		if ((err = put_requests(c, batch))) {
 			/* Wake the receiver: the connection is finished. */
 			shutdown(c->fd, SHUT_RDWR);
 			return uco_fail(err);
@@ -324,15 +435,24 @@ static void *sender(void *arg)
 	}
 }
 
-/* Closed loop, one request at a time: no second coroutine, the same
- * send-then-receive a blocking client does (sockperf's ping-pong), which
- * saves a hand-over between coroutines and a loop turn per request. */
+/* One request at a time: no second coroutine, the same send-then-receive
+ * a blocking client does (sockperf's ping-pong), which saves a hand-over
+ * between coroutines and a loop turn per request.  In an open loop each
+ * request first waits for its due time. */
 static int lockstep(struct conn *c)
 {
 	struct lat_thread *th = c->th;
 	const struct lat_config *cfg = &th->run->cfg;
 	for (;;) {
-		int err = put_requests(c, 1, uco_now());
+		if (cfg->rate > 0) {
+			int err = uco_sem_acquire(&c->due);
+			if (err)
+				return err;
+			stamp(c, 0, took_due(c));
+		} else {
+			stamp(c, 0, uco_now());
+		}
+		int err = put_requests(c, 1);
 		if (!err)
 			err = cfg->mode == LAT_ECHO ? receive_echo(c) : receive_http(c);
 		if (err)
@@ -384,9 +504,13 @@ static void *connection(void *arg)
 	struct conn *c = arg;
 	struct lat_thread *th = c->th;
 	const struct lat_config *cfg = &th->run->cfg;
-	c->interval = cfg->rate > 0 ? (int64_t)(1e9 * cfg->connections / cfg->rate) : 0;
 	while (!th->stopping) {
 		int err = connect_once(c);
+		if (!c->tried) {
+			c->tried = true;
+			if (--th->connecting == 0)
+				uco_event_set(&th->connected); /* the schedule starts */
+		}
 		if (err) {
 			if (err == -ECANCELED || th->stopping)
 				break;
@@ -395,14 +519,12 @@ static void *connection(void *arg)
 				break;
 			continue;
 		}
-		if (cfg->rate > 0 && !c->base)
-			c->base = uco_now() + (int64_t)(1e9 * c->index / cfg->rate);
 		uco_sem_init(&c->slots, cfg->pipeline);
 		c->sent = c->received = 0;
 		c->rx.head = c->rx.tail = 0;
 		c->closing = false;
 		uco_task *send_task = NULL;
-		if (cfg->rate == 0 && cfg->pipeline == 1)
+		if (cfg->pipeline == 1)
 			err = lockstep(c);
 		else
 			err = uco_spawn(uco_loop_current(), &send_task, sender, c);
@@ -466,37 +588,59 @@ static void progress(struct run *run, int64_t now, uint64_t *last, int64_t *last
 	*last_at = now;
 }
 
-/* Ends the thread's part of the run at the end time (or on Ctrl-C): every
- * connection is cancelled, and the loop then runs out of tasks. */
+static bool interrupted(struct run *run)
+{
+	return __atomic_load_n(&run->interrupted, __ATOMIC_RELAXED);
+}
+
+/* Ends the thread's part of the run at the end time (or on Ctrl-C, or when
+ * another loop failed): every connection and the pacer are cancelled, and
+ * the loop then runs out of tasks.  Thread 0's also reads the process's
+ * CPU time when the measured interval begins and when it ends. */
 static void *controller(void *arg)
 {
 	struct lat_thread *th = arg;
 	struct run *run = th->run;
-	bool show = th->index == 0 && !run->cfg.quiet && isatty(STDERR_FILENO);
+	bool first = th->index == 0, measuring = false;
+	bool show = first && !run->cfg.quiet && isatty(STDERR_FILENO);
 	uint64_t last = 0;
 	int64_t last_at = uco_now();
 	for (;;) {
 		int64_t now = uco_now();
-		if (now >= run->end || run->interrupted)
+		if (first && !measuring && now >= run->measure_from) {
+			getrusage(RUSAGE_SELF, &run->cpu_from);
+			measuring = true;
+		}
+		if (now >= run->end || interrupted(run))
 			break;
 		int64_t next = now + (show ? UCO_NS_PER_S : 100 * UCO_NS_PER_MS);
-		if (uco_sleep_until(next < run->end ? next : run->end))
+		if (next > run->end)
+			next = run->end;
+		if (first && !measuring && next > run->measure_from)
+			next = run->measure_from;
+		if (uco_sleep_until(next))
 			break;
 		if (show)
 			progress(run, uco_now(), &last, &last_at);
+	}
+	if (first) {
+		getrusage(RUSAGE_SELF, &run->cpu_to);
+		if (!measuring) /* stopped during the warm-up: nothing measured */
+			run->cpu_from = run->cpu_to;
 	}
 	if (show)
 		fputs("\r\033[K", stderr);
 	th->stopping = true;
 	for (unsigned i = 0; i < th->nconn; i++)
 		uco_task_cancel(th->conns[i]);
+	if (th->pacer)
+		uco_task_cancel(th->pacer);
 	return NULL;
 }
 
-static int thread_setup(uco_loop *loop, unsigned index, void *arg)
+static int thread_setup(uco_loop *loop, struct lat_thread *th)
 {
-	struct run *run = arg;
-	struct lat_thread *th = &run->threads[index];
+	struct run *run = th->run;
 	const struct lat_config *cfg = &run->cfg;
 	struct conn *conns = th->conn_mem = calloc(th->nconn, sizeof *conns);
 	th->conns = calloc(th->nconn, sizeof *th->conns);
@@ -515,13 +659,83 @@ static int thread_setup(uco_loop *loop, unsigned index, void *arg)
 			return -ENOMEM;
 		for (unsigned m = 0; m < cfg->pipeline && tx; m++)
 			memcpy(c->tx + m * cfg->size, th->pattern, cfg->size);
-		int err = uco_spawn(loop, &th->conns[i], connection, c);
+		uco_sem_init(&c->due, 0);
+	}
+	uco_event_init(&th->connected);
+	th->connecting = th->nconn;
+	for (unsigned i = 0; i < th->nconn; i++) {
+		int err = uco_spawn(loop, &th->conns[i], connection, &conns[i]);
 		if (err)
 			return err;
 	}
-	/* The connections' memory outlives the loop (uco_run_threads closes
-	 * it once every task has finished); main frees it. */
+	if (cfg->rate > 0) {
+		int err = uco_spawn(loop, &th->pacer, pacer, th);
+		if (err)
+			return err;
+	}
+	/* The connections' memory outlives the loop (loop_thread closes it
+	 * once every task has finished); main frees it. */
 	return uco_spawn(loop, NULL, controller, th);
+}
+
+/*
+ * One loop per thread, each made with the backend asked for (--backend:
+ * uco_run_threads() makes its loops with the default options).  A loop
+ * that fails stops the others through `interrupted`, which their
+ * controllers watch.
+ */
+static void *loop_thread(void *arg)
+{
+	struct lat_thread *th = arg;
+	struct run *run = th->run;
+	uco_loop_opts opts = { .backend = run->cfg.backend };
+	uco_loop *loop;
+	int err = uco_loop_create(&loop, &opts);
+	if (err) {
+		fprintf(stderr, "uco-lat: %s\n", uco_loop_strerror(err));
+		th->err = err;
+		__atomic_store_n(&run->interrupted, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	th->backend = uco_loop_backend(loop, &th->backend_why);
+	err = thread_setup(loop, th);
+	if (!err) {
+		int r = uco_loop_run(loop);
+		err = r < 0 ? r : 0;
+	}
+	if (err) {
+		fprintf(stderr, "uco-lat: %s\n", strerror(-err));
+		__atomic_store_n(&run->interrupted, 1, __ATOMIC_RELAXED);
+	}
+	/* After a failed setup or run, tasks are left: cancel them and let
+	 * them end so that the loop can close. */
+	for (int tries = 0; uco_loop_close(loop) == -EBUSY && tries < 100; tries++) {
+		uco_loop_cancel_all(loop);
+		uco_loop_run(loop);
+	}
+	th->err = err;
+	return NULL;
+}
+
+/* 0, or the first thread's error (said on stderr already). */
+static int run_loops(struct run *run)
+{
+	unsigned started = 0;
+	int err = 0;
+	for (; started < run->cfg.threads; started++) {
+		struct lat_thread *th = &run->threads[started];
+		if ((err = -pthread_create(&th->thread, NULL, loop_thread, th))) {
+			fprintf(stderr, "uco-lat: %s\n", strerror(-err));
+			__atomic_store_n(&run->interrupted, 1, __ATOMIC_RELAXED);
+			break;
+		}
+	}
+	for (unsigned i = 0; i < started; i++) {
+		pthread_join(run->threads[i].thread, NULL);
+		if (!err)
+			err = run->threads[i].err;
+	}
+	return err;
 }
 
 /* ---------------------------------------------------------------- target */
@@ -630,7 +844,7 @@ static struct run *the_run;
 static void on_interrupt(int signo)
 {
 	(void)signo;
-	the_run->interrupted = 1;
+	__atomic_store_n(&the_run->interrupted, 1, __ATOMIC_RELAXED);
 }
 
 static void usage(FILE *f)
@@ -649,12 +863,16 @@ static void usage(FILE *f)
 	      "  -p, --pipeline N     requests in flight per connection (default 1)\n"
 	      "  -r, --rate R         open loop: R requests/s in all, latency counted from\n"
 	      "                       each request's scheduled send time (default: closed loop)\n"
+	      "      --tick US        open loop: the pacer wakes at most once per US microseconds;\n"
+	      "                       a send is at most that late while the client keeps up\n"
+	      "                       (default 50)\n"
 	      "      --churn P        after each answer, close and reconnect with probability P\n"
 	      "                       (a clean leave, not an error)\n"
 	      "      --hgrm FILE      percentile distribution, HdrHistogram .hgrm format (ms)\n"
 	      "      --svg FILE       plot of latency by percentile\n"
 	      "      --json           one JSON object on stdout instead of the summary\n"
 	      "  -q, --quiet          no progress line\n"
+	      "      --backend B      auto (default), io_uring or epoll: what runs the loops\n"
 	      "      --tls-ca FILE    trust the CA certificates in FILE (PEM; default:\n"
 	      "                       the system's)\n"
 	      "      --tls-insecure   do not verify the server's certificate\n",
@@ -690,10 +908,12 @@ static int parse_args(struct lat_config *cfg, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "tls-ca", required_argument, NULL, 'A' },
 		{ "tls-insecure", no_argument, NULL, 'I' },
+		{ "tick", required_argument, NULL, 'T' },
+		{ "backend", required_argument, NULL, 'B' },
 		{ 0 },
 	};
 	*cfg = (struct lat_config){ .connections = 16, .threads = 1, .pipeline = 1, .size = 64,
-	                            .duration_s = 10, .warmup_s = 1 };
+	                            .duration_s = 10, .warmup_s = 1, .tick_us = 50 };
 	double v;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "c:t:d:w:s:p:r:qh", longs, NULL)) != -1) {
@@ -738,6 +958,21 @@ static int parse_args(struct lat_config *cfg, int argc, char **argv)
 			if (!number(optarg, 0, 1, &v))
 				what = "--churn wants a fraction from 0 to 1";
 			cfg->churn = v;
+			break;
+		case 'T':
+			if (!number(optarg, 0, 1e6, &v))
+				what = "--tick wants microseconds from 0 to 1000000";
+			cfg->tick_us = v;
+			break;
+		case 'B':
+			if (strcmp(optarg, "auto") == 0)
+				cfg->backend = UCO_BACKEND_AUTO;
+			else if (strcmp(optarg, "io_uring") == 0)
+				cfg->backend = UCO_BACKEND_IO_URING;
+			else if (strcmp(optarg, "epoll") == 0)
+				cfg->backend = UCO_BACKEND_EPOLL;
+			else
+				what = "--backend wants auto, io_uring or epoll";
 			break;
 		case 'H': cfg->hgrm_path = optarg; break;
 		case 'S': cfg->svg_path = optarg; break;
@@ -839,11 +1074,18 @@ static void free_threads(struct run *run)
 		for (unsigned k = 0; th->conns && k < th->nconn; k++)
 			if (th->conns[k])
 				uco_task_release(th->conns[k]);
+		if (th->pacer)
+			uco_task_release(th->pacer);
 		free(th->conn_mem);
 		free(th->conns);
 		free(th->pattern);
 		free(th->request);
 	}
+}
+
+static double seconds(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
 int main(int argc, char **argv)
@@ -879,12 +1121,11 @@ int main(int argc, char **argv)
 	int64_t start = uco_now();
 	run.measure_from = start + (int64_t)(run.cfg.warmup_s * 1e9);
 	run.end = run.measure_from + (int64_t)(run.cfg.duration_s * 1e9);
-	err = uco_run_threads(run.cfg.threads, 0, thread_setup, &run);
+	run.ns_per_request = run.cfg.rate > 0 ? 1e9 / run.cfg.rate : 0;
+	err = run_loops(&run);
 	int64_t stopped = uco_now();
-	if (err) {
-		fprintf(stderr, "uco-lat: %s\n", strerror(-err));
+	if (err)
 		return 1;
-	}
 
 	struct lat_result res = { 0 };
 	hdr *all = malloc(sizeof *all);
@@ -904,11 +1145,15 @@ int main(int argc, char **argv)
 			res.max_send_lag_ns = th->max_send_lag;
 	}
 	res.latency = all;
+	res.cpu_user_s = seconds(run.cpu_to.ru_utime) - seconds(run.cpu_from.ru_utime);
+	res.cpu_sys_s = seconds(run.cpu_to.ru_stime) - seconds(run.cpu_from.ru_stime);
+	res.backend = run.threads[0].backend;
+	res.backend_why = run.threads[0].backend_why;
 	free_threads(&run);
 	int64_t measured_end = stopped < run.end ? stopped : run.end;
 	res.elapsed_s = measured_end > run.measure_from
 	                        ? (double)(measured_end - run.measure_from) / 1e9 : 0;
-	if (!res.requests && !run.interrupted)
+	if (!res.requests && !interrupted(&run))
 		fprintf(stderr, "uco-lat: no answer came back from %s\n", run.cfg.target);
 	int ret = lat_report(&run.cfg, &res) ? 1 : res.errors || res.bad || !res.requests ? 3 : 0;
 	free(all);

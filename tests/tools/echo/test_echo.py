@@ -541,7 +541,8 @@ def test_options():
     bad = [["--port", "70000"], ["--port", "abc"], ["--port", ""], ["--port", "-1"],
            ["--port", "80x"], ["--threads", "0"], ["--threads", "two"],
            ["--threads", "100000"], ["--addr", "localhost"], ["--addr", "1.2.3"],
-           ["--bogus"], ["extra"], ["--port"], ["-x"]]
+           ["--bogus"], ["extra"], ["--port"], ["-x"], ["--backend", "kqueue"],
+           ["--backend"]]
     for args in bad:
         rc, out, err = run_echo(*args)
         check(rc == 2, f"uco-echo {args} exited {rc}, not 2: {err!r}")
@@ -561,6 +562,42 @@ def test_options():
     check(rc == 1 and "192.0.2.1" in err, f"foreign address: {rc} {err!r}")
     print(f"options: {len(bad)} bad command lines exit 2 with a message; "
           "a busy port and a foreign address exit 1")
+
+
+def test_backend():
+    """--backend: the start-up line says which backend the loops run on, the
+    option overrides UCO_BACKEND in the environment, and TCP and UDP echo."""
+    rng = random.Random(12)
+    for arg, env in (("io_uring", "epoll"), ("auto", None), ("epoll", None)):
+        old = os.environ.get("UCO_BACKEND")
+        if env:
+            os.environ["UCO_BACKEND"] = env
+        try:
+            srv = Server("--backend", arg)
+        finally:
+            if env and old is None:
+                del os.environ["UCO_BACKEND"]
+            elif env:
+                os.environ["UCO_BACKEND"] = old
+        try:
+            m = re.search(r", backend (\w+)\)$", srv.lines[-1].strip())
+            check(m is not None, f"--backend {arg}: no backend in {srv.lines[-1]!r}")
+            got = m.group(1)
+            if arg == "auto":
+                # io_uring, or epoll where this machine refuses io_uring.
+                check(got in ("io_uring", "epoll"), f"--backend auto: {got}")
+            else:
+                check(got == arg, f"--backend {arg} runs on {got}")
+            echo_streams(srv.port, [1, 1000, 100000], rng, 4096)
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.settimeout(5)
+            payload = b"backend " + arg.encode()
+            check(udp_roundtrip(u, srv.port, payload) == payload, f"--backend {arg}: UDP echo")
+            u.close()
+            srv.stop()
+        finally:
+            srv.kill()
+        print(f"--backend {arg}: runs on {got}, echoes TCP and UDP")
 
 
 def test_signals():
@@ -605,7 +642,8 @@ def main():
                 return test_sockperf(mode, proto)
     tests = {"tcp": test_tcp, "udp": test_udp, "slow-reader": test_slow_reader,
              "sockperf-framing": test_sockperf_framing,
-             "threads": test_threads, "options": test_options, "signals": test_signals}
+             "threads": test_threads, "options": test_options, "signals": test_signals,
+             "backend": test_backend}
     if test not in tests:
         fail(f"no test {test!r}")
     tests[test]()

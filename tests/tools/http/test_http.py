@@ -49,6 +49,7 @@ class Server:
             self.proc.kill()
             fail(f"no 'listening' line from uco-http: {line!r} {self.proc.stderr.read()!r}")
         self.port = int(m.group(1))
+        self.line = line
         threading.Thread(target=self._drain, daemon=True).start()
         self.wait_port()
 
@@ -709,6 +710,7 @@ def test_usage():
            (["--threads", "0"], 2, "--threads"), (["--idle-timeout", "0"], 2, "idle-timeout"),
            (["--header-timeout", "x"], 2, "header-timeout"), (["--bogus"], 2, "usage"),
            (["extra"], 2, "extra"), (["--root", "/nonexistent/dir"], 1, "/nonexistent/dir"),
+           (["--backend", "kqueue"], 2, "--backend"), (["--backend"], 2, "usage"),
            (["--addr", "not-an-address!", "--port", "0"], 1, "--addr")]
     for args, rc, word in bad:
         p = subprocess.run([HTTP, *args], capture_output=True, text=True, timeout=10)
@@ -723,6 +725,24 @@ def test_usage():
                        text=True, timeout=10)
     check(p.returncode == 1 and "Address already in use" in p.stderr, f"busy: {p.stderr!r}")
     s.close()
+
+
+def test_backend():
+    """--backend: the start-up line says which backend the loops run on, the
+    option overrides UCO_BACKEND in the environment, and the server serves."""
+    for arg, env in (("io_uring", {"UCO_BACKEND": "epoll"}), ("auto", {}), ("epoll", {})):
+        with Server("--backend", arg, env=env) as srv:
+            m = re.search(rb", backend (\w+)$", srv.line.strip())
+            check(m is not None, f"--backend {arg}: no backend in {srv.line!r}")
+            got = m.group(1).decode()
+            if arg == "auto":
+                # io_uring, or epoll where this machine refuses io_uring.
+                check(got in ("io_uring", "epoll"), f"--backend auto: {got}")
+            else:
+                check(got == arg, f"--backend {arg} runs on {got}")
+            st, _, body = curl(srv, "/plaintext")
+            check(st == 200 and body == b"Hello, World!", f"--backend {arg}: {st} {body!r}")
+            print(f"--backend {arg}: runs on {got}, serves /plaintext")
 
 
 def wrk(srv, path, conns=16):

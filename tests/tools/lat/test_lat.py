@@ -3,7 +3,8 @@
 """uco-lat against small servers written here, so that every figure it
 prints can be checked: echo and HTTP answers, byte verification (a server
 that corrupts), coordinated-omission correction (a server that stalls),
-the .hgrm/.svg/JSON outputs, the progress line, and its errors.
+the .hgrm/.svg/JSON outputs, the client's own cost and backend, the
+progress line, and its errors.
 
 usage: test_lat.py UCO_LAT TEST"""
 import json
@@ -194,6 +195,56 @@ def test_outputs():
         for f in (hgrm, svg):
             if os.path.exists(f):
                 os.unlink(f)
+
+
+def test_fields():
+    """The client's CPU per request, its send lag, its tick and the backend
+    its loops run on: present, consistent with each other, and in range
+    (never compared with a speed)."""
+    srv = Server(echo)
+    target = f"127.0.0.1:{srv.port}"
+    for name, extra in (("closed", []), ("open", ["-r", 2000]),
+                        ("open, tick", ["-r", 2000, "--tick", 10, "-p", 2, "-t", 2])):
+        rc, r, err = run_json("-c", 4, "-d", 0.5, "-w", 0.1, *extra, target)
+        check(rc == 0 and r["requests"] > 10, f"{name}: rc {rc} {r} {err}")
+        user, sys_ = r["cpu_user_s"], r["cpu_sys_s"]
+        # Answers were received and checked in the measured interval: that
+        # took some CPU, and no more than the threads could spend in it.
+        check(user >= 0 and sys_ >= 0 and user + sys_ > 0, f"{name}: {r}")
+        check(user + sys_ <= r["threads"] * (r["duration_s"] + 0.5), f"{name}: {r}")
+        per = (user + sys_) * 1e6 / r["requests"]
+        check(abs(r["cpu_us_per_request"] - per) <= 0.002 + per * 1e-3, f"{name}: {r}")
+        check(r["backend"] in ("io_uring", "epoll"), f"{name}: {r}")
+        check(r["backend_why"] is None or isinstance(r["backend_why"], str), f"{name}: {r}")
+        lag = r["max_send_lag_us"]
+        if name == "closed":
+            check(lag == 0 and r["tick_us"] == 0, f"closed loop has no schedule: {r}")
+        else:
+            # No send can be later than the whole run.
+            check(0 <= lag < 0.6e6, f"{name}: {r}")
+            check(r["tick_us"] == (10 if "--tick" in extra else 50), f"{name}: {r}")
+    rc, out, err = run("-c", 2, "-d", 0.3, "-w", 0, "-r", 1000, target)
+    check(rc == 0 and "us per request" in out and "backend" in out and
+          "behind schedule" in out, f"the summary says it: {out!r} {err!r}")
+    # --backend: the loops are made with the backend asked for, and say
+    # which one runs them.  UCO_BACKEND in the environment overrides the
+    # flag; io_uring can be refused (a seccomp profile), which is said.
+    env = os.environ.get("UCO_BACKEND")
+    for want in ("auto", "io_uring", "epoll"):
+        rc, r, err = run_json("-c", 2, "-d", 0.2, "-w", 0, "--backend", want, target)
+        if rc == 1 and want == "io_uring":
+            check("io_uring" in err, f"a refused ring is explained: {err!r}")
+            continue
+        check(rc == 0 and r["backend"] in ("io_uring", "epoll"), f"{want}: rc {rc} {r} {err}")
+        if want == "io_uring" and not env:
+            check(r["backend"] == "io_uring" and r["backend_why"] is None, f"{want}: {r}")
+        if want == "epoll" and not env:
+            check(r["backend"] == "epoll" and r["backend_why"] is None, f"{want}: {r}")
+        if r["backend"] == "io_uring":
+            check(r["backend_why"] is None, f"{want}: no fallback, no reason: {r}")
+    for args in (["--backend", "kqueue"], ["--tick", "-1"]):
+        rc, out, err = run(*args, target)
+        check(rc == 2 and args[0] in err, f"{args}: rc {rc} {err!r}")
 
 
 def test_progress():
