@@ -569,6 +569,8 @@ def test_backend():
     option overrides UCO_BACKEND in the environment, and TCP and UDP echo."""
     rng = random.Random(12)
     for arg, env in (("io_uring", "epoll"), ("auto", None), ("epoll", None)):
+        if arg == "io_uring" and os.environ.get("UCO_TEST_NO_IO_URING"):
+            continue  # refused here (tests/tools/no-io-uring)
         old = os.environ.get("UCO_BACKEND")
         if env:
             os.environ["UCO_BACKEND"] = env

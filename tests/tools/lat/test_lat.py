@@ -65,6 +65,8 @@ def run_json(*args):
     try:
         result = json.loads(out)
     except ValueError:
+        if rc != 0 and not out.strip():
+            return rc, None, err  # it failed before measuring: the caller checks rc
         fail(f"not one JSON object (rc {rc}): {out!r} {err!r}")
     return rc, result, err
 
