@@ -15,13 +15,14 @@ struct first_frame {
 	uint16_t x87_cw;
 	uint16_t pad;
 	uint64_t r15, r14, r13, r12, rbx, rbp;
-	uint64_t ret; /* -> uco__trampoline */
+	uint64_t ret; /* -> uco__trampoline, where uco__switch jumps */
 };
 
 void *uco__context_init(void *stack_top, uco__entry_fn entry, void *arg)
 {
-	/* After `ret` pops the return address, rsp must be 16-byte aligned,
-	 * so that the trampoline's call leaves entry() with rsp + 8 aligned.
+	/* Once uco__switch drops the resume address, rsp must be 16-byte
+	 * aligned, so that the trampoline's call leaves entry() with rsp + 8
+	 * aligned.
 	 * The 8 bytes above that are a zero "return address" for unwinders
 	 * that ignore CFI. */
 	uintptr_t aligned = ((uintptr_t)stack_top & ~(uintptr_t)15) - 16;
