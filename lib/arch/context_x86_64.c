@@ -30,16 +30,24 @@ void *uco__context_init(void *stack_top, uco__entry_fn entry, void *arg)
 
 	_Static_assert(sizeof(struct first_frame) % 16 == 0, "frame keeps alignment");
 	_Static_assert(sizeof(struct first_frame) + 16 <= UCO__CONTEXT_FRAME_BYTES, "frame fits");
-	memset(f, 0, sizeof *f + 16);
-	/* A new coroutine starts with the ABI's default floating-point
-	 * control state (round to nearest, all exceptions masked), not with
-	 * whatever its spawner happened to set. */
-	f->mxcsr = 0x1f80;
-	f->x87_cw = 0x037f;
-	f->r12 = (uint64_t)(uintptr_t)arg;
-	f->r13 = (uint64_t)(uintptr_t)entry;
-	f->rbp = 0;
-	f->ret = (uint64_t)(uintptr_t)uco__trampoline;
+	/* One assignment of the whole frame rather than memset and stores:
+	 * memset of this size compiles to rep stosq, whose start-up costs
+	 * more than the stores (this runs once per spawn). */
+	*f = (struct first_frame){
+		/* A new coroutine starts with the ABI's default floating-point
+		 * control state (round to nearest, all exceptions masked), not
+		 * with whatever its spawner happened to set. */
+		.mxcsr = 0x1f80,
+		.x87_cw = 0x037f,
+		.r12 = (uint64_t)(uintptr_t)arg,
+		.r13 = (uint64_t)(uintptr_t)entry,
+		.rbp = 0,
+		.ret = (uint64_t)(uintptr_t)uco__trampoline,
+	};
+	/* The zero "return address" above the frame, and its padding. */
+	uint64_t *above = (uint64_t *)(f + 1);
+	above[0] = 0;
+	above[1] = 0;
 	return f;
 }
 
