@@ -331,7 +331,16 @@ static inline bool uco__has_op(const uco_loop *loop, unsigned op)
 int uco__stack_pool_init(struct uco__stack_pool *pool, size_t stack_size,
                          size_t keep_warm);
 void uco__stack_pool_destroy(struct uco__stack_pool *pool);
-int uco__stack_pool_reserve(struct uco__stack_pool *pool);
+int uco__stack_pool_reserve_slow(struct uco__stack_pool *pool);
+/* Promise a stack to a task that has not started (stack.c says why). */
+static inline int uco__stack_pool_reserve(struct uco__stack_pool *pool)
+{
+	if (pool->nfree > pool->reserved) {
+		pool->reserved++;
+		return 0;
+	}
+	return uco__stack_pool_reserve_slow(pool);
+}
 void uco__stack_pool_unreserve(struct uco__stack_pool *pool);
 void uco__stack_pool_take(struct uco__stack_pool *pool, struct uco__stack *out);
 void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s);

@@ -165,9 +165,9 @@ static int add_slab(struct uco__stack_pool *pool)
  * hot in the caches and the TLB, instead of each of a burst of tasks
  * touching its own.  Spawn reserves one, so that taking never fails.
  */
-int uco__stack_pool_reserve(struct uco__stack_pool *pool)
+int uco__stack_pool_reserve_slow(struct uco__stack_pool *pool)
 {
-	if (pool->nfree == pool->reserved) {
+	if (pool->nfree == pool->reserved) { /* else the inline part's job */
 		size_t had = pool->nfree;
 		int err = add_slab(pool);
 		if (err)
