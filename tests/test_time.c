@@ -42,6 +42,28 @@ Test(sleep, never_ends_before_its_deadline)
 	test_close(loop);
 }
 
+/* Sleeps of one length started in one turn fill buckets that go to the
+ * kernel before the turn ends (time.c, START_EARLY): each still lasts at
+ * least its length from its own start. */
+Test(sleep, a_long_burst_of_equal_sleeps_never_ends_early, .timeout = 60)
+{
+	uco_loop *loop = test_loop();
+	enum { N = 5000 };
+	static struct sleep_check c[N];
+	for (int i = 0; i < N; i++) {
+		c[i].ns = MS(5);
+		cr_assert_eq(uco_spawn(loop, NULL, timed_sleep, &c[i]), 0);
+	}
+	cr_assert_eq(uco_loop_run(loop), 0);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(c[i].result, 0);
+		cr_assert_geq(c[i].woke - c[i].started, c[i].ns,
+		              "sleep %d of %ld ns woke after %ld ns", i, (long)c[i].ns,
+		              (long)(c[i].woke - c[i].started));
+	}
+	test_close(loop);
+}
+
 static struct event_log order_log;
 
 static void *sleep_and_log(void *arg)
