@@ -23,7 +23,7 @@
  * A sleep thus ends at least `ns` after it was called and at most the
  * rounding (1/32, <= ~1 ms) plus the rest of the loop turn later; a task
  * resumes at a turn boundary anyway.  100,000 sleeps of 10 ms started in one
- * turn share 98 SQEs (START_EARLY).
+ * turn share about 100 SQEs (START_EARLY).
  */
 #include <errno.h>
 #include <stdio.h>
