@@ -267,10 +267,12 @@ static void settle(uco_xchan *c)
 	} while (moved);
 }
 
-/* After a change to the ring that a parked task on the other side may be
- * waiting for. */
-static void kick(uco_xchan *c)
+/* After a change to the ring that tasks of the other side may be parked
+ * for (or about to park: they count themselves before their last look). */
+static void kick(uco_xchan *c, unsigned *other_side)
 {
+	if (!__atomic_load_n(other_side, __ATOMIC_SEQ_CST))
+		return;
 	pthread_mutex_lock(&c->lock);
 	settle(c);
 	pthread_mutex_unlock(&c->lock);
@@ -428,13 +430,10 @@ int uco_xchan_send_dl(uco_xchan *c, void *item, int64_t deadline)
 		r = push(c, item);
 		if (r == 0 && c->cap && may_spin(self, deadline))
 			r = spin_push(c, item);
-		if (r > 0) {
-			if (__atomic_load_n(&c->nreceivers, __ATOMIC_SEQ_CST))
-				kick(c);
-			return 0;
-		}
-		if (r < 0)
-			return r;
+		if (r > 0)
+			kick(c, &c->nreceivers);
+		if (r)
+			return r < 0 ? r : 0;
 	}
 	pthread_mutex_lock(&c->lock);
 	count(&c->nsenders, 1);
@@ -482,12 +481,10 @@ int uco_xchan_recv_dl(uco_xchan *c, void **item, int64_t deadline)
 			r = spin_pop(c, &got);
 		if (r > 0) {
 			*item = got;
-			if (__atomic_load_n(&c->nsenders, __ATOMIC_SEQ_CST))
-				kick(c);
-			return 0;
+			kick(c, &c->nsenders);
 		}
-		if (r < 0)
-			return r;
+		if (r)
+			return r < 0 ? r : 0;
 	}
 	pthread_mutex_lock(&c->lock);
 	count(&c->nreceivers, 1);
