@@ -15,6 +15,8 @@
 
 #include <uco.h>
 
+#include "xchan_cases.h"
+
 static int failures, checks;
 
 #define CHECK(cond, ...)                                                   \
@@ -278,6 +280,32 @@ static void channel_between_loops(void)
 	printf("ok: 200,000 items between two loops on two threads\n");
 }
 
+/* ---- many senders and receivers, a close in flight, cancels mid-stream
+ * (the scenarios of xchan_cases.h, smaller than test_threads.c's) */
+
+static void xchan_scenarios(void)
+{
+	size_t caps[] = { 0, 1, 3, 64 };
+	for (unsigned i = 0; i < sizeof caps / sizeof *caps; i++) {
+		struct xc_run many = { .sender_loops = 2, .senders_per_loop = 2,
+		                       .receiver_loops = 2, .receivers_per_loop = 2,
+		                       .items = 3000 };
+		const char *why = xc_run(&many, caps[i]);
+		CHECK(!why, "many, capacity %zu: %s", caps[i], why);
+		struct xc_run closing = { .sender_loops = 2, .senders_per_loop = 2,
+		                          .receiver_loops = 1, .receivers_per_loop = 2,
+		                          .items = 200000, .close_early = true };
+		why = xc_run(&closing, caps[i]);
+		CHECK(!why, "close in flight, capacity %zu: %s", caps[i], why);
+		struct xc_run cancels = { .sender_loops = 1, .senders_per_loop = 3,
+		                          .receiver_loops = 1, .receivers_per_loop = 4,
+		                          .items = 1000, .cancels = true };
+		why = xc_run(&cancels, caps[i]);
+		CHECK(!why, "cancels, capacity %zu: %s", caps[i], why);
+	}
+	printf("ok: xchan with many senders and receivers, closes and cancels\n");
+}
+
 /* ---- a loop with no task takes posted spawns; a failed thread stops the
  * others (the inbox peek and the group's posts, under TSan) */
 
@@ -351,6 +379,7 @@ int main(void)
 	shutdown_drops_queue();
 	calls_from_threads();
 	channel_between_loops();
+	xchan_scenarios();
 	idle_loops_and_failed_threads();
 	printf("%d passed, %d failed\n", checks - failures, failures);
 	return failures ? 1 : 0;
