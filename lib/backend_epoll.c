@@ -40,6 +40,7 @@ struct fd_waiters {
 	struct uco__list q[2];
 	uint32_t armed;           /* epoll interest armed (one-shot), or 0 */
 	bool registered;          /* the descriptor is (believed) in the epoll set */
+	bool drained;             /* the last receive emptied it (a hint) */
 };
 
 /* A provided-buffer ring lent by bufring.c: the engine takes buffers at
@@ -784,6 +785,20 @@ static void ep_exit(uco_loop *loop)
 	memset(&loop->ring, 0, sizeof loop->ring);
 	free(ep);
 	loop->epoll = NULL;
+}
+
+void uco__epoll_drained_set(struct uco__epoll *ep, int fd)
+{
+	if (fd >= 0 && (size_t)fd < ep->nfds)
+		ep->fds[fd].drained = true;
+}
+
+bool uco__epoll_drained_take(struct uco__epoll *ep, int fd)
+{
+	if (fd < 0 || (size_t)fd >= ep->nfds || !ep->fds[fd].drained)
+		return false;
+	ep->fds[fd].drained = false;
+	return true;
 }
 
 void uco__epoll_forget_fd(struct uco__epoll *ep, int fd)

@@ -68,6 +68,12 @@ bool uco__epoll_buffer_peek(struct uco__epoll *ep, unsigned bgid, void **addr,
                             unsigned *len, unsigned *bid);
 /* The buffer peek returned is used. */
 void uco__epoll_buffer_take(struct uco__epoll *ep, unsigned bgid);
+/* A receive on fd came back short: its queue was emptied then, so the next
+ * receive waits for readiness first instead of trying (and failing with
+ * EAGAIN).  Only a hint: if data came meanwhile, the readiness it waits for
+ * is there at once.  take() says whether it was set, and clears it. */
+void uco__epoll_drained_set(struct uco__epoll *ep, int fd);
+bool uco__epoll_drained_take(struct uco__epoll *ep, int fd);
 /* A descriptor is closed: forget what the engine knew of it. */
 void uco__epoll_forget_fd(struct uco__epoll *ep, int fd);
 
