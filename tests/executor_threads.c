@@ -5,13 +5,17 @@
  * inheritable arena collides with TSan's shadow memory).  CI builds it with
  * -Db_sanitize=thread.  Prints "N passed, M failed".
  */
+#define _GNU_SOURCE /* statx */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <uco.h>
 
@@ -364,6 +368,62 @@ static void idle_loops_and_failed_threads(void)
 	CHECK(uco_run_threads(4, 0, setup_third_fails, NULL) == -EIO, "run_threads");
 }
 
+/* ---- the epoll backend's file workers: regular-file operations run on
+ * them and come back through the engine's eventfd, many at once, some
+ * cancelled on their way */
+
+struct file_job {
+	int fd;
+	char buf[4096];
+	ssize_t n;
+};
+
+static void *reads_file(void *arg)
+{
+	struct file_job *j = arg;
+	char path[64];
+	struct statx st;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", j->fd);
+	if (uco_statx(AT_FDCWD, path, 0, STATX_SIZE, &st) < 0)
+		j->n = -1;
+	else
+		j->n = uco_read(j->fd, j->buf, sizeof j->buf, 0);
+	return NULL;
+}
+
+static void epoll_file_workers(void)
+{
+	uco_loop_opts o = { .backend = UCO_BACKEND_EPOLL };
+	uco_loop *loop;
+	CHECK(uco_loop_create(&loop, &o) == 0, "epoll loop");
+	char name[] = "/tmp/uco-tsan-XXXXXX";
+	int fd = mkstemp(name);
+	CHECK(fd >= 0, "mkstemp");
+	unlink(name);
+	char data[4096];
+	memset(data, 'f', sizeof data);
+	CHECK(write(fd, data, sizeof data) == (ssize_t)sizeof data, "write");
+	/* O_DIRECT-free and cached: RWF_NOWAIT may serve it, so statx (always
+	 * a worker) is what makes the workers run. */
+	enum { JOBS = 32 };
+	static struct file_job jobs[JOBS];
+	uco_task *t[JOBS];
+	for (int i = 0; i < JOBS; i++) {
+		jobs[i] = (struct file_job){ .fd = fd };
+		CHECK(uco_spawn(loop, &t[i], reads_file, &jobs[i]) == 0, "spawn");
+	}
+	for (int i = 0; i < JOBS; i += 4)
+		uco_task_cancel(t[i]);
+	CHECK(uco_loop_run(loop) == 0, "run");
+	for (int i = 0; i < JOBS; i++) {
+		if (uco_task_state_get(t[i]) == UCO_TASK_DONE && i % 4)
+			CHECK(jobs[i].n == (ssize_t)sizeof data, "job %d read %zd", i, jobs[i].n);
+		uco_task_release(t[i]);
+	}
+	close(fd);
+	CHECK(uco_loop_close(loop) == 0, "close");
+}
+
 int main(void)
 {
 	uco_loop *probe;
@@ -381,6 +441,7 @@ int main(void)
 	channel_between_loops();
 	xchan_scenarios();
 	idle_loops_and_failed_threads();
+	epoll_file_workers();
 	printf("%d passed, %d failed\n", checks - failures, failures);
 	return failures ? 1 : 0;
 }
