@@ -87,11 +87,17 @@ static int count_fds(void)
 	return n;
 }
 
+/* The backend the loops of the running case ask for (the epoll cases set
+ * UCO_BACKEND_EPOLL, so that the default run covers the readiness
+ * backend's calls too; UCO_BACKEND in the environment still overrides). */
+static unsigned forced_backend = UCO_BACKEND_AUTO;
+
 static uco_loop_opts small_ring(void)
 {
 	uco_loop_opts o;
 	memset(&o, 0, sizeof o);
 	o.ring_entries = 8;
+	o.backend = forced_backend;
 	const char *ring = getenv("UCO_TEST_RING");
 	if (ring && strcmp(ring, "plain") == 0)
 		o.flags |= UCO_LOOP_PLAIN_RING;
@@ -1621,4 +1627,199 @@ Test(faults, context_and_spawn_wait, .timeout = 60)
 	run_case(&(struct fault_case){ .name = "context", .kinds = FAULT_ALL,
 	                               .setup = ctx_setup, .task = context_task,
 	                               .teardown = ctx_teardown });
+}
+
+/* ------------------------------------------------------------ the readiness backend */
+
+/*
+ * The epoll backend's own calls (FAULT_EPOLL, FAULT_WAIT, FAULT_IO,
+ * FAULT_AGAIN) alone, on loops that ask for that backend: the faults-epoll
+ * run fails them among all the others, and these cases cover them in the
+ * default run too.
+ */
+#define EPOLL_KINDS (FAULT_EPOLL | FAULT_WAIT | FAULT_IO | FAULT_AGAIN)
+
+static void run_epoll_case(struct fault_case c)
+{
+	forced_backend = UCO_BACKEND_EPOLL;
+	run_case(&c);
+	forced_backend = UCO_BACKEND_AUTO;
+}
+
+/* Creating the loop fails at each of the engine's calls (epoll_create1,
+ * the eventfd, epoll_ctl for it, the allocations): an error, nothing
+ * left. */
+Test(faults, epoll_loop_create, .timeout = 60)
+{
+	run_epoll_case((struct fault_case){ .name = "epoll loop create", .kinds = FAULT_ALL,
+	                                    .creates_loop = true, .body = body_loop_create });
+}
+
+/* The IO cases, with only the engine's calls failing. */
+Test(faults, epoll_io_calls, .timeout = 120)
+{
+	run_epoll_case((struct fault_case){ .name = "epoll: pipe IO", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_pipe, .task = pipe_io });
+	run_epoll_case((struct fault_case){ .name = "epoll: socket IO", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_socketpair, .task = socket_io });
+	run_epoll_case((struct fault_case){ .name = "epoll: accept/connect", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_listener, .task = accept_connect });
+	run_epoll_case((struct fault_case){ .name = "epoll: file IO", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_file, .task = file_io,
+	                                    .teardown = teardown_file });
+	run_epoll_case((struct fault_case){ .name = "epoll: fixed files", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_socketpair, .task = fixed_io });
+	run_epoll_case((struct fault_case){ .name = "epoll: acceptor", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_acceptor, .body = body_acceptor });
+	run_epoll_case((struct fault_case){ .name = "epoll: bufring stream", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_stream, .body = body_stream });
+	run_epoll_case((struct fault_case){ .name = "epoll: buffered stream", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_buffered_stream,
+	                                    .task = buffered_stream_bufring_task });
+}
+
+Test(faults, epoll_timers_executor_signals, .timeout = 120)
+{
+	run_epoll_case((struct fault_case){ .name = "epoll: timers", .kinds = EPOLL_KINDS,
+	                                    .task = timers_task });
+	run_epoll_case((struct fault_case){ .name = "epoll: executor", .kinds = EPOLL_KINDS,
+	                                    .task = executor_task });
+	run_epoll_case((struct fault_case){ .name = "epoll: subprocess", .kinds = EPOLL_KINDS,
+	                                    .task = subprocess_task });
+	/* Once only: with every signalfd read failing from the nth on (and
+	 * no allocation failing to end the case first), a handler can never
+	 * be told of its signal; that is memory short for good, not a fault
+	 * to survive. */
+	run_epoll_case((struct fault_case){ .name = "epoll: signals", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_signals, .body = body_signals,
+	                                    .teardown = teardown_signals, .once_only = true });
+}
+
+/* epoll_ctl(ADD) refused at the limit of /proc/sys/fs/epoll/max_user_watches
+ * (ENOSPC) rather than for memory. */
+Test(faults, epoll_ctl_ENOSPC, .timeout = 120)
+{
+	fault_epoll_ctl_errno(ENOSPC);
+	run_epoll_case((struct fault_case){ .name = "epoll ENOSPC: pipe IO", .kinds = FAULT_EPOLL,
+	                                    .setup = setup_pipe, .task = pipe_io });
+	run_epoll_case((struct fault_case){ .name = "epoll ENOSPC: accept/connect",
+	                                    .kinds = FAULT_EPOLL, .setup = setup_listener,
+	                                    .task = accept_connect });
+	run_epoll_case((struct fault_case){ .name = "epoll ENOSPC: acceptor", .kinds = FAULT_EPOLL,
+	                                    .setup = setup_acceptor, .body = body_acceptor });
+	fault_epoll_ctl_errno(ENOMEM);
+}
+
+/*
+ * An operation that would block and whose epoll_ctl(ADD) is refused
+ * completes with that error at once, and leaves nothing waiting: the byte
+ * that arrives afterwards goes to the next read, not to a forgotten one.
+ */
+static int ctl_refused_op(int kind, int fd)
+{
+	char b;
+	switch (kind) {
+	case 0: return (int)uco_read_dl(fd, &b, 1, -1, SOON());
+	case 1: return (int)uco_recv_dl(fd, &b, 1, 0, SOON());
+	case 2: return uco_poll_dl(fd, POLLIN, SOON());
+	default: return uco_accept_dl(fd, NULL, NULL, SOCK_CLOEXEC, SOON());
+	}
+}
+
+static void *ctl_refused_task(void *arg)
+{
+	(void)arg;
+	uco_sleep(UCO_NS_PER_MS); /* the loop's own descriptors in the epoll set */
+	for (int kind = 0; kind < 4; kind++) {
+		int fd = kind == 0 ? fx.fd[0] : kind == 3 ? fx.listen_fd : fx.fd[2];
+		fault_arm(FAULT_EPOLL, 1, false);
+		int r = ctl_refused_op(kind, fd);
+		unsigned long failed = fault_disarm();
+		if (failed != 1 || r != -ENOSPC) {
+			fprintf(stderr, "kind %d: %d, %lu failed\n", kind, r, failed);
+			BAD("an operation whose epoll_ctl failed did not end with its error");
+			return NULL;
+		}
+		/* Now what it waited for comes: the next one gets it. */
+		int c = -1;
+		if (kind == 0)
+			r = (int)write(fx.fd[1], "a", 1);
+		else if (kind == 3) {
+			/* Loopback: the connection is in the backlog at once. */
+			c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			r = c < 0 ? c : connect(c, (struct sockaddr *)&fx.addr, sizeof fx.addr);
+		} else
+			r = (int)write(fx.fd[3], "b", 1);
+		if (r < 0) {
+			BAD("the test's own write or connect failed");
+			return NULL;
+		}
+		uco_sleep(UCO_NS_PER_MS); /* a forgotten waiter would take it here */
+		r = ctl_refused_op(kind, fd);
+		if (kind == 3 && r >= 0)
+			close(r);
+		if (kind == 2 && r > 0) { /* poll consumes nothing: read the byte */
+			char b;
+			r = (int)uco_recv_dl(fd, &b, 1, 0, SOON());
+		}
+		if (c >= 0)
+			close(c);
+		if (r <= 0 || (kind != 3 && kind != 2 && r != 1))
+			BAD("the operation after the refused one did not get what came");
+	}
+	return NULL;
+}
+
+Test(faults, epoll_ctl_refused_ends_the_operation, .timeout = 60)
+{
+	int fds = count_fds();
+	long allocs = fault_live_allocs();
+	uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
+	uco_loop *loop = test_loop_opts(&o);
+	reset_fx();
+	setup_listener();
+	cr_assert_eq(pipe2(fx.fd, O_CLOEXEC), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fx.fd + 2), 0);
+	fault_epoll_ctl_errno(ENOSPC);
+	cr_assert_eq(run_task(loop, ctl_refused_task, NULL), 0);
+	fault_epoll_ctl_errno(ENOMEM);
+	cr_assert(!fx.bad, "%s", fx.bad);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	close_fx();
+	cr_assert_eq(uco_loop_close(loop), 0);
+	cr_assert_eq(count_fds(), fds, "%d descriptors leaked", count_fds() - fds);
+	cr_assert_eq(fault_live_allocs(), allocs, "%ld allocations leaked",
+	             fault_live_allocs() - allocs);
+}
+
+/*
+ * A wait a signal interrupts (EINTR) changes nothing: sleeps never end
+ * early, readiness that came meanwhile is still seen, for each wait of
+ * the run in turn.
+ */
+static void *interrupted_waits_task(void *arg)
+{
+	(void)arg;
+	for (int i = 1; i <= 5; i++) {
+		int64_t until = uco_now() + i * UCO_NS_PER_MS;
+		int r = uco_sleep_until(until);
+		if (r)
+			return uco_fail(r);
+		if (uco_now() < until)
+			BAD("an interrupted wait ended a sleep early");
+	}
+	char b = 'w', c = 0;
+	if (write(fx.fd[1], &b, 1) != 1)
+		return uco_fail(-errno);
+	ssize_t n = uco_read_dl(fx.fd[0], &c, 1, -1, SOON());
+	if (n == -ETIMEDOUT)
+		BAD("an interrupted wait lost the readiness");
+	return n < 0 ? uco_fail((int)n) : NULL;
+}
+
+Test(faults, epoll_wait_interrupted_changes_nothing, .timeout = 60)
+{
+	run_epoll_case((struct fault_case){ .name = "epoll: interrupted waits", .kinds = FAULT_WAIT,
+	                                    .setup = setup_pipe, .task = interrupted_waits_task,
+	                                    .once_only = true });
 }

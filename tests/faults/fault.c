@@ -608,6 +608,8 @@ WRAP_IO(ssize_t, sendmsg, (int fd, const struct msghdr *msg, int flags), (fd, ms
         ENOBUFS, flags & MSG_DONTWAIT)
 WRAP_IO(int, accept4, (int fd, struct sockaddr *addr, socklen_t *len, int flags),
         (fd, addr, len, flags), EMFILE, true)
+/* connect's EAGAIN: a UNIX socket's full backlog, or (other families) no
+ * routing cache entry: nothing started, unlike EINPROGRESS. */
 WRAP_IO(int, connect, (int fd, const struct sockaddr *addr, socklen_t len), (fd, addr, len),
-        EADDRNOTAVAIL, false)
+        EADDRNOTAVAIL, true)
 WRAP_IO(int, poll, (struct pollfd *fds, nfds_t n, int ms), (fds, n, ms), ENOMEM, false)

@@ -38,9 +38,10 @@ enum {
 	FAULT_IO = 1u << 9,       /* the non-blocking IO calls: preadv2 pwritev2 recv recvmsg
 	                           * poll: ENOMEM; send sendmsg: ENOBUFS; accept4: EMFILE;
 	                           * connect: EADDRNOTAVAIL (no local port left) */
-	FAULT_AGAIN = 1u << 10,   /* the same calls but poll, and connect: -1, EAGAIN when
-	                           * the descriptor was ready (readiness raced: another
-	                           * thread or process took the data or the connection) */
+	FAULT_AGAIN = 1u << 10,   /* the same calls but poll: -1, EAGAIN when the
+	                           * descriptor was ready (readiness raced: another
+	                           * thread or process took the data or the connection;
+	                           * connect: a UNIX socket's full backlog) */
 	FAULT_ALL = (1u << 11) - 1,
 };
 /* FAULT_WAIT and FAULT_AGAIN never fail sticky, only the nth call: a
