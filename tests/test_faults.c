@@ -1823,3 +1823,16 @@ Test(faults, epoll_wait_interrupted_changes_nothing, .timeout = 60)
 	                                    .setup = setup_pipe, .task = interrupted_waits_task,
 	                                    .once_only = true });
 }
+
+/* The same before Linux 5.11 (no epoll_pwait2): the wait is epoll_wait's,
+ * in milliseconds rounded up, and sleeps still never end early. */
+Test(faults, epoll_wait_without_pwait2, .timeout = 60)
+{
+	fault_no_epoll_pwait2(true);
+	run_epoll_case((struct fault_case){ .name = "epoll_wait: interrupted waits",
+	                                    .kinds = FAULT_WAIT, .setup = setup_pipe,
+	                                    .task = interrupted_waits_task, .once_only = true });
+	run_epoll_case((struct fault_case){ .name = "epoll_wait: timers", .kinds = EPOLL_KINDS,
+	                                    .task = timers_task });
+	fault_no_epoll_pwait2(false);
+}

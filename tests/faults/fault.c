@@ -34,6 +34,7 @@ static unsigned long seen, failed; /* atomic */
 static const char *first_failed;
 static int submit_err = -ENOMEM;
 static int epoll_ctl_err = ENOMEM;
+static bool no_pwait2;
 
 void fault_arm(unsigned kinds, unsigned long nth, bool sticky)
 {
@@ -70,6 +71,11 @@ void fault_submit_errno(int err)
 void fault_epoll_ctl_errno(int err)
 {
 	epoll_ctl_err = err;
+}
+
+void fault_no_epoll_pwait2(bool missing)
+{
+	__atomic_store_n(&no_pwait2, missing, __ATOMIC_SEQ_CST);
 }
 
 /* Is this call of family `kind` (function `fn`) to fail? */
@@ -517,6 +523,10 @@ int __wrap_epoll_wait(int epfd, struct epoll_event *evs, int max, int ms)
 int __wrap_epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct timespec *ts,
                         const sigset_t *mask)
 {
+	if (__atomic_load_n(&no_pwait2, __ATOMIC_SEQ_CST)) {
+		errno = ENOSYS;
+		return -1;
+	}
 	if (fail_now(FAULT_WAIT, "epoll_pwait2")) {
 		errno = EINTR;
 		return -1;

@@ -74,6 +74,11 @@ void fault_submit_errno(int err);
  * unless set (ENOSPC: /proc/sys/fs/epoll/max_user_watches reached). */
 void fault_epoll_ctl_errno(int err);
 
+/* With `missing`, epoll_pwait2 answers ENOSYS, as before Linux 5.11 (not
+ * a counted fault: the kernel lacks it for good), so that the backend
+ * waits with epoll_wait's milliseconds. */
+void fault_no_epoll_pwait2(bool missing);
+
 /* Leak accounting, whether armed or not: allocations made through the
  * wrapped allocators and not yet freed, and mmaps not yet munmapped. */
 long fault_live_allocs(void);
