@@ -126,6 +126,8 @@ void uco__epoll_post(struct uco__epoll *ep, uint64_t user_data, int res, unsigne
 
 static void flush_overflow(struct uco__epoll *ep)
 {
+	if (!ep->noverflow)
+		return;
 	size_t i = 0;
 	for (; i < ep->noverflow && cq_room(ep); i++)
 		cq_write(ep, &ep->overflow[i]);
