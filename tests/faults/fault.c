@@ -552,23 +552,18 @@ static bool dup_fails(int cmd, const char *fn)
 	return false;
 }
 
-int __wrap_fcntl(int fd, int cmd, ...)
-{
-	va_list ap;
-	va_start(ap, cmd);
-	void *arg = va_arg(ap, void *);
-	va_end(ap);
-	return dup_fails(cmd, "fcntl") ? -1 : __real_fcntl(fd, cmd, arg);
-}
+#define WRAP_FCNTL(name)                                              \
+	int __wrap_##name(int fd, int cmd, ...)                       \
+	{                                                             \
+		va_list ap;                                           \
+		va_start(ap, cmd);                                    \
+		void *arg = va_arg(ap, void *);                       \
+		va_end(ap);                                           \
+		return dup_fails(cmd, #name) ? -1 : __real_##name(fd, cmd, arg); \
+	}
 
-int __wrap_fcntl64(int fd, int cmd, ...)
-{
-	va_list ap;
-	va_start(ap, cmd);
-	void *arg = va_arg(ap, void *);
-	va_end(ap);
-	return dup_fails(cmd, "fcntl64") ? -1 : __real_fcntl64(fd, cmd, arg);
-}
+WRAP_FCNTL(fcntl)
+WRAP_FCNTL(fcntl64)
 
 /*
  * The non-blocking IO calls.  FAULT_IO: the error each really gives when
