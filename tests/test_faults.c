@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Faults survived.  libuco is linked here with its allocators, mappings,
- * ring set-up and registration, eventfd/signalfd, pthread_create and
- * submits wrapped (tests/faults/fault.h), and each test fails the nth of
+ * ring set-up and registration, eventfd/signalfd, pthread_create,
+ * submits, and the readiness backend's calls (epoll, fcntl's dups, the
+ * non-blocking IO calls) wrapped (tests/faults/fault.h), and each test
+ * fails the nth of
  * those calls, for n = 1, 2, ... until the operation runs without reaching
  * the nth: once (one call fails) and sticky (every call from the nth on,
  * memory that stays short).  For every n:
@@ -1639,8 +1641,18 @@ Test(faults, context_and_spawn_wait, .timeout = 60)
  */
 #define EPOLL_KINDS (FAULT_EPOLL | FAULT_WAIT | FAULT_IO | FAULT_AGAIN)
 
+/* UCO_BACKEND in the environment overrides a loop's choice: these cases
+ * have nothing to fail where it says io_uring. */
+static void skip_unless_epoll_allowed(void)
+{
+	const char *env = getenv("UCO_BACKEND");
+	if (env && strcmp(env, "io_uring") == 0)
+		cr_skip_test("UCO_BACKEND=io_uring: no readiness backend to fail");
+}
+
 static void run_epoll_case(struct fault_case c)
 {
+	skip_unless_epoll_allowed();
 	forced_backend = UCO_BACKEND_EPOLL;
 	run_case(&c);
 	forced_backend = UCO_BACKEND_AUTO;
@@ -1653,6 +1665,38 @@ Test(faults, epoll_loop_create, .timeout = 60)
 {
 	run_epoll_case((struct fault_case){ .name = "epoll loop create", .kinds = FAULT_ALL,
 	                                    .creates_loop = true, .body = body_loop_create });
+}
+
+/* Each of the engine's own set-up calls, by name: the loop is not made,
+ * with that call's error, and nothing is left open. */
+Test(faults, epoll_loop_create_each_call, .timeout = 60)
+{
+	static const struct {
+		unsigned kinds;
+		unsigned long nth;
+		const char *fn;
+		int err;
+	} calls[] = {
+		{ FAULT_EPOLL, 1, "epoll_create1", -EMFILE },
+		{ FAULT_FD, 1, "eventfd", -EMFILE },
+		{ FAULT_EPOLL, 2, "epoll_ctl", -ENOMEM }, /* the workers' eventfd */
+	};
+	skip_unless_epoll_allowed();
+	for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+		int fds = count_fds();
+		long allocs = fault_live_allocs();
+		uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
+		uco_loop *loop = NULL;
+		fault_arm(calls[i].kinds, calls[i].nth, false);
+		int r = uco_loop_create(&loop, &o);
+		fault_disarm();
+		cr_assert_str_eq(fault_first_failed(), calls[i].fn);
+		cr_assert_eq(r, calls[i].err, "%s failed: create gives %d", calls[i].fn, r);
+		cr_assert_null(loop);
+		cr_assert_eq(count_fds(), fds, "%s failed: descriptors leaked", calls[i].fn);
+		cr_assert_eq(fault_live_allocs(), allocs, "%s failed: allocations leaked",
+		             calls[i].fn);
+	}
 }
 
 /* The IO cases, with only the engine's calls failing. */
@@ -1772,6 +1816,7 @@ static void *ctl_refused_task(void *arg)
 
 Test(faults, epoll_ctl_refused_ends_the_operation, .timeout = 60)
 {
+	skip_unless_epoll_allowed();
 	int fds = count_fds();
 	long allocs = fault_live_allocs();
 	uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
