@@ -1881,3 +1881,111 @@ Test(faults, epoll_wait_without_pwait2, .timeout = 60)
 	                                    .task = timers_task });
 	fault_no_epoll_pwait2(false);
 }
+
+/*
+ * A wait that cannot be timed (no memory to grow the timer heap) ends
+ * with -ENOMEM and leaves its descriptor as if never waited on: once the
+ * user closes it with close(2) and gets its number back for a new pipe, a
+ * read there must still see the data that comes.
+ */
+enum { HEAP_FIRST = 256, SLAB_GROW = 300 }; /* the engine's first heap; > one slab */
+
+static struct {
+	int a[2], b[2];
+	int ended;
+} hf;
+
+static void *heap_reader(void *arg)
+{
+	char c;
+	if (uco_read_dl(hf.a[0], &c, 1, -1, arg ? SOON() : -1) == 1)
+		hf.ended++;
+	return NULL;
+}
+
+static void *writes_b_later(void *arg)
+{
+	(void)arg;
+	uco_sleep(UCO_NS_PER_MS);
+	if (write(hf.b[1], "b", 1) != 1)
+		BAD("the test's write failed");
+	return NULL;
+}
+
+static int spawn_readers(int n, bool deadline)
+{
+	for (int i = 0; i < n; i++) {
+		int err = uco_spawn(NULL, NULL, heap_reader, deadline ? (void *)1 : NULL);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int release_readers(int n)
+{
+	char bytes[SLAB_GROW] = { 0 };
+	hf.ended = 0;
+	if (write(hf.a[1], bytes, (size_t)n) != n)
+		return -EIO;
+	while (hf.ended < n)
+		uco_sleep(UCO_NS_PER_MS);
+	return 0;
+}
+
+static void *heap_full_task(void *arg)
+{
+	(void)arg;
+	/* More operation records than one slab: the engine keeps them. */
+	int err = spawn_readers(SLAB_GROW, false);
+	if (!err)
+		uco_sleep(UCO_NS_PER_MS);
+	if (!err)
+		err = release_readers(SLAB_GROW);
+	/* The heap full of timed reads, then one more on another pipe. */
+	if (!err)
+		err = spawn_readers(HEAP_FIRST, true);
+	if (err)
+		return uco_fail(err);
+	uco_yield(); /* they run and submit first */
+	fault_arm(FAULT_ALLOC, 1, false);
+	char c;
+	ssize_t r = uco_read_dl(hf.b[0], &c, 1, -1, SOON());
+	fault_disarm();
+	if (strcmp(fault_first_failed(), "realloc") || r != -ENOMEM) {
+		fprintf(stderr, "heap full: %zd, %s failed\n", r, fault_first_failed());
+		BAD("the read past the full heap did not fail for the heap's memory");
+	}
+	int old = hf.b[0];
+	close(hf.b[0]);
+	close(hf.b[1]);
+	if ((err = release_readers(HEAP_FIRST)))
+		return uco_fail(err);
+	if (pipe2(hf.b, O_CLOEXEC))
+		return uco_fail(-errno);
+	if (hf.b[0] != old)
+		BAD("the new pipe did not get the old number: nothing tested");
+	if ((err = uco_spawn(NULL, NULL, writes_b_later, NULL)))
+		return uco_fail(err);
+	r = uco_read_dl(hf.b[0], &c, 1, -1, SOON());
+	if (r != 1)
+		BAD("a read on a reused descriptor number never saw its data");
+	return NULL;
+}
+
+Test(faults, epoll_heap_full_leaves_no_stale_interest, .timeout = 60)
+{
+	skip_unless_epoll_allowed();
+	uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
+	uco_loop *loop = test_loop_opts(&o);
+	reset_fx();
+	cr_assert_eq(pipe2(hf.a, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(hf.b, O_CLOEXEC), 0);
+	cr_assert_eq(run_task(loop, heap_full_task, NULL), 0);
+	cr_assert(!fx.bad, "%s", fx.bad);
+	cr_assert_eq(uco_loop_close(loop), 0);
+	close(hf.a[0]);
+	close(hf.a[1]);
+	close(hf.b[0]);
+	close(hf.b[1]);
+}
