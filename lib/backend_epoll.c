@@ -402,6 +402,11 @@ static int wait_fd(struct uco__epoll *ep, struct eop *op)
 		err = heap_add(ep, op);
 	if (err) {
 		uco__list_remove(&w->q[op->dir], &op->link);
+		/* As in finish(): with nobody waiting, what arm() just armed
+		 * is not trusted (the descriptor may be closed and its number
+		 * reused). */
+		if (!w->q[0].head && !w->q[1].head)
+			w->armed = 0;
 		unhold(ep, op);
 		op->where = EOP_NEW;
 	}
