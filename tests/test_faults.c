@@ -4,10 +4,9 @@
  * ring set-up and registration, eventfd/signalfd, pthread_create,
  * submits, and the readiness backend's calls (epoll, fcntl's dups, the
  * non-blocking IO calls) wrapped (tests/faults/fault.h), and each test
- * fails the nth of
- * those calls, for n = 1, 2, ... until the operation runs without reaching
- * the nth: once (one call fails) and sticky (every call from the nth on,
- * memory that stays short).  For every n:
+ * fails the nth of those calls, for n = 1, 2, ... until the operation runs
+ * without reaching the nth: once (one call fails) and sticky (every call
+ * from the nth on, memory that stays short).  For every n:
  *   - the operation succeeds or returns a negative errno (never a crash;
  *     never a hang: every wait has a deadline, and SIGALRM names the n);
  *   - without a failure it succeeds;
