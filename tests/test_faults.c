@@ -1988,3 +1988,47 @@ Test(faults, epoll_heap_full_leaves_no_stale_interest, .timeout = 60)
 	close(hf.b[0]);
 	close(hf.b[1]);
 }
+
+/*
+ * More completions at once than the CQ holds (the engine keeps the rest
+ * for later, as the kernel's overflow list does) while memory is short:
+ * no crash, and each read ends exactly once with its byte when memory is
+ * back.  The readers are parked first; then every allocation from the nth
+ * on fails while the bytes arrive.
+ */
+static void *overflow_task(void *arg)
+{
+	unsigned long nth = (unsigned long)(uintptr_t)arg;
+	int err = spawn_readers(SLAB_GROW, false);
+	if (err)
+		return uco_fail(err);
+	uco_sleep(UCO_NS_PER_MS);
+	char bytes[SLAB_GROW] = { 0 };
+	hf.ended = 0;
+	fault_arm(FAULT_ALLOC, nth, true);
+	if (write(hf.a[1], bytes, SLAB_GROW) != SLAB_GROW)
+		BAD("the test's write failed");
+	for (int i = 0; i < 20 && hf.ended < SLAB_GROW; i++)
+		uco_yield(); /* turns of the loop, short of memory */
+	fault_disarm();
+	while (hf.ended < SLAB_GROW)
+		uco_sleep(UCO_NS_PER_MS);
+	return NULL;
+}
+
+Test(faults, epoll_completions_past_the_cq_while_memory_is_short, .timeout = 60)
+{
+	skip_unless_epoll_allowed();
+	for (uintptr_t nth = 1; nth <= 8; nth++) {
+		uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
+		uco_loop *loop = test_loop_opts(&o);
+		reset_fx();
+		cr_assert_eq(pipe2(hf.a, O_CLOEXEC), 0);
+		cr_assert_eq(run_task(loop, overflow_task, (void *)nth), 0);
+		cr_assert(!fx.bad, "%s", fx.bad);
+		cr_assert_eq(hf.ended, SLAB_GROW);
+		cr_assert_eq(uco_loop_close(loop), 0);
+		close(hf.a[0]);
+		close(hf.a[1]);
+	}
+}
