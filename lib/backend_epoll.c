@@ -124,6 +124,24 @@ void uco__epoll_post(struct uco__epoll *ep, uint64_t user_data, int res, unsigne
 	ep->overflow[ep->noverflow++] = cqe;
 }
 
+/* Room for n more CQEs that needs no allocation when they are posted:
+ * false if the overflow list cannot grow to it (no memory). */
+static bool cqe_room(struct uco__epoll *ep, size_t n)
+{
+	size_t room = (ep->noverflow ? 0 : cq_room(ep)) + ep->overflow_cap - ep->noverflow;
+	if (room >= n)
+		return true;
+	size_t cap = ep->overflow_cap ? ep->overflow_cap : 64;
+	while (cap < ep->noverflow + n)
+		cap *= 2;
+	struct io_uring_cqe *o = realloc(ep->overflow, cap * sizeof *o);
+	if (!o)
+		return false;
+	ep->overflow = o;
+	ep->overflow_cap = cap;
+	return true;
+}
+
 static void flush_overflow(struct uco__epoll *ep)
 {
 	if (!ep->noverflow)
@@ -432,10 +450,16 @@ static void fd_ready(struct uco__epoll *ep, int fd)
 	struct fd_waiters *w = &ep->fds[fd];
 	w->armed = 0; /* one-shot: disarmed by this report */
 	/* Every waiter is tried: a poll for POLLPRI must not wait behind a
-	 * receive that finds no data. */
-	for (int d = 0; d < 2; d++)
-		UCO__LIST_EACH(l, next, &w->q[d])
+	 * receive that finds no data.  Only with room for what a try posts:
+	 * one that took data must post its CQE, and without memory for it
+	 * the waiters wait for epoll's next report (re-armed below). */
+	bool room = true;
+	for (int d = 0; d < 2 && room; d++)
+		UCO__LIST_EACH(l, next, &w->q[d]) {
+			if (!(room = cqe_room(ep, MULTISHOT_BURST + 1)))
+				break;
 			retry(ep, UCO__LIST_ENTRY(l, struct eop, link));
+		}
 	int err = arm(ep, fd);
 	if (err) {
 		/* Cannot wait any more (no memory for epoll): fail the waiters

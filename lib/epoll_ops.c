@@ -28,11 +28,6 @@
 
 #include "epoll.h"
 
-/* Bounds the CQEs one readiness report makes a multishot post, so that one
- * busy connection cannot starve the rest of the turn; epoll reports the
- * descriptor again at once if more is there. */
-#define MULTISHOT_BURST 32
-
 #ifndef IORING_ACCEPT_MULTISHOT
 #define IORING_ACCEPT_MULTISHOT (1U << 0)
 #endif
