@@ -2032,3 +2032,51 @@ Test(faults, epoll_completions_past_the_cq_while_memory_is_short, .timeout = 60)
 		close(hf.a[1]);
 	}
 }
+
+/* The same for deadlines: more timed reads than the CQ holds expire
+ * together while memory is short. */
+static void *heap_reader_until(void *arg)
+{
+	char c;
+	int64_t deadline = *(const int64_t *)arg;
+	if (uco_read_dl(hf.a[0], &c, 1, -1, deadline) == -ETIMEDOUT)
+		hf.ended++;
+	return NULL;
+}
+
+static void *expiry_overflow_task(void *arg)
+{
+	unsigned long nth = (unsigned long)(uintptr_t)arg;
+	static int64_t deadline;
+	deadline = uco_now() + 20 * UCO_NS_PER_MS;
+	hf.ended = 0;
+	for (int i = 0; i < SLAB_GROW; i++) {
+		int err = uco_spawn(NULL, NULL, heap_reader_until, &deadline);
+		if (err)
+			return uco_fail(err);
+	}
+	uco_sleep(UCO_NS_PER_MS); /* all parked */
+	fault_arm(FAULT_ALLOC, nth, true);
+	while (uco_now() < deadline + 2 * UCO_NS_PER_MS)
+		uco_yield(); /* turns of the loop, short of memory */
+	fault_disarm();
+	while (hf.ended < SLAB_GROW)
+		uco_sleep(UCO_NS_PER_MS);
+	return NULL;
+}
+
+Test(faults, epoll_expiries_past_the_cq_while_memory_is_short, .timeout = 60)
+{
+	skip_unless_epoll_allowed();
+	for (uintptr_t nth = 1; nth <= 4; nth++) {
+		uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
+		uco_loop *loop = test_loop_opts(&o);
+		reset_fx();
+		cr_assert_eq(pipe2(hf.a, O_CLOEXEC), 0);
+		cr_assert_eq(run_task(loop, expiry_overflow_task, (void *)nth), 0);
+		cr_assert_eq(hf.ended, SLAB_GROW);
+		cr_assert_eq(uco_loop_close(loop), 0);
+		close(hf.a[0]);
+		close(hf.a[1]);
+	}
+}
