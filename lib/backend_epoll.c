@@ -473,7 +473,9 @@ static void fd_ready(struct uco__epoll *ep, int fd)
 static void fire_timers(struct uco__epoll *ep)
 {
 	int64_t now = uco_now();
-	while (ep->heap_len && ep->heap[0]->deadline <= now) {
+	/* Without memory for a CQE the rest expire at a later turn (the
+	 * wait's timeout is 0 while one is due). */
+	while (ep->heap_len && ep->heap[0]->deadline <= now && cqe_room(ep, 1)) {
 		struct eop *op = ep->heap[0];
 		/* A TIMEOUT expires (-ETIME); an operation whose linked timeout
 		 * expired is cancelled, as io_uring does. */
