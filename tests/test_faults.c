@@ -2080,3 +2080,49 @@ Test(faults, epoll_expiries_past_the_cq_while_memory_is_short, .timeout = 60)
 		close(hf.a[1]);
 	}
 }
+
+/* The same for the file workers' results: many fsyncs end together while
+ * memory is short. */
+static void *fsyncs(void *arg)
+{
+	(void)arg;
+	uco_fsync(hf.a[0], 1); /* done, or -ENOMEM */
+	hf.ended++;
+	return NULL;
+}
+
+static void *worker_overflow_task(void *arg)
+{
+	unsigned long nth = (unsigned long)(uintptr_t)arg;
+	hf.ended = 0;
+	for (int i = 0; i < SLAB_GROW; i++) {
+		int err = uco_spawn(NULL, NULL, fsyncs, NULL);
+		if (err)
+			return uco_fail(err);
+	}
+	fault_arm(FAULT_ALLOC, nth, true);
+	for (int i = 0; i < 200 && hf.ended < SLAB_GROW; i++)
+		uco_yield(); /* turns of the loop, short of memory */
+	fault_disarm();
+	while (hf.ended < SLAB_GROW)
+		uco_sleep(UCO_NS_PER_MS);
+	return NULL;
+}
+
+Test(faults, epoll_worker_results_past_the_cq_while_memory_is_short, .timeout = 60)
+{
+	skip_unless_epoll_allowed();
+	char path[64];
+	snprintf(path, sizeof path, "/tmp/uco-faults-w-%d", (int)getpid());
+	for (uintptr_t nth = 1; nth <= 1; nth++) {
+		uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
+		uco_loop *loop = test_loop_opts(&o);
+		hf.a[0] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		cr_assert_geq(hf.a[0], 0);
+		cr_assert_eq(run_task(loop, worker_overflow_task, (void *)nth), 0);
+		cr_assert_eq(hf.ended, SLAB_GROW);
+		cr_assert_eq(uco_loop_close(loop), 0);
+		close(hf.a[0]);
+	}
+	unlink(path);
+}
