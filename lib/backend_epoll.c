@@ -576,9 +576,27 @@ static void take_finished(struct uco__epoll *ep)
 	struct uco__list done = ep->finished;
 	ep->finished = (struct uco__list){ 0 };
 	pthread_mutex_unlock(&ep->lock);
+	/* Without memory for a CQE, the rest go back for the next turn. */
+	struct uco__list later = { 0 };
 	UCO__LIST_EACH(l, next, &done) {
 		struct eop *op = UCO__LIST_ENTRY(l, struct eop, link);
-		finish(ep, op, op->res, 0);
+		if (later.head || !cqe_room(ep, 1))
+			uco__list_push(&later, l);
+		else
+			finish(ep, op, op->res, 0);
+	}
+	if (later.head) {
+		pthread_mutex_lock(&ep->lock);
+		if (ep->finished.head) {
+			later.tail->next = ep->finished.head;
+			ep->finished.head->prev = later.tail;
+			later.tail = ep->finished.tail;
+		}
+		ep->finished = later;
+		uint64_t one = 1;
+		while (write(ep->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+			;
+		pthread_mutex_unlock(&ep->lock);
 	}
 }
 
