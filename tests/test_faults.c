@@ -2016,21 +2016,33 @@ static void *overflow_task(void *arg)
 	return NULL;
 }
 
-Test(faults, epoll_completions_past_the_cq_while_memory_is_short, .timeout = 60)
+/* Run `task` (given the nth allocation to fail from) on fresh epoll loops
+ * for nth = 1 .. most, on hf.a: a pipe, or the file at `path`. */
+static void past_the_cq(uco_fn task, uintptr_t most, const char *path)
 {
 	skip_unless_epoll_allowed();
-	for (uintptr_t nth = 1; nth <= 8; nth++) {
+	for (uintptr_t nth = 1; nth <= most; nth++) {
 		uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
 		uco_loop *loop = test_loop_opts(&o);
 		reset_fx();
-		cr_assert_eq(pipe2(hf.a, O_CLOEXEC), 0);
-		cr_assert_eq(run_task(loop, overflow_task, (void *)nth), 0);
+		if (path)
+			cr_assert_geq(hf.a[0] = hf.a[1] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600),
+			              0);
+		else
+			cr_assert_eq(pipe2(hf.a, O_CLOEXEC), 0);
+		cr_assert_eq(run_task(loop, task, (void *)nth), 0);
 		cr_assert(!fx.bad, "%s", fx.bad);
 		cr_assert_eq(hf.ended, SLAB_GROW);
 		cr_assert_eq(uco_loop_close(loop), 0);
 		close(hf.a[0]);
-		close(hf.a[1]);
+		if (!path)
+			close(hf.a[1]);
 	}
+}
+
+Test(faults, epoll_completions_past_the_cq_while_memory_is_short, .timeout = 60)
+{
+	past_the_cq(overflow_task, 8, NULL);
 }
 
 /* The same for deadlines: more timed reads than the CQ holds expire
@@ -2067,18 +2079,7 @@ static void *expiry_overflow_task(void *arg)
 
 Test(faults, epoll_expiries_past_the_cq_while_memory_is_short, .timeout = 60)
 {
-	skip_unless_epoll_allowed();
-	for (uintptr_t nth = 1; nth <= 4; nth++) {
-		uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
-		uco_loop *loop = test_loop_opts(&o);
-		reset_fx();
-		cr_assert_eq(pipe2(hf.a, O_CLOEXEC), 0);
-		cr_assert_eq(run_task(loop, expiry_overflow_task, (void *)nth), 0);
-		cr_assert_eq(hf.ended, SLAB_GROW);
-		cr_assert_eq(uco_loop_close(loop), 0);
-		close(hf.a[0]);
-		close(hf.a[1]);
-	}
+	past_the_cq(expiry_overflow_task, 4, NULL);
 }
 
 /* The same for the file workers' results: many fsyncs end together while
@@ -2111,18 +2112,8 @@ static void *worker_overflow_task(void *arg)
 
 Test(faults, epoll_worker_results_past_the_cq_while_memory_is_short, .timeout = 60)
 {
-	skip_unless_epoll_allowed();
 	char path[64];
 	snprintf(path, sizeof path, "/tmp/uco-faults-w-%d", (int)getpid());
-	for (uintptr_t nth = 1; nth <= 1; nth++) {
-		uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
-		uco_loop *loop = test_loop_opts(&o);
-		hf.a[0] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		cr_assert_geq(hf.a[0], 0);
-		cr_assert_eq(run_task(loop, worker_overflow_task, (void *)nth), 0);
-		cr_assert_eq(hf.ended, SLAB_GROW);
-		cr_assert_eq(uco_loop_close(loop), 0);
-		close(hf.a[0]);
-	}
+	past_the_cq(worker_overflow_task, 4, path);
 	unlink(path);
 }
