@@ -46,6 +46,11 @@ struct uco__epoll_opdef {
 	int (*blocking)(struct eop *op);
 };
 
+/* The most CQEs one try of an operation posts: a multishot's burst (so
+ * that one busy connection cannot starve the rest of the turn; epoll
+ * reports the descriptor again at once if more is there), and its last. */
+#define MULTISHOT_BURST 32
+
 /* Indexed by opcode; an opcode uco never submits has no entry. */
 extern const struct uco__epoll_opdef uco__epoll_ops[256];
 

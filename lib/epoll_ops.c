@@ -28,11 +28,6 @@
 
 #include "epoll.h"
 
-/* Bounds the CQEs one readiness report makes a multishot post, so that one
- * busy connection cannot starve the rest of the turn; epoll reports the
- * descriptor again at once if more is there. */
-#define MULTISHOT_BURST 32
-
 #ifndef IORING_ACCEPT_MULTISHOT
 #define IORING_ACCEPT_MULTISHOT (1U << 0)
 #endif
@@ -280,8 +275,11 @@ static enum eop_verdict issue_connect(struct uco__epoll *ep, struct eop *op, int
 	int err = r < 0 ? errno : 0;
 	if (!(fl & O_NONBLOCK))
 		fcntl(op->fd, F_SETFL, fl);
+	/* EINPROGRESS: started, its result comes as SO_ERROR.  EAGAIN (a
+	 * UNIX socket's full backlog, no routing cache entry) started
+	 * nothing: connect again when writable, as io_uring does. */
 	if (err == EINPROGRESS || err == EAGAIN) {
-		op->connecting = true;
+		op->connecting = err == EINPROGRESS;
 		return EOP_WAIT;
 	}
 	return done(res, -err);
