@@ -40,6 +40,7 @@ struct fd_waiters {
 	struct uco__list q[2];
 	uint32_t armed;           /* epoll interest armed (one-shot), or 0 */
 	bool registered;          /* the descriptor is (believed) in the epoll set */
+	bool drained;             /* the last receive emptied it (a hint) */
 };
 
 /* A provided-buffer ring lent by bufring.c: the engine takes buffers at
@@ -122,6 +123,24 @@ void uco__epoll_post(struct uco__epoll *ep, uint64_t user_data, int res, unsigne
 		ep->overflow_cap = cap;
 	}
 	ep->overflow[ep->noverflow++] = cqe;
+}
+
+/* Room for n more CQEs that needs no allocation when they are posted:
+ * false if the overflow list cannot grow to it (no memory). */
+static bool cqe_room(struct uco__epoll *ep, size_t n)
+{
+	size_t room = (ep->noverflow ? 0 : cq_room(ep)) + ep->overflow_cap - ep->noverflow;
+	if (room >= n)
+		return true;
+	size_t cap = ep->overflow_cap ? ep->overflow_cap : 64;
+	while (cap < ep->noverflow + n)
+		cap *= 2;
+	struct io_uring_cqe *o = realloc(ep->overflow, cap * sizeof *o);
+	if (!o)
+		return false;
+	ep->overflow = o;
+	ep->overflow_cap = cap;
+	return true;
 }
 
 static void flush_overflow(struct uco__epoll *ep)
@@ -402,6 +421,11 @@ static int wait_fd(struct uco__epoll *ep, struct eop *op)
 		err = heap_add(ep, op);
 	if (err) {
 		uco__list_remove(&w->q[op->dir], &op->link);
+		/* As in finish(): with nobody waiting, what arm() just armed
+		 * is not trusted (the descriptor may be closed and its number
+		 * reused). */
+		if (!w->q[0].head && !w->q[1].head)
+			w->armed = 0;
 		unhold(ep, op);
 		op->where = EOP_NEW;
 	}
@@ -427,10 +451,16 @@ static void fd_ready(struct uco__epoll *ep, int fd)
 	struct fd_waiters *w = &ep->fds[fd];
 	w->armed = 0; /* one-shot: disarmed by this report */
 	/* Every waiter is tried: a poll for POLLPRI must not wait behind a
-	 * receive that finds no data. */
-	for (int d = 0; d < 2; d++)
-		UCO__LIST_EACH(l, next, &w->q[d])
+	 * receive that finds no data.  Only with room for what a try posts:
+	 * one that took data must post its CQE, and without memory for it
+	 * the waiters wait for epoll's next report (re-armed below). */
+	bool room = true;
+	for (int d = 0; d < 2 && room; d++)
+		UCO__LIST_EACH(l, next, &w->q[d]) {
+			if (!(room = cqe_room(ep, MULTISHOT_BURST + 1)))
+				break;
 			retry(ep, UCO__LIST_ENTRY(l, struct eop, link));
+		}
 	int err = arm(ep, fd);
 	if (err) {
 		/* Cannot wait any more (no memory for epoll): fail the waiters
@@ -444,7 +474,9 @@ static void fd_ready(struct uco__epoll *ep, int fd)
 static void fire_timers(struct uco__epoll *ep)
 {
 	int64_t now = uco_now();
-	while (ep->heap_len && ep->heap[0]->deadline <= now) {
+	/* Without memory for a CQE the rest expire at a later turn (the
+	 * wait's timeout is 0 while one is due). */
+	while (ep->heap_len && ep->heap[0]->deadline <= now && cqe_room(ep, 1)) {
 		struct eop *op = ep->heap[0];
 		/* A TIMEOUT expires (-ETIME); an operation whose linked timeout
 		 * expired is cancelled, as io_uring does. */
@@ -545,9 +577,27 @@ static void take_finished(struct uco__epoll *ep)
 	struct uco__list done = ep->finished;
 	ep->finished = (struct uco__list){ 0 };
 	pthread_mutex_unlock(&ep->lock);
+	/* Without memory for a CQE, the rest go back for the next turn. */
+	struct uco__list later = { 0 };
 	UCO__LIST_EACH(l, next, &done) {
 		struct eop *op = UCO__LIST_ENTRY(l, struct eop, link);
-		finish(ep, op, op->res, 0);
+		if (later.head || !cqe_room(ep, 1))
+			uco__list_push(&later, l);
+		else
+			finish(ep, op, op->res, 0);
+	}
+	if (later.head) {
+		pthread_mutex_lock(&ep->lock);
+		if (ep->finished.head) {
+			later.tail->next = ep->finished.head;
+			ep->finished.head->prev = later.tail;
+			later.tail = ep->finished.tail;
+		}
+		ep->finished = later;
+		uint64_t one = 1;
+		while (write(ep->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+			;
+		pthread_mutex_unlock(&ep->lock);
 	}
 }
 
@@ -629,13 +679,20 @@ static void submit_all(struct uco__epoll *ep)
 
 /* ------------------------------------------------------------ the backend */
 
+/* glibc has epoll_pwait2 from 2.35 (a call the fault tests can wrap);
+ * before, the system call itself. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+#define PWAIT2(epfd, evs, max, ts) epoll_pwait2(epfd, evs, max, ts, NULL)
+#elif defined(SYS_epoll_pwait2)
+#define PWAIT2(epfd, evs, max, ts) (int)syscall(SYS_epoll_pwait2, epfd, evs, max, ts, NULL, 0)
+#endif
+
 static int epoll_wait_ns(struct uco__epoll *ep, int64_t ns)
 {
-#ifdef SYS_epoll_pwait2
+#ifdef PWAIT2
 	if (!ep->no_pwait2) {
 		struct timespec ts = { .tv_sec = ns / UCO_NS_PER_S, .tv_nsec = ns % UCO_NS_PER_S };
-		int n = (int)syscall(SYS_epoll_pwait2, ep->epfd, ep->events, EVENTS_MAX,
-		                     ns < 0 ? NULL : &ts, NULL, 0);
+		int n = PWAIT2(ep->epfd, ep->events, EVENTS_MAX, ns < 0 ? NULL : &ts);
 		if (n >= 0 || errno != ENOSYS)
 			return n;
 		ep->no_pwait2 = true; /* before 5.11 */
@@ -784,6 +841,20 @@ static void ep_exit(uco_loop *loop)
 	memset(&loop->ring, 0, sizeof loop->ring);
 	free(ep);
 	loop->epoll = NULL;
+}
+
+void uco__epoll_drained_set(struct uco__epoll *ep, int fd)
+{
+	if (fd >= 0 && (size_t)fd < ep->nfds)
+		ep->fds[fd].drained = true;
+}
+
+bool uco__epoll_drained_take(struct uco__epoll *ep, int fd)
+{
+	if (fd < 0 || (size_t)fd >= ep->nfds || !ep->fds[fd].drained)
+		return false;
+	ep->fds[fd].drained = false;
+	return true;
 }
 
 void uco__epoll_forget_fd(struct uco__epoll *ep, int fd)

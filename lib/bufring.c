@@ -354,7 +354,11 @@ static void received(uco_loop *loop, struct uco__completion *c, const struct io_
 		if (more)
 			uco__cancel_request(loop, &s->done);
 	} else if (cqe->res <= 0) {
+		/* EOF, or an error (-ENOMEM from a kernel short of memory):
+		 * the stream ends, and after the error it keeps saying it,
+		 * never a false EOF. */
 		s->ended = true;
+		s->lost = cqe->res;
 	}
 	uco_task *t = uco__waitq_pop(&s->waiters);
 	if (t)

@@ -31,7 +31,9 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
  * initial-exec: read with no call to __tls_get_addr, which may allocate
  * (in a dlopen'ed libuco), so that the SIGSEGV handler can read it. */
 static __thread uco_loop *tls_running __attribute__((tls_model("initial-exec")));
-static __thread char tls_token;
+/* initial-exec too: spawn and every ownership check read it, and the
+ * general-dynamic model costs a __tls_get_addr call each time. */
+static __thread char tls_token __attribute__((tls_model("initial-exec")));
 
 const void *uco__thread_token(void)
 {
@@ -102,6 +104,8 @@ static inline void switch_in(uco_loop *loop, uco_task *t)
 
 void uco__coro_start(uco_loop *loop, uco_task *t)
 {
+	if (!t->stack.base) /* reserved at spawn; the scheduler may have taken it */
+		uco__stack_pool_take(&loop->pool, &t->stack);
 	t->sp = uco__context_init(uco__stack_top(&t->stack), task_entry, t);
 	switch_in(loop, t);
 }

@@ -46,6 +46,11 @@ struct uco__epoll_opdef {
 	int (*blocking)(struct eop *op);
 };
 
+/* The most CQEs one try of an operation posts: a multishot's burst (so
+ * that one busy connection cannot starve the rest of the turn; epoll
+ * reports the descriptor again at once if more is there), and its last. */
+#define MULTISHOT_BURST 32
+
 /* Indexed by opcode; an opcode uco never submits has no entry. */
 extern const struct uco__epoll_opdef uco__epoll_ops[256];
 
@@ -68,6 +73,12 @@ bool uco__epoll_buffer_peek(struct uco__epoll *ep, unsigned bgid, void **addr,
                             unsigned *len, unsigned *bid);
 /* The buffer peek returned is used. */
 void uco__epoll_buffer_take(struct uco__epoll *ep, unsigned bgid);
+/* A receive on fd came back short: its queue was emptied then, so the next
+ * receive waits for readiness first instead of trying (and failing with
+ * EAGAIN).  Only a hint: if data came meanwhile, the readiness it waits for
+ * is there at once.  take() says whether it was set, and clears it. */
+void uco__epoll_drained_set(struct uco__epoll *ep, int fd);
+bool uco__epoll_drained_take(struct uco__epoll *ep, int fd);
 /* A descriptor is closed: forget what the engine knew of it. */
 void uco__epoll_forget_fd(struct uco__epoll *ep, int fd);
 

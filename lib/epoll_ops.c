@@ -28,11 +28,6 @@
 
 #include "epoll.h"
 
-/* Bounds the CQEs one readiness report makes a multishot post, so that one
- * busy connection cannot starve the rest of the turn; epoll reports the
- * descriptor again at once if more is there. */
-#define MULTISHOT_BURST 32
-
 #ifndef IORING_ACCEPT_MULTISHOT
 #define IORING_ACCEPT_MULTISHOT (1U << 0)
 #endif
@@ -182,17 +177,34 @@ static enum eop_verdict recv_select(struct uco__epoll *ep, struct eop *op, int *
 			return done(res, (int)n);
 		}
 		uco__epoll_post(ep, op->sqe.user_data, (int)n, flags | IORING_CQE_F_MORE);
+		if ((size_t)n < len)
+			return EOP_WAIT; /* emptied: readiness says when there is more */
 	}
 	return EOP_WAIT; /* more may be there: epoll reports it again at once */
+}
+
+/* A receive first asks whether the last one on this descriptor emptied
+ * it: then it waits for readiness at once rather than spend a system call
+ * on EAGAIN (io_uring's IORING_RECVSEND_POLL_FIRST, decided per
+ * descriptor).  Not for a caller's own MSG_DONTWAIT, which wants the try. */
+static bool wait_first(struct uco__epoll *ep, struct eop *op)
+{
+	return op->where == EOP_NEW && !(op->sqe.msg_flags & MSG_DONTWAIT) &&
+	       uco__epoll_drained_take(ep, op->fd);
 }
 
 static enum eop_verdict issue_recv(struct uco__epoll *ep, struct eop *op, int *res)
 {
 	op->dir = 0;
+	if (wait_first(ep, op))
+		return EOP_WAIT;
 	if (op->sqe.flags & IOSQE_BUFFER_SELECT)
 		return recv_select(ep, op, res);
 	void *buf = (void *)(uintptr_t)op->sqe.addr;
-	return socket_result(op, recv(op->fd, buf, op->sqe.len, msg_flags(op)), res);
+	ssize_t n = recv(op->fd, buf, op->sqe.len, msg_flags(op));
+	if (n > 0 && (size_t)n < op->sqe.len)
+		uco__epoll_drained_set(ep, op->fd);
+	return socket_result(op, n, res);
 }
 
 static enum eop_verdict issue_send(struct uco__epoll *ep, struct eop *op, int *res)
@@ -263,8 +275,11 @@ static enum eop_verdict issue_connect(struct uco__epoll *ep, struct eop *op, int
 	int err = r < 0 ? errno : 0;
 	if (!(fl & O_NONBLOCK))
 		fcntl(op->fd, F_SETFL, fl);
+	/* EINPROGRESS: started, its result comes as SO_ERROR.  EAGAIN (a
+	 * UNIX socket's full backlog, no routing cache entry) started
+	 * nothing: connect again when writable, as io_uring does. */
 	if (err == EINPROGRESS || err == EAGAIN) {
-		op->connecting = true;
+		op->connecting = err == EINPROGRESS;
 		return EOP_WAIT;
 	}
 	return done(res, -err);

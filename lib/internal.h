@@ -91,6 +91,7 @@ struct uco__stack_pool {
 	char **free;
 	size_t nfree, ncold, cap;
 	size_t warm_low;     /* fewest warm stacks since the last trim */
+	size_t reserved;     /* free stacks promised to tasks not started */
 	/* Every slab mapped, to unmap them at the end. */
 	struct uco__slab { char *addr; size_t len; } *slabs;
 	size_t nslabs, slabs_cap;
@@ -345,7 +346,18 @@ static inline bool uco__has_op(const uco_loop *loop, unsigned op)
 int uco__stack_pool_init(struct uco__stack_pool *pool, size_t stack_size,
                          size_t keep_warm);
 void uco__stack_pool_destroy(struct uco__stack_pool *pool);
-int uco__stack_pool_get(struct uco__stack_pool *pool, struct uco__stack *out);
+int uco__stack_pool_reserve_slow(struct uco__stack_pool *pool);
+/* Promise a stack to a task that has not started (stack.c says why). */
+static inline int uco__stack_pool_reserve(struct uco__stack_pool *pool)
+{
+	if (pool->nfree > pool->reserved) {
+		pool->reserved++;
+		return 0;
+	}
+	return uco__stack_pool_reserve_slow(pool);
+}
+void uco__stack_pool_unreserve(struct uco__stack_pool *pool);
+void uco__stack_pool_take(struct uco__stack_pool *pool, struct uco__stack *out);
 void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s);
 size_t uco__stack_pool_trim(struct uco__stack_pool *pool);
 /* A stack of its own size, outside the pool. */

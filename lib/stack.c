@@ -158,15 +158,44 @@ static int add_slab(struct uco__stack_pool *pool)
 	return 0;
 }
 
-int uco__stack_pool_get(struct uco__stack_pool *pool, struct uco__stack *out)
+/*
+ * A pooled task gets its stack when it first runs (or just before: the
+ * scheduler takes it a few places ahead to warm it), not at spawn: a task
+ * that ends before the next one starts hands the next one a stack still
+ * hot in the caches and the TLB, instead of each of a burst of tasks
+ * touching its own.  Spawn reserves one, so that taking never fails.
+ */
+int uco__stack_pool_reserve_slow(struct uco__stack_pool *pool)
 {
-	if (pool->nfree == 0) {
+	if (pool->nfree == pool->reserved) { /* else the inline part's job */
+		size_t had = pool->nfree;
 		int err = add_slab(pool);
 		if (err)
 			return err;
+		if (had) {
+			/* The fresh stacks go below the free ones (reserved,
+			 * not taken yet): free[0, ncold) are the cold ones, and
+			 * taking from the top keeps preferring warm stacks. */
+			char *fresh[SLAB_STACKS];
+			memcpy(fresh, pool->free + had, sizeof fresh);
+			memmove(pool->free + SLAB_STACKS, pool->free, had * sizeof *pool->free);
+			memcpy(pool->free, fresh, sizeof fresh);
+		}
 		/* Fresh memory is not "warm": it costs page faults the same. */
-		pool->ncold = pool->nfree;
+		pool->ncold += SLAB_STACKS;
 	}
+	pool->reserved++;
+	return 0;
+}
+
+void uco__stack_pool_unreserve(struct uco__stack_pool *pool)
+{
+	pool->reserved--;
+}
+
+void uco__stack_pool_take(struct uco__stack_pool *pool, struct uco__stack *out)
+{
+	pool->reserved--; /* nfree > reserved before: one is there */
 	char *base = pool->free[--pool->nfree];
 	if (pool->nfree < pool->ncold)
 		pool->ncold = pool->nfree;
@@ -180,7 +209,6 @@ int uco__stack_pool_get(struct uco__stack_pool *pool, struct uco__stack *out)
 #endif
 	*out = (struct uco__stack){ .base = base, .size = pool->stack_size };
 	STACK_IN_USE(out);
-	return 0;
 }
 
 void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s)

@@ -5,15 +5,21 @@
  * inheritable arena collides with TSan's shadow memory).  CI builds it with
  * -Db_sanitize=thread.  Prints "N passed, M failed".
  */
+#define _GNU_SOURCE /* statx */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <uco.h>
+
+#include "xchan_cases.h"
 
 static int failures, checks;
 
@@ -278,6 +284,32 @@ static void channel_between_loops(void)
 	printf("ok: 200,000 items between two loops on two threads\n");
 }
 
+/* ---- many senders and receivers, a close in flight, cancels mid-stream
+ * (the scenarios of xchan_cases.h, smaller than test_threads.c's) */
+
+static void xchan_scenarios(void)
+{
+	size_t caps[] = { 0, 1, 3, 64 };
+	for (unsigned i = 0; i < sizeof caps / sizeof *caps; i++) {
+		struct xc_run many = { .sender_loops = 2, .senders_per_loop = 2,
+		                       .receiver_loops = 2, .receivers_per_loop = 2,
+		                       .items = 3000 };
+		const char *why = xc_run(&many, caps[i]);
+		CHECK(!why, "many, capacity %zu: %s", caps[i], why);
+		struct xc_run closing = { .sender_loops = 2, .senders_per_loop = 2,
+		                          .receiver_loops = 1, .receivers_per_loop = 2,
+		                          .items = 200000, .close_early = true };
+		why = xc_run(&closing, caps[i]);
+		CHECK(!why, "close in flight, capacity %zu: %s", caps[i], why);
+		struct xc_run cancels = { .sender_loops = 1, .senders_per_loop = 3,
+		                          .receiver_loops = 1, .receivers_per_loop = 4,
+		                          .items = 1000, .cancels = true };
+		why = xc_run(&cancels, caps[i]);
+		CHECK(!why, "cancels, capacity %zu: %s", caps[i], why);
+	}
+	printf("ok: xchan with many senders and receivers, closes and cancels\n");
+}
+
 /* ---- a loop with no task takes posted spawns; a failed thread stops the
  * others (the inbox peek and the group's posts, under TSan) */
 
@@ -336,6 +368,62 @@ static void idle_loops_and_failed_threads(void)
 	CHECK(uco_run_threads(4, 0, setup_third_fails, NULL) == -EIO, "run_threads");
 }
 
+/* ---- the epoll backend's file workers: regular-file operations run on
+ * them and come back through the engine's eventfd, many at once, some
+ * cancelled on their way */
+
+struct file_job {
+	int fd;
+	char buf[4096];
+	ssize_t n;
+};
+
+static void *reads_file(void *arg)
+{
+	struct file_job *j = arg;
+	char path[64];
+	struct statx st;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", j->fd);
+	if (uco_statx(AT_FDCWD, path, 0, STATX_SIZE, &st) < 0)
+		j->n = -1;
+	else
+		j->n = uco_read(j->fd, j->buf, sizeof j->buf, 0);
+	return NULL;
+}
+
+static void epoll_file_workers(void)
+{
+	uco_loop_opts o = { .backend = UCO_BACKEND_EPOLL };
+	uco_loop *loop;
+	CHECK(uco_loop_create(&loop, &o) == 0, "epoll loop");
+	char name[] = "/tmp/uco-tsan-XXXXXX";
+	int fd = mkstemp(name);
+	CHECK(fd >= 0, "mkstemp");
+	unlink(name);
+	char data[4096];
+	memset(data, 'f', sizeof data);
+	CHECK(write(fd, data, sizeof data) == (ssize_t)sizeof data, "write");
+	/* O_DIRECT-free and cached: RWF_NOWAIT may serve it, so statx (always
+	 * a worker) is what makes the workers run. */
+	enum { JOBS = 32 };
+	static struct file_job jobs[JOBS];
+	uco_task *t[JOBS];
+	for (int i = 0; i < JOBS; i++) {
+		jobs[i] = (struct file_job){ .fd = fd };
+		CHECK(uco_spawn(loop, &t[i], reads_file, &jobs[i]) == 0, "spawn");
+	}
+	for (int i = 0; i < JOBS; i += 4)
+		uco_task_cancel(t[i]);
+	CHECK(uco_loop_run(loop) == 0, "run");
+	for (int i = 0; i < JOBS; i++) {
+		if (uco_task_state_get(t[i]) == UCO_TASK_DONE && i % 4)
+			CHECK(jobs[i].n == (ssize_t)sizeof data, "job %d read %zd", i, jobs[i].n);
+		uco_task_release(t[i]);
+	}
+	close(fd);
+	CHECK(uco_loop_close(loop) == 0, "close");
+}
+
 int main(void)
 {
 	uco_loop *probe;
@@ -351,7 +439,9 @@ int main(void)
 	shutdown_drops_queue();
 	calls_from_threads();
 	channel_between_loops();
+	xchan_scenarios();
 	idle_loops_and_failed_threads();
+	epoll_file_workers();
 	printf("%d passed, %d failed\n", checks - failures, failures);
 	return failures ? 1 : 0;
 }

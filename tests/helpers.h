@@ -105,17 +105,6 @@ static inline uco_loop *test_loop(void)
 	return test_loop_opts(NULL);
 }
 
-/* skip_on_epoll() for a test that makes its loops later (or in threads):
- * a loop made the same way tells which backend they get. */
-static inline void test_skip_on_epoll(const char *what)
-{
-	uco_loop *probe = test_loop();
-	bool epoll = test_on_epoll(probe);
-	uco_loop_close(probe);
-	if (epoll)
-		cr_skip_test("io_uring only: %s", what);
-}
-
 static inline void test_close(uco_loop *loop)
 {
 	int err = uco_loop_close(loop);

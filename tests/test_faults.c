@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Faults survived.  libuco is linked here with its allocators, mappings,
- * ring set-up and registration, eventfd/signalfd, pthread_create and
- * submits wrapped (tests/faults/fault.h), and each test fails the nth of
- * those calls, for n = 1, 2, ... until the operation runs without reaching
- * the nth: once (one call fails) and sticky (every call from the nth on,
- * memory that stays short).  For every n:
+ * ring set-up and registration, eventfd/signalfd, pthread_create,
+ * submits, and the readiness backend's calls (epoll, fcntl's dups, the
+ * non-blocking IO calls) wrapped (tests/faults/fault.h), and each test
+ * fails the nth of those calls, for n = 1, 2, ... until the operation runs
+ * without reaching the nth: once (one call fails) and sticky (every call
+ * from the nth on, memory that stays short).  For every n:
  *   - the operation succeeds or returns a negative errno (never a crash;
  *     never a hang: every wait has a deadline, and SIGALRM names the n);
  *   - without a failure it succeeds;
@@ -87,11 +88,17 @@ static int count_fds(void)
 	return n;
 }
 
+/* The backend the loops of the running case ask for (the epoll cases set
+ * UCO_BACKEND_EPOLL, so that the default run covers the readiness
+ * backend's calls too; UCO_BACKEND in the environment still overrides). */
+static unsigned forced_backend = UCO_BACKEND_AUTO;
+
 static uco_loop_opts small_ring(void)
 {
 	uco_loop_opts o;
 	memset(&o, 0, sizeof o);
 	o.ring_entries = 8;
+	o.backend = forced_backend;
 	const char *ring = getenv("UCO_TEST_RING");
 	if (ring && strcmp(ring, "plain") == 0)
 		o.flags |= UCO_LOOP_PLAIN_RING;
@@ -727,6 +734,9 @@ static void setup_buffered_stream(void)
 {
 	setup_socketpair();
 	cr_assert_eq(write(fx.fd[1], "hello\n", 6), 6);
+	/* The peer's end is read below while armed: read(2) on a non-blocking
+	 * end, since recv is one of the wrapped calls. */
+	cr_assert_eq(fcntl(fx.fd[1], F_SETFL, O_NONBLOCK), 0);
 }
 
 static void *buffered_stream_task(void *arg)
@@ -756,7 +766,7 @@ static void *buffered_stream_task(void *arg)
 		n = uco_stream_drain_dl(s, SOON());
 	int c = uco_stream_close_dl(s, SOON());
 	char back[8];
-	if (n >= 0 && c == 0 && recv(fx.fd[1], back, sizeof back, MSG_DONTWAIT) != 6)
+	if (n >= 0 && c == 0 && read(fx.fd[1], back, sizeof back) != 6)
 		BAD("close said it flushed, and the peer has not got the line");
 	return n < 0 ? uco_fail((int)n) : c < 0 ? uco_fail(c) : NULL;
 }
@@ -1395,7 +1405,6 @@ Test(faults, run_threads, .timeout = 60)
  * kernel that answers so forever keeps the loop retrying). */
 static void submit_errors(int err)
 {
-	test_skip_on_epoll("io_uring_enter's -EAGAIN and -EBUSY");
 	fault_submit_errno(err);
 	run_case(&(struct fault_case){ .name = "timers, submit", .kinds = FAULT_SUBMIT,
 	                               .task = timers_task, .once_only = true });
@@ -1619,4 +1628,492 @@ Test(faults, context_and_spawn_wait, .timeout = 60)
 	run_case(&(struct fault_case){ .name = "context", .kinds = FAULT_ALL,
 	                               .setup = ctx_setup, .task = context_task,
 	                               .teardown = ctx_teardown });
+}
+
+/* ------------------------------------------------------------ the readiness backend */
+
+/*
+ * The epoll backend's own calls (FAULT_EPOLL, FAULT_WAIT, FAULT_IO,
+ * FAULT_AGAIN) alone, on loops that ask for that backend: the faults-epoll
+ * run fails them among all the others, and these cases cover them in the
+ * default run too.
+ */
+#define EPOLL_KINDS (FAULT_EPOLL | FAULT_WAIT | FAULT_IO | FAULT_AGAIN)
+
+/* UCO_BACKEND in the environment overrides a loop's choice: these cases
+ * have nothing to fail where it says io_uring. */
+static void skip_unless_epoll_allowed(void)
+{
+	const char *env = getenv("UCO_BACKEND");
+	if (env && strcmp(env, "io_uring") == 0)
+		cr_skip_test("UCO_BACKEND=io_uring: no readiness backend to fail");
+}
+
+static void run_epoll_case(struct fault_case c)
+{
+	skip_unless_epoll_allowed();
+	forced_backend = UCO_BACKEND_EPOLL;
+	run_case(&c);
+	forced_backend = UCO_BACKEND_AUTO;
+}
+
+/* Creating the loop fails at each of the engine's calls (epoll_create1,
+ * the eventfd, epoll_ctl for it, the allocations): an error, nothing
+ * left. */
+Test(faults, epoll_loop_create, .timeout = 60)
+{
+	run_epoll_case((struct fault_case){ .name = "epoll loop create", .kinds = FAULT_ALL,
+	                                    .creates_loop = true, .body = body_loop_create });
+}
+
+/* Each of the engine's own set-up calls, by name: the loop is not made,
+ * with that call's error, and nothing is left open. */
+Test(faults, epoll_loop_create_each_call, .timeout = 60)
+{
+	static const struct {
+		unsigned kinds;
+		unsigned long nth;
+		const char *fn;
+		int err;
+	} calls[] = {
+		{ FAULT_EPOLL, 1, "epoll_create1", -EMFILE },
+		{ FAULT_FD, 1, "eventfd", -EMFILE },
+		{ FAULT_EPOLL, 2, "epoll_ctl", -ENOMEM }, /* the workers' eventfd */
+	};
+	skip_unless_epoll_allowed();
+	for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+		int fds = count_fds();
+		long allocs = fault_live_allocs();
+		uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
+		uco_loop *loop = NULL;
+		fault_arm(calls[i].kinds, calls[i].nth, false);
+		int r = uco_loop_create(&loop, &o);
+		fault_disarm();
+		cr_assert_str_eq(fault_first_failed(), calls[i].fn);
+		cr_assert_eq(r, calls[i].err, "%s failed: create gives %d", calls[i].fn, r);
+		cr_assert_null(loop);
+		cr_assert_eq(count_fds(), fds, "%s failed: descriptors leaked", calls[i].fn);
+		cr_assert_eq(fault_live_allocs(), allocs, "%s failed: allocations leaked",
+		             calls[i].fn);
+	}
+}
+
+/* The IO cases, with only the engine's calls failing. */
+Test(faults, epoll_io_calls, .timeout = 120)
+{
+	run_epoll_case((struct fault_case){ .name = "epoll: pipe IO", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_pipe, .task = pipe_io });
+	run_epoll_case((struct fault_case){ .name = "epoll: socket IO", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_socketpair, .task = socket_io });
+	run_epoll_case((struct fault_case){ .name = "epoll: accept/connect", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_listener, .task = accept_connect });
+	run_epoll_case((struct fault_case){ .name = "epoll: file IO", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_file, .task = file_io,
+	                                    .teardown = teardown_file });
+	run_epoll_case((struct fault_case){ .name = "epoll: fixed files", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_socketpair, .task = fixed_io });
+	run_epoll_case((struct fault_case){ .name = "epoll: acceptor", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_acceptor, .body = body_acceptor });
+	run_epoll_case((struct fault_case){ .name = "epoll: bufring stream", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_stream, .body = body_stream });
+	run_epoll_case((struct fault_case){ .name = "epoll: buffered stream", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_buffered_stream,
+	                                    .task = buffered_stream_bufring_task });
+}
+
+Test(faults, epoll_timers_executor_signals, .timeout = 120)
+{
+	run_epoll_case((struct fault_case){ .name = "epoll: timers", .kinds = EPOLL_KINDS,
+	                                    .task = timers_task });
+	run_epoll_case((struct fault_case){ .name = "epoll: executor", .kinds = EPOLL_KINDS,
+	                                    .task = executor_task });
+	run_epoll_case((struct fault_case){ .name = "epoll: subprocess", .kinds = EPOLL_KINDS,
+	                                    .task = subprocess_task });
+	/* Once only: with every signalfd read failing from the nth on (and
+	 * no allocation failing to end the case first), a handler can never
+	 * be told of its signal; that is memory short for good, not a fault
+	 * to survive. */
+	run_epoll_case((struct fault_case){ .name = "epoll: signals", .kinds = EPOLL_KINDS,
+	                                    .setup = setup_signals, .body = body_signals,
+	                                    .teardown = teardown_signals, .once_only = true });
+}
+
+/* epoll_ctl(ADD) refused at the limit of /proc/sys/fs/epoll/max_user_watches
+ * (ENOSPC) rather than for memory. */
+Test(faults, epoll_ctl_ENOSPC, .timeout = 120)
+{
+	fault_epoll_ctl_errno(ENOSPC);
+	run_epoll_case((struct fault_case){ .name = "epoll ENOSPC: pipe IO", .kinds = FAULT_EPOLL,
+	                                    .setup = setup_pipe, .task = pipe_io });
+	run_epoll_case((struct fault_case){ .name = "epoll ENOSPC: accept/connect",
+	                                    .kinds = FAULT_EPOLL, .setup = setup_listener,
+	                                    .task = accept_connect });
+	run_epoll_case((struct fault_case){ .name = "epoll ENOSPC: acceptor", .kinds = FAULT_EPOLL,
+	                                    .setup = setup_acceptor, .body = body_acceptor });
+	fault_epoll_ctl_errno(ENOMEM);
+}
+
+/*
+ * An operation that would block and whose epoll_ctl(ADD) is refused
+ * completes with that error at once, and leaves nothing waiting: the byte
+ * that arrives afterwards goes to the next read, not to a forgotten one.
+ */
+static int ctl_refused_op(int kind, int fd)
+{
+	char b;
+	switch (kind) {
+	case 0: return (int)uco_read_dl(fd, &b, 1, -1, SOON());
+	case 1: return (int)uco_recv_dl(fd, &b, 1, 0, SOON());
+	case 2: return uco_poll_dl(fd, POLLIN, SOON());
+	default: return uco_accept_dl(fd, NULL, NULL, SOCK_CLOEXEC, SOON());
+	}
+}
+
+static void *ctl_refused_task(void *arg)
+{
+	(void)arg;
+	uco_sleep(UCO_NS_PER_MS); /* the loop's own descriptors in the epoll set */
+	for (int kind = 0; kind < 4; kind++) {
+		int fd = kind == 0 ? fx.fd[0] : kind == 3 ? fx.listen_fd : fx.fd[2];
+		fault_arm(FAULT_EPOLL, 1, false);
+		int r = ctl_refused_op(kind, fd);
+		unsigned long failed = fault_disarm();
+		if (failed != 1 || r != -ENOSPC) {
+			fprintf(stderr, "kind %d: %d, %lu failed\n", kind, r, failed);
+			BAD("an operation whose epoll_ctl failed did not end with its error");
+			return NULL;
+		}
+		/* Now what it waited for comes: the next one gets it. */
+		int c = -1;
+		if (kind == 0)
+			r = (int)write(fx.fd[1], "a", 1);
+		else if (kind == 3) {
+			/* Loopback: the connection is in the backlog at once. */
+			c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			r = c < 0 ? c : connect(c, (struct sockaddr *)&fx.addr, sizeof fx.addr);
+		} else
+			r = (int)write(fx.fd[3], "b", 1);
+		if (r < 0) {
+			BAD("the test's own write or connect failed");
+			return NULL;
+		}
+		uco_sleep(UCO_NS_PER_MS); /* a forgotten waiter would take it here */
+		r = ctl_refused_op(kind, fd);
+		if (kind == 3 && r >= 0)
+			close(r);
+		if (kind == 2 && r > 0) { /* poll consumes nothing: read the byte */
+			char b;
+			r = (int)uco_recv_dl(fd, &b, 1, 0, SOON());
+		}
+		if (c >= 0)
+			close(c);
+		if (r <= 0 || (kind != 3 && kind != 2 && r != 1))
+			BAD("the operation after the refused one did not get what came");
+	}
+	return NULL;
+}
+
+Test(faults, epoll_ctl_refused_ends_the_operation, .timeout = 60)
+{
+	skip_unless_epoll_allowed();
+	int fds = count_fds();
+	long allocs = fault_live_allocs();
+	uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
+	uco_loop *loop = test_loop_opts(&o);
+	reset_fx();
+	setup_listener();
+	cr_assert_eq(pipe2(fx.fd, O_CLOEXEC), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fx.fd + 2), 0);
+	fault_epoll_ctl_errno(ENOSPC);
+	cr_assert_eq(run_task(loop, ctl_refused_task, NULL), 0);
+	fault_epoll_ctl_errno(ENOMEM);
+	cr_assert(!fx.bad, "%s", fx.bad);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	close_fx();
+	cr_assert_eq(uco_loop_close(loop), 0);
+	cr_assert_eq(count_fds(), fds, "%d descriptors leaked", count_fds() - fds);
+	cr_assert_eq(fault_live_allocs(), allocs, "%ld allocations leaked",
+	             fault_live_allocs() - allocs);
+}
+
+/*
+ * A wait a signal interrupts (EINTR) changes nothing: sleeps never end
+ * early, readiness that came meanwhile is still seen, for each wait of
+ * the run in turn.
+ */
+static void *interrupted_waits_task(void *arg)
+{
+	(void)arg;
+	for (int i = 1; i <= 5; i++) {
+		int64_t until = uco_now() + i * UCO_NS_PER_MS;
+		int r = uco_sleep_until(until);
+		if (r)
+			return uco_fail(r);
+		if (uco_now() < until)
+			BAD("an interrupted wait ended a sleep early");
+	}
+	char b = 'w', c = 0;
+	if (write(fx.fd[1], &b, 1) != 1)
+		return uco_fail(-errno);
+	ssize_t n = uco_read_dl(fx.fd[0], &c, 1, -1, SOON());
+	if (n == -ETIMEDOUT)
+		BAD("an interrupted wait lost the readiness");
+	return n < 0 ? uco_fail((int)n) : NULL;
+}
+
+Test(faults, epoll_wait_interrupted_changes_nothing, .timeout = 60)
+{
+	run_epoll_case((struct fault_case){ .name = "epoll: interrupted waits", .kinds = FAULT_WAIT,
+	                                    .setup = setup_pipe, .task = interrupted_waits_task,
+	                                    .once_only = true });
+}
+
+/* The same before Linux 5.11 (no epoll_pwait2): the wait is epoll_wait's,
+ * in milliseconds rounded up, and sleeps still never end early. */
+Test(faults, epoll_wait_without_pwait2, .timeout = 60)
+{
+	fault_no_epoll_pwait2(true);
+	run_epoll_case((struct fault_case){ .name = "epoll_wait: interrupted waits",
+	                                    .kinds = FAULT_WAIT, .setup = setup_pipe,
+	                                    .task = interrupted_waits_task, .once_only = true });
+	run_epoll_case((struct fault_case){ .name = "epoll_wait: timers", .kinds = EPOLL_KINDS,
+	                                    .task = timers_task });
+	fault_no_epoll_pwait2(false);
+}
+
+/*
+ * A wait that cannot be timed (no memory to grow the timer heap) ends
+ * with -ENOMEM and leaves its descriptor as if never waited on: once the
+ * user closes it with close(2) and gets its number back for a new pipe, a
+ * read there must still see the data that comes.
+ */
+enum { HEAP_FIRST = 256, SLAB_GROW = 300 }; /* the engine's first heap; > one slab */
+
+static struct {
+	int a[2], b[2];
+	int ended;
+} hf;
+
+static void *heap_reader(void *arg)
+{
+	char c;
+	if (uco_read_dl(hf.a[0], &c, 1, -1, arg ? SOON() : -1) == 1)
+		hf.ended++;
+	return NULL;
+}
+
+static void *writes_b_later(void *arg)
+{
+	(void)arg;
+	uco_sleep(UCO_NS_PER_MS);
+	if (write(hf.b[1], "b", 1) != 1)
+		BAD("the test's write failed");
+	return NULL;
+}
+
+static int spawn_readers(int n, bool deadline)
+{
+	for (int i = 0; i < n; i++) {
+		int err = uco_spawn(NULL, NULL, heap_reader, deadline ? (void *)1 : NULL);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int release_readers(int n)
+{
+	char bytes[SLAB_GROW] = { 0 };
+	hf.ended = 0;
+	if (write(hf.a[1], bytes, (size_t)n) != n)
+		return -EIO;
+	while (hf.ended < n)
+		uco_sleep(UCO_NS_PER_MS);
+	return 0;
+}
+
+static void *heap_full_task(void *arg)
+{
+	(void)arg;
+	/* More operation records than one slab: the engine keeps them. */
+	int err = spawn_readers(SLAB_GROW, false);
+	if (!err)
+		uco_sleep(UCO_NS_PER_MS);
+	if (!err)
+		err = release_readers(SLAB_GROW);
+	/* The heap full of timed reads, then one more on another pipe. */
+	if (!err)
+		err = spawn_readers(HEAP_FIRST, true);
+	if (err)
+		return uco_fail(err);
+	uco_yield(); /* they run and submit first */
+	fault_arm(FAULT_ALLOC, 1, false);
+	char c;
+	ssize_t r = uco_read_dl(hf.b[0], &c, 1, -1, SOON());
+	fault_disarm();
+	if (strcmp(fault_first_failed(), "realloc") || r != -ENOMEM) {
+		fprintf(stderr, "heap full: %zd, %s failed\n", r, fault_first_failed());
+		BAD("the read past the full heap did not fail for the heap's memory");
+	}
+	int old = hf.b[0];
+	close(hf.b[0]);
+	close(hf.b[1]);
+	if ((err = release_readers(HEAP_FIRST)))
+		return uco_fail(err);
+	if (pipe2(hf.b, O_CLOEXEC))
+		return uco_fail(-errno);
+	if (hf.b[0] != old)
+		BAD("the new pipe did not get the old number: nothing tested");
+	if ((err = uco_spawn(NULL, NULL, writes_b_later, NULL)))
+		return uco_fail(err);
+	r = uco_read_dl(hf.b[0], &c, 1, -1, SOON());
+	if (r != 1)
+		BAD("a read on a reused descriptor number never saw its data");
+	return NULL;
+}
+
+Test(faults, epoll_heap_full_leaves_no_stale_interest, .timeout = 60)
+{
+	skip_unless_epoll_allowed();
+	uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
+	uco_loop *loop = test_loop_opts(&o);
+	reset_fx();
+	cr_assert_eq(pipe2(hf.a, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(hf.b, O_CLOEXEC), 0);
+	cr_assert_eq(run_task(loop, heap_full_task, NULL), 0);
+	cr_assert(!fx.bad, "%s", fx.bad);
+	cr_assert_eq(uco_loop_close(loop), 0);
+	close(hf.a[0]);
+	close(hf.a[1]);
+	close(hf.b[0]);
+	close(hf.b[1]);
+}
+
+/*
+ * More completions at once than the CQ holds (the engine keeps the rest
+ * for later, as the kernel's overflow list does) while memory is short:
+ * no crash, and each read ends exactly once with its byte when memory is
+ * back.  The readers are parked first; then every allocation from the nth
+ * on fails while the bytes arrive.
+ */
+static void *overflow_task(void *arg)
+{
+	unsigned long nth = (unsigned long)(uintptr_t)arg;
+	int err = spawn_readers(SLAB_GROW, false);
+	if (err)
+		return uco_fail(err);
+	uco_sleep(UCO_NS_PER_MS);
+	char bytes[SLAB_GROW] = { 0 };
+	hf.ended = 0;
+	fault_arm(FAULT_ALLOC, nth, true);
+	if (write(hf.a[1], bytes, SLAB_GROW) != SLAB_GROW)
+		BAD("the test's write failed");
+	for (int i = 0; i < 20 && hf.ended < SLAB_GROW; i++)
+		uco_yield(); /* turns of the loop, short of memory */
+	fault_disarm();
+	while (hf.ended < SLAB_GROW)
+		uco_sleep(UCO_NS_PER_MS);
+	return NULL;
+}
+
+/* Run `task` (given the nth allocation to fail from) on fresh epoll loops
+ * for nth = 1 .. most, on hf.a: a pipe, or the file at `path`. */
+static void past_the_cq(uco_fn task, uintptr_t most, const char *path)
+{
+	skip_unless_epoll_allowed();
+	for (uintptr_t nth = 1; nth <= most; nth++) {
+		uco_loop_opts o = { .ring_entries = 8, .backend = UCO_BACKEND_EPOLL };
+		uco_loop *loop = test_loop_opts(&o);
+		reset_fx();
+		if (path)
+			cr_assert_geq(hf.a[0] = hf.a[1] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600),
+			              0);
+		else
+			cr_assert_eq(pipe2(hf.a, O_CLOEXEC), 0);
+		cr_assert_eq(run_task(loop, task, (void *)nth), 0);
+		cr_assert(!fx.bad, "%s", fx.bad);
+		cr_assert_eq(hf.ended, SLAB_GROW);
+		cr_assert_eq(uco_loop_close(loop), 0);
+		close(hf.a[0]);
+		if (!path)
+			close(hf.a[1]);
+	}
+}
+
+Test(faults, epoll_completions_past_the_cq_while_memory_is_short, .timeout = 60)
+{
+	past_the_cq(overflow_task, 8, NULL);
+}
+
+/* The same for deadlines: more timed reads than the CQ holds expire
+ * together while memory is short. */
+static void *heap_reader_until(void *arg)
+{
+	char c;
+	int64_t deadline = *(const int64_t *)arg;
+	if (uco_read_dl(hf.a[0], &c, 1, -1, deadline) == -ETIMEDOUT)
+		hf.ended++;
+	return NULL;
+}
+
+static void *expiry_overflow_task(void *arg)
+{
+	unsigned long nth = (unsigned long)(uintptr_t)arg;
+	static int64_t deadline;
+	deadline = uco_now() + 20 * UCO_NS_PER_MS;
+	hf.ended = 0;
+	for (int i = 0; i < SLAB_GROW; i++) {
+		int err = uco_spawn(NULL, NULL, heap_reader_until, &deadline);
+		if (err)
+			return uco_fail(err);
+	}
+	uco_sleep(UCO_NS_PER_MS); /* all parked */
+	fault_arm(FAULT_ALLOC, nth, true);
+	while (uco_now() < deadline + 2 * UCO_NS_PER_MS)
+		uco_yield(); /* turns of the loop, short of memory */
+	fault_disarm();
+	while (hf.ended < SLAB_GROW)
+		uco_sleep(UCO_NS_PER_MS);
+	return NULL;
+}
+
+Test(faults, epoll_expiries_past_the_cq_while_memory_is_short, .timeout = 60)
+{
+	past_the_cq(expiry_overflow_task, 4, NULL);
+}
+
+/* The same for the file workers' results: many fsyncs end together while
+ * memory is short. */
+static void *fsyncs(void *arg)
+{
+	(void)arg;
+	uco_fsync(hf.a[0], 1); /* done, or -ENOMEM */
+	hf.ended++;
+	return NULL;
+}
+
+static void *worker_overflow_task(void *arg)
+{
+	unsigned long nth = (unsigned long)(uintptr_t)arg;
+	hf.ended = 0;
+	for (int i = 0; i < SLAB_GROW; i++) {
+		int err = uco_spawn(NULL, NULL, fsyncs, NULL);
+		if (err)
+			return uco_fail(err);
+	}
+	fault_arm(FAULT_ALLOC, nth, true);
+	for (int i = 0; i < 200 && hf.ended < SLAB_GROW; i++)
+		uco_yield(); /* turns of the loop, short of memory */
+	fault_disarm();
+	while (hf.ended < SLAB_GROW)
+		uco_sleep(UCO_NS_PER_MS);
+	return NULL;
+}
+
+Test(faults, epoll_worker_results_past_the_cq_while_memory_is_short, .timeout = 60)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/tmp/uco-faults-w-%d", (int)getpid());
+	past_the_cq(worker_overflow_task, 4, path);
+	unlink(path);
 }

@@ -123,6 +123,37 @@ Test(stack, the_pool_reuses_stacks)
 	test_close(loop);
 }
 
+/* Where each task of a burst ran: the page of a local variable. */
+static uintptr_t burst_page[1000];
+
+static void *notes_its_stack(void *arg)
+{
+	volatile char here = 0;
+	burst_page[(intptr_t)arg] = (uintptr_t)&here & ~(uintptr_t)(getpagesize() - 1);
+	return NULL;
+}
+
+/* A task takes its stack when it is about to run, not at spawn: a burst of
+ * tasks that each end before the next starts cycles through a few warm
+ * stacks instead of touching one per task. */
+Test(stack, a_burst_of_short_tasks_runs_on_a_few_stacks)
+{
+	uco_loop *loop = test_loop();
+	for (intptr_t i = 0; i < 1000; i++)
+		cr_assert_eq(uco_spawn(loop, NULL, notes_its_stack, (void *)i), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	int distinct = 0;
+	for (int i = 0; i < 1000; i++) {
+		cr_assert_neq(burst_page[i], 0, "task %d ran", i);
+		bool seen = false;
+		for (int j = 0; j < i && !seen; j++)
+			seen = burst_page[j] == burst_page[i];
+		distinct += !seen;
+	}
+	cr_assert_leq(distinct, 16, "1000 short tasks ran on %d stacks", distinct);
+	test_close(loop);
+}
+
 /* Touch 32 KiB of stack and remember where, to ask mincore later. */
 static char *touched_page[2000];
 

@@ -12,6 +12,7 @@
 
 #include "helpers.h"
 #include "internal.h"
+#include "xchan_cases.h"
 
 static uco_event ev;
 static const void *ran_on;
@@ -293,6 +294,171 @@ Test(threads, the_same_with_the_eventfd_doorbell, .timeout = 60)
 {
 	xno_msg_ring = true;
 	storm();
+}
+
+/* ---- many senders and receivers, close in flight, cancels mid-stream
+ * (xchan_cases.h; executor_threads.c runs the same under TSan) */
+
+static void xc_expect(struct xc_run *x, size_t capacity)
+{
+	const char *why = xc_run(x, capacity);
+	cr_assert_null(why, "capacity %zu: %s", capacity, why ? why : "");
+}
+
+Test(threads, many_senders_and_receivers_on_four_loops, .timeout = 120)
+{
+	/* 0: hand-over; 1 and 3: full at once, 3 not a power of two. */
+	size_t caps[] = { 0, 1, 3, 64 };
+	for (unsigned i = 0; i < sizeof caps / sizeof *caps; i++) {
+		struct xc_run x = { .sender_loops = 2, .senders_per_loop = 3,
+		                    .receiver_loops = 2, .receivers_per_loop = 3,
+		                    .items = 20000 };
+		xc_expect(&x, caps[i]);
+	}
+}
+
+Test(threads, a_close_while_items_are_in_flight_loses_none, .timeout = 120)
+{
+	size_t caps[] = { 0, 16 };
+	for (unsigned i = 0; i < sizeof caps / sizeof *caps; i++) {
+		struct xc_run x = { .sender_loops = 2, .senders_per_loop = 2,
+		                    .receiver_loops = 1, .receivers_per_loop = 3,
+		                    .items = 1000000, .close_early = true };
+		xc_expect(&x, caps[i]);
+	}
+}
+
+Test(threads, senders_and_receivers_cancelled_mid_stream, .timeout = 120)
+{
+	size_t caps[] = { 0, 8, 256 };
+	for (unsigned i = 0; i < sizeof caps / sizeof *caps; i++) {
+		struct xc_run x = { .sender_loops = 1, .senders_per_loop = 4,
+		                    .receiver_loops = 1, .receivers_per_loop = 6,
+		                    .items = 5000, .cancels = true };
+		xc_expect(&x, caps[i]);
+	}
+}
+
+/* ---- one loop: the contract's order and close rules, step by step */
+
+struct xstep {
+	uco_xchan *c;
+	intptr_t sent;
+	struct event_log log;
+};
+
+static void *xlog_recv(void *arg)
+{
+	struct xstep *st = arg;
+	void *item;
+	int r = uco_xchan_recv(st->c, &item);
+	char e[32];
+	if (r)
+		snprintf(e, sizeof e, "r:%d", r);
+	else
+		snprintf(e, sizeof e, "r=%ld", (long)(intptr_t)item);
+	log_event(&st->log, e);
+	return NULL;
+}
+
+static void *xlog_send(void *arg)
+{
+	struct xstep *st = arg;
+	intptr_t mine = ++st->sent;
+	int r = uco_xchan_send(st->c, (void *)mine);
+	char e[32];
+	snprintf(e, sizeof e, r ? "s%ld:%d" : "s%ld", (long)mine, r);
+	log_event(&st->log, e);
+	return NULL;
+}
+
+static void *xyield_twice(void *arg)
+{
+	(void)arg;
+	uco_yield();
+	uco_yield();
+	return NULL;
+}
+
+/* Spawn fn on loop and let everything runnable run (the waiters park). */
+static void xstep(uco_loop *loop, void *(*fn)(void *), struct xstep *st)
+{
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, NULL, fn, st), 0);
+	cr_assert_eq(uco_spawn(loop, &t, xyield_twice, NULL), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
+	uco_task_release(t);
+}
+
+Test(threads, xchan_waiters_are_served_first_come_first_served)
+{
+	uco_loop *loop = test_loop();
+	struct xstep st = { 0 };
+	cr_assert_eq(uco_xchan_create(&st.c, 1), 0);
+	xstep(loop, xlog_recv, &st);   /* parks */
+	xstep(loop, xlog_recv, &st);   /* parks behind it */
+	xstep(loop, xlog_send, &st);   /* 1 goes to the first receiver */
+	xstep(loop, xlog_send, &st);   /* 2 to the second */
+	xstep(loop, xlog_send, &st);   /* 3 buffered */
+	xstep(loop, xlog_send, &st);   /* 4 waits: full */
+	xstep(loop, xlog_send, &st);   /* 5 waits behind it */
+	xstep(loop, xlog_recv, &st);   /* takes 3, 4 moves in */
+	xstep(loop, xlog_recv, &st);   /* takes 4, 5 moves in */
+	cr_assert_eq(uco_xchan_close(st.c), 0);
+	cr_assert_eq(uco_xchan_close(st.c), -EALREADY);
+	xstep(loop, xlog_recv, &st);   /* 5 was buffered: still delivered */
+	xstep(loop, xlog_recv, &st);   /* drained: -EPIPE */
+	xstep(loop, xlog_send, &st);   /* 6: -EPIPE */
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_str_eq(st.log.text, "s1,r=1,s2,r=2,s3,r=3,s4,r=4,s5,r=5,r:-32,s6:-32");
+	cr_assert_eq(uco_xchan_destroy(st.c), 0);
+	test_close(loop);
+}
+
+Test(threads, xchan_close_wakes_waiting_senders_and_receivers)
+{
+	uco_loop *loop = test_loop();
+	struct xstep st = { 0 };
+	cr_assert_eq(uco_xchan_create(&st.c, 0), 0);
+	xstep(loop, xlog_recv, &st);   /* parks: nothing to take */
+	xstep(loop, xlog_send, &st);   /* 1: straight to it */
+	xstep(loop, xlog_send, &st);   /* 2: parks, no receiver */
+	cr_assert_eq(uco_xchan_destroy(st.c), -EBUSY, "a sender waits");
+	cr_assert_eq(uco_xchan_close(st.c), 0); /* from outside the loop */
+	cr_assert_eq(uco_loop_run(loop), 0);    /* the sender wakes */
+	xstep(loop, xlog_recv, &st);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_str_eq(st.log.text, "s1,r=1,s2:-32,r:-32");
+	cr_assert_eq(uco_xchan_destroy(st.c), 0);
+	test_close(loop);
+}
+
+static void *xtry_once(void *arg)
+{
+	uco_xchan *c = arg;
+	void *item;
+	cr_assert_eq(uco_xchan_recv_dl(c, &item, 0), -ETIMEDOUT, "empty");
+	cr_assert_eq(uco_xchan_send_dl(c, (void *)1, 0), 0, "room");
+	cr_assert_eq(uco_xchan_send_dl(c, (void *)2, 0), -ETIMEDOUT, "full");
+	cr_assert_eq(uco_xchan_send_dl(c, (void *)2, uco_now() + MS(2)), -ETIMEDOUT);
+	cr_assert_eq(uco_xchan_recv_dl(c, &item, 0), 0);
+	cr_assert_eq((intptr_t)item, 1);
+	cr_assert_eq(uco_xchan_recv_dl(c, &item, uco_now() + MS(2)), -ETIMEDOUT);
+	cr_assert_eq(uco_task_cancel(uco_task_current()), 0);
+	cr_assert_eq(uco_xchan_send(c, (void *)3), -ECANCELED, "pending cancel first");
+	cr_assert_eq(uco_xchan_recv_dl(c, &item, 0), -ETIMEDOUT, "nothing was sent");
+	return NULL;
+}
+
+Test(threads, xchan_deadline_zero_tries_once)
+{
+	uco_loop *loop = test_loop();
+	uco_xchan *c;
+	cr_assert_eq(uco_xchan_create(&c, 1), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, xtry_once, c), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(uco_xchan_destroy(c), 0);
+	test_close(loop);
 }
 
 /* ---- posts into a loop with no task */

@@ -2,9 +2,9 @@
 /*
  * The context switch: the only architecture-specific part of uco.
  *
- * uco__switch() pushes the callee-saved registers of the running context
- * onto its own stack, stores the resulting stack pointer in *from_sp, loads
- * to_sp and pops the registers saved there, then returns into the other
+ * uco__switch() saves the callee-saved registers of the running context
+ * on its own stack, stores the resulting stack pointer in *from_sp, loads
+ * to_sp and restores the registers saved there, then resumes the other
  * context.  The saved registers lie at and above the saved stack pointer, in
  * the live part of a stack that nobody runs while it is suspended, so a
  * signal delivered meanwhile cannot overwrite them (Tencent libco #90 kept
@@ -13,8 +13,10 @@
  * Saved per architecture:
  *   x86_64  (SysV)     rbx rbp r12-r15, rsp, MXCSR and the x87 control word
  *   aarch64 (AAPCS64)  x19-x30, sp, d8-d15
- * Resuming is a plain `ret`: no indirect jump, so IBT/BTI never needs a
- * landing pad at a resume site.
+ * aarch64 resumes with a plain `ret`, so BTI never needs a landing pad at
+ * a resume site.  x86_64 resumes with a `notrack` indirect jump to the
+ * saved address, because a cross-context `ret` misses the return-stack
+ * predictor every time (switch_x86_64.S says why that is IBT-safe).
  */
 #ifndef UCO_ARCH_SWITCH_H
 #define UCO_ARCH_SWITCH_H

@@ -7,14 +7,19 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <liburing.h>
 
@@ -28,6 +33,8 @@ static bool armed_sticky;
 static unsigned long seen, failed; /* atomic */
 static const char *first_failed;
 static int submit_err = -ENOMEM;
+static int epoll_ctl_err = ENOMEM;
+static bool no_pwait2;
 
 void fault_arm(unsigned kinds, unsigned long nth, bool sticky)
 {
@@ -61,13 +68,24 @@ void fault_submit_errno(int err)
 	submit_err = err;
 }
 
+void fault_epoll_ctl_errno(int err)
+{
+	epoll_ctl_err = err;
+}
+
+void fault_no_epoll_pwait2(bool missing)
+{
+	__atomic_store_n(&no_pwait2, missing, __ATOMIC_SEQ_CST);
+}
+
 /* Is this call of family `kind` (function `fn`) to fail? */
 static bool fail_now(unsigned kind, const char *fn)
 {
 	if (!(__atomic_load_n(&armed_kinds, __ATOMIC_SEQ_CST) & kind))
 		return false;
 	unsigned long n = __atomic_add_fetch(&seen, 1, __ATOMIC_SEQ_CST);
-	if (n != armed_nth && !(armed_sticky && n > armed_nth))
+	bool sticky = armed_sticky && !(kind & (FAULT_WAIT | FAULT_AGAIN));
+	if (n != armed_nth && !(sticky && n > armed_nth))
 		return false;
 	if (__atomic_fetch_add(&failed, 1, __ATOMIC_SEQ_CST) == 0)
 		first_failed = fn;
@@ -457,3 +475,146 @@ struct io_uring_probe *__wrap_io_uring_get_probe_ring(struct io_uring *ring)
 	return fail_now(FAULT_RING, "io_uring_get_probe_ring") ? NULL
 	       : __real_io_uring_get_probe_ring(ring);
 }
+
+/* ------------------------------------------------------------ the readiness backend */
+
+/*
+ * epoll itself: create (a descriptor, and memory), ADD (an epitem, counted
+ * against max_user_watches), and the wait, which a signal interrupts.
+ */
+int __real_epoll_create1(int flags);
+int __real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+int __real_epoll_wait(int epfd, struct epoll_event *evs, int max, int ms);
+int __real_epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct timespec *ts,
+                        const sigset_t *mask);
+int __wrap_epoll_create1(int flags);
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+int __wrap_epoll_wait(int epfd, struct epoll_event *evs, int max, int ms);
+int __wrap_epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct timespec *ts,
+                        const sigset_t *mask);
+
+int __wrap_epoll_create1(int flags)
+{
+	if (fail_now(FAULT_EPOLL, "epoll_create1")) {
+		errno = EMFILE;
+		return -1;
+	}
+	return __real_epoll_create1(flags);
+}
+
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	if (op == EPOLL_CTL_ADD && fail_now(FAULT_EPOLL, "epoll_ctl")) {
+		errno = epoll_ctl_err;
+		return -1;
+	}
+	return __real_epoll_ctl(epfd, op, fd, ev);
+}
+
+int __wrap_epoll_wait(int epfd, struct epoll_event *evs, int max, int ms)
+{
+	if (fail_now(FAULT_WAIT, "epoll_wait")) {
+		errno = EINTR;
+		return -1;
+	}
+	return __real_epoll_wait(epfd, evs, max, ms);
+}
+
+int __wrap_epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct timespec *ts,
+                        const sigset_t *mask)
+{
+	if (__atomic_load_n(&no_pwait2, __ATOMIC_SEQ_CST)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (fail_now(FAULT_WAIT, "epoll_pwait2")) {
+		errno = EINTR;
+		return -1;
+	}
+	return __real_epoll_pwait2(epfd, evs, max, ts, mask);
+}
+
+/* fcntl: only the duplicating commands can fail on an open descriptor
+ * (EMFILE).  With _FILE_OFFSET_BITS=64 glibc's header names it fcntl64;
+ * both are wrapped.  Every command libuco uses takes one argument or none
+ * (glibc's own fcntl reads one either way). */
+int __real_fcntl(int fd, int cmd, ...);
+int __real_fcntl64(int fd, int cmd, ...);
+int __wrap_fcntl(int fd, int cmd, ...);
+int __wrap_fcntl64(int fd, int cmd, ...);
+
+static bool dup_fails(int cmd, const char *fn)
+{
+	if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && fail_now(FAULT_FD, fn)) {
+		errno = EMFILE;
+		return true;
+	}
+	return false;
+}
+
+#define WRAP_FCNTL(name)                                              \
+	int __wrap_##name(int fd, int cmd, ...)                       \
+	{                                                             \
+		va_list ap;                                           \
+		va_start(ap, cmd);                                    \
+		void *arg = va_arg(ap, void *);                       \
+		va_end(ap);                                           \
+		return dup_fails(cmd, #name) ? -1 : __real_##name(fd, cmd, arg); \
+	}
+
+WRAP_FCNTL(fcntl)
+WRAP_FCNTL(fcntl64)
+
+/*
+ * The non-blocking IO calls.  FAULT_IO: the error each really gives when
+ * the kernel is short (memory for an iovec copy or a socket buffer, a
+ * descriptor for an accepted connection, a local port).  FAULT_AGAIN: a
+ * would-block the caller did not expect, only on calls made non-blocking
+ * (MSG_DONTWAIT, RWF_NOWAIT; accept4 on the engine's O_NONBLOCK listener).
+ */
+static bool io_fails(const char *fn, int err, bool nonblocking)
+{
+	if (fail_now(FAULT_IO, fn)) {
+		errno = err;
+		return true;
+	}
+	if (nonblocking && fail_now(FAULT_AGAIN, fn)) {
+		errno = EAGAIN;
+		return true;
+	}
+	return false;
+}
+
+#define WRAP_IO(ret, name, params, args, err, nonblocking) \
+	ret __real_##name params;                           \
+	ret __wrap_##name params;                           \
+	ret __wrap_##name params                            \
+	{                                                   \
+		if (io_fails(#name, err, nonblocking))      \
+			return -1;                          \
+		return __real_##name args;                  \
+	}
+
+WRAP_IO(ssize_t, preadv2, (int fd, const struct iovec *iov, int n, off_t off, int flags),
+        (fd, iov, n, off, flags), ENOMEM, flags & RWF_NOWAIT)
+WRAP_IO(ssize_t, pwritev2, (int fd, const struct iovec *iov, int n, off_t off, int flags),
+        (fd, iov, n, off, flags), ENOMEM, flags & RWF_NOWAIT)
+WRAP_IO(ssize_t, preadv64v2, (int fd, const struct iovec *iov, int n, off64_t off, int flags),
+        (fd, iov, n, off, flags), ENOMEM, flags & RWF_NOWAIT)
+WRAP_IO(ssize_t, pwritev64v2, (int fd, const struct iovec *iov, int n, off64_t off, int flags),
+        (fd, iov, n, off, flags), ENOMEM, flags & RWF_NOWAIT)
+WRAP_IO(ssize_t, recv, (int fd, void *buf, size_t len, int flags), (fd, buf, len, flags),
+        ENOMEM, flags & MSG_DONTWAIT)
+WRAP_IO(ssize_t, send, (int fd, const void *buf, size_t len, int flags), (fd, buf, len, flags),
+        ENOBUFS, flags & MSG_DONTWAIT)
+WRAP_IO(ssize_t, recvmsg, (int fd, struct msghdr *msg, int flags), (fd, msg, flags), ENOMEM,
+        flags & MSG_DONTWAIT)
+WRAP_IO(ssize_t, sendmsg, (int fd, const struct msghdr *msg, int flags), (fd, msg, flags),
+        ENOBUFS, flags & MSG_DONTWAIT)
+WRAP_IO(int, accept4, (int fd, struct sockaddr *addr, socklen_t *len, int flags),
+        (fd, addr, len, flags), EMFILE, true)
+/* connect's EAGAIN: a UNIX socket's full backlog, or (other families) no
+ * routing cache entry: nothing started, unlike EINPROGRESS. */
+WRAP_IO(int, connect, (int fd, const struct sockaddr *addr, socklen_t len), (fd, addr, len),
+        EADDRNOTAVAIL, true)
+WRAP_IO(int, poll, (struct pollfd *fds, nfds_t n, int ms), (fds, n, ms), ENOMEM, false)

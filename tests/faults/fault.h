@@ -29,8 +29,26 @@ enum {
 	                           * posix_spawn(p): EAGAIN */
 	FAULT_THREAD = 1u << 5,   /* pthread_create: EAGAIN */
 	FAULT_SUBMIT = 1u << 6,   /* io_uring_submit*, io_uring_get_events: fault_submit_errno() */
-	FAULT_ALL = (1u << 7) - 1,
+	/* The readiness backend's calls (lib/backend_epoll.c, lib/epoll_ops.c). */
+	FAULT_EPOLL = 1u << 7,    /* epoll_create1: -1, EMFILE; epoll_ctl's ADD: -1,
+	                           * fault_epoll_ctl_errno() (ENOMEM, or ENOSPC: the
+	                           * max_user_watches limit).  MOD and DEL allocate
+	                           * nothing and are never failed. */
+	FAULT_WAIT = 1u << 8,     /* epoll_wait epoll_pwait2: -1, EINTR (a signal came) */
+	FAULT_IO = 1u << 9,       /* the non-blocking IO calls: preadv2 pwritev2 recv recvmsg
+	                           * poll: ENOMEM; send sendmsg: ENOBUFS; accept4: EMFILE;
+	                           * connect: EADDRNOTAVAIL (no local port left) */
+	FAULT_AGAIN = 1u << 10,   /* the same calls but poll: -1, EAGAIN when the
+	                           * descriptor was ready (readiness raced: another
+	                           * thread or process took the data or the connection;
+	                           * connect: a UNIX socket's full backlog) */
+	FAULT_ALL = (1u << 11) - 1,
 };
+/* FAULT_WAIT and FAULT_AGAIN never fail sticky, only the nth call: a
+ * signal interrupts one wait, a race loses one try; failing every later
+ * one is a livelock no loop can get out of, not a fault to survive.
+ * fcntl is wrapped too: its F_DUPFD(_CLOEXEC) fails in FAULT_FD (EMFILE);
+ * F_GETFL/F_SETFL cannot fail on an open descriptor and are not counted. */
 
 /* Fail the nth call (counting from 1) of the `kinds` families, counted
  * over all threads; with `sticky`, that call and every later one (memory
@@ -51,6 +69,15 @@ const char *fault_first_failed(void);
  * (-EAGAIN and -EBUSY are what a kernel short of memory or of CQ room
  * really answers; the loop retries those). */
 void fault_submit_errno(int err);
+
+/* What an injected epoll_ctl(EPOLL_CTL_ADD) failure sets errno to: ENOMEM
+ * unless set (ENOSPC: /proc/sys/fs/epoll/max_user_watches reached). */
+void fault_epoll_ctl_errno(int err);
+
+/* With `missing`, epoll_pwait2 answers ENOSYS, as before Linux 5.11 (not
+ * a counted fault: the kernel lacks it for good), so that the backend
+ * waits with epoll_wait's milliseconds. */
+void fault_no_epoll_pwait2(bool missing);
 
 /* Leak accounting, whether armed or not: allocations made through the
  * wrapped allocators and not yet freed, and mmaps not yet munmapped. */
