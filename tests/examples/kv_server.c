@@ -202,6 +202,7 @@ static void *connection(void *arg)
 /* ------------------------------------------------------------ serving */
 
 static uco_acceptor *acceptor;
+static bool stopping; /* a signal came: no new connection */
 
 static void *accepting(void *arg)
 {
@@ -215,7 +216,10 @@ static void *accepting(void *arg)
 				uco_sleep(10 * UCO_NS_PER_MS); /* let connections end */
 			continue;
 		}
-		if (uco_spawn(NULL, NULL, connection, (void *)(intptr_t)fd) < 0)
+		/* A connection accepted in the same turn as the signal reaches
+		 * this task after the cancel-all: a task spawned for it now would
+		 * not be cancelled, and would keep the server up. */
+		if (stopping || uco_spawn(NULL, NULL, connection, (void *)(intptr_t)fd) < 0)
 			close(fd);
 	}
 	uco_acceptor_close(acceptor);
@@ -225,6 +229,7 @@ static void *accepting(void *arg)
 static void on_signal(int signo, void *user)
 {
 	(void)signo;
+	stopping = true;
 	uco_loop_cancel_all(user); /* every connection and the acceptor */
 }
 
