@@ -26,9 +26,6 @@
 
 #include "internal.h"
 
-/* Opcodes newer than Debian's liburing 2.3, by their kernel uapi numbers. */
-#define UCO__OP_WAITID 50 /* 6.7 */
-
 /*
  * Every operation kind uco submits: X(opcode suffix, name for dumps).  The
  * opcode is IORING_OP_<suffix>, or UCO__OP_<suffix> for those defined

@@ -335,6 +335,10 @@ struct uco_loop {
 	unsigned busy_poll_us;
 };
 
+/* Opcodes newer than Debian's liburing 2.3, by their kernel uapi numbers
+ * (liburing 2.5's io_uring_prep_waitid() fills the same SQE). */
+#define UCO__OP_WAITID 50 /* 6.7 */
+
 static inline bool uco__has_op(const uco_loop *loop, unsigned op)
 {
 	return op < 256 && (loop->opcodes[op / 64] >> (op % 64) & 1);

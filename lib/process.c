@@ -40,11 +40,6 @@
 
 extern char **environ;
 
-/* liburing 2.3 predates IORING_OP_WAITID (kernel 6.7): its number in the
- * kernel's uapi and liburing 2.5's io_uring_prep_waitid(), here.  The
- * loop's opcode probe says whether the kernel has it. */
-#define UCO__OP_WAITID 50
-
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
