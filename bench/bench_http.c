@@ -17,6 +17,9 @@
  * P-256, made with the openssl command), TLS_AES_128_GCM_SHA256 and key
  * exchange on P-256: keep-alive (rps, p99), then a full handshake per
  * request (wrk -H 'Connection: close': hs_per_s).
+ *
+ * Extra figures: the server's CPU (user + system, nginx's worker included)
+ * per request, and per full handshake (server_cpu_us_per_req, _per_hs).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -114,6 +117,43 @@ static void stop(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
+/* CPU seconds (user + system) one process has used, from /proc: 0 if it
+ * is gone. */
+static double proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields after the command name, which may hold spaces and ')'. */
+	const char *p = strrchr(buf, ')');
+	unsigned long utime, stime;
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+	                 &utime, &stime) != 2)
+		return 0;
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The server's CPU seconds so far: the process and its children (nginx's
+ * worker does the work, its master waits). */
+static double server_cpu_s(pid_t pid)
+{
+	char path[64];
+	double s = proc_cpu_s(pid);
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	FILE *f = fopen(path, "r");
+	int child;
+	while (f && fscanf(f, "%d", &child) == 1)
+		s += proc_cpu_s(child);
+	if (f)
+		fclose(f);
+	return s;
+}
+
 /* "1.23ms" -> microseconds. */
 static double wrk_time_us(const char *s)
 {
@@ -134,7 +174,8 @@ static double wrk_time_us(const char *s)
  * close: a new connection per request (wrk then counts each close by the
  * server as a read error, which is no error here). */
 static int run_wrk(const char *impl, const char *wrk, int port, bool tls, bool close_each,
-                   double seconds, bool pin, double *rps, double *p99_us)
+                   double seconds, bool pin, double *rps, double *p99_us,
+                   double *requests)
 {
 	char url[64], dur[32];
 	snprintf(url, sizeof url, "%s://127.0.0.1:%d/plaintext", tls ? "https" : "http", port);
@@ -155,10 +196,14 @@ static int run_wrk(const char *impl, const char *wrk, int port, bool tls, bool c
 	FILE *f = fdopen(fds[0], "r");
 	char line[512];
 	bool errors = false;
-	*rps = *p99_us = -1;
+	*rps = *p99_us = *requests = -1;
 	while (f && fgets(line, sizeof line, f)) {
 		const char *p = line + strspn(line, " \t");
-		if (strncmp(p, "Requests/sec:", 13) == 0)
+		char *end;
+		double count = strtod(p, &end);
+		if (end != p && strncmp(end, " requests in ", 13) == 0)
+			*requests = count;
+		else if (strncmp(p, "Requests/sec:", 13) == 0)
 			*rps = strtod(p + 13, NULL);
 		else if (strncmp(p, "99%", 3) == 0)
 			*p99_us = wrk_time_us(p + 3 + strspn(p + 3, " \t"));
@@ -179,7 +224,8 @@ static int run_wrk(const char *impl, const char *wrk, int port, bool tls, bool c
 		close(fds[0]);
 	int status;
 	waitpid(pid, &status, 0);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) || *rps <= 0 || *p99_us <= 0 || errors)
+	if (!WIFEXITED(status) || WEXITSTATUS(status) || *rps <= 0 || *p99_us <= 0 ||
+	    *requests <= 0 || errors)
 		return -EPROTO;
 	return 0;
 }
@@ -351,24 +397,37 @@ static int run_http(const struct bench_opts *opts, bool tls)
 				bench_fail(bench, impl, "the server did not start listening");
 			} else {
 				/* A short first run warms both sides; then the measured one. */
-				run_wrk(impl, wrk, port, tls, false, 1, pin, &rps, &p99);
+				double reqs, cpu0;
+				run_wrk(impl, wrk, port, tls, false, 1, pin, &rps, &p99, &reqs);
 				bench_progress(bench, impl, "wrk");
-				int err = run_wrk(impl, wrk, port, tls, false, seconds, pin, &rps, &p99);
+				cpu0 = server_cpu_s(pid);
+				int err = run_wrk(impl, wrk, port, tls, false, seconds, pin, &rps, &p99,
+				                  &reqs);
 				if (err) {
 					bench_fail(bench, impl, "wrk run failed or saw errors");
 				} else {
 					bench_emit(bench, impl, "rps", rps, "req/s");
 					bench_emit(bench, impl, "p99_us", p99, "us");
+					bench_emit(bench, impl, "server_cpu_us_per_req",
+					           (server_cpu_s(pid) - cpu0) * 1e6 / reqs, "us");
 				}
 				if (tls) {
-					/* Full handshakes: a new connection per request. */
+					/* Full handshakes: a new connection per request.
+					 * wrk's own handshakes can be what limits the
+					 * rate, so the server's CPU per handshake is the
+					 * figure that compares the servers. */
 					bench_progress(bench, impl, "wrk, Connection: close");
-					err = run_wrk(impl, wrk, port, tls, true, seconds, pin, &rps, &p99);
-					if (err)
+					cpu0 = server_cpu_s(pid);
+					err = run_wrk(impl, wrk, port, tls, true, seconds, pin, &rps, &p99,
+					              &reqs);
+					if (err) {
 						bench_fail(bench, impl, "wrk (Connection: close) failed or "
 						           "saw errors");
-					else
+					} else {
 						bench_emit(bench, impl, "hs_per_s", rps, "handshakes/s");
+						bench_emit(bench, impl, "server_cpu_us_per_hs",
+						           (server_cpu_s(pid) - cpu0) * 1e6 / reqs, "us");
+					}
 				}
 			}
 			stop(pid);
