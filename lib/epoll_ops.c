@@ -256,9 +256,15 @@ static enum eop_verdict issue_connect(struct uco__epoll *ep, struct eop *op, int
 	(void)ep;
 	op->dir = 1;
 	if (op->connecting) {
+		/* Still in progress unless writable: a poll that failed
+		 * (EINTR, ENOMEM) proves nothing either way, and SO_ERROR
+		 * reads 0 while the handshake runs. */
 		struct pollfd p = { .fd = op->fd, .events = POLLOUT };
-		if (poll(&p, 1, 0) == 0)
+		int n = poll(&p, 1, 0);
+		if (n == 0 || (n < 0 && errno == EINTR))
 			return EOP_WAIT;
+		if (n < 0)
+			return done_errno(res);
 		int err = 0;
 		socklen_t len = sizeof err;
 		if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
