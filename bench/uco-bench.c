@@ -151,6 +151,21 @@ void bench_progress(const char *bench, const char *impl, const char *what)
 	progress_shown = true;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double bench_median(double *v, size_t n)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 static void vsay(const char *prefix, const char *bench, const char *impl,
                  const char *fmt, va_list ap)
 {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The loop: creating and closing it (and the resources it frees at
- * close), uco_loop_strerror, the run queue of ready tasks and finished
+ * close), the run queue of ready tasks and finished
  * tasks' done-callbacks, the turns that run it (timing tasks for debug
  * mode's slow-task warning), uco_loop_run / run_until / stop with their
  * rules (posted calls, stops that wait for cancellations, deadlocks), the
@@ -117,63 +117,6 @@ fail_ring:
 fail_free:
 	free(loop);
 	return err;
-}
-
-/* Is io_uring switched off by the sysctl (and to what)?  -1: can't tell. */
-static int io_uring_disabled_sysctl(void)
-{
-	FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "re");
-	int v = -1;
-	if (f) {
-		if (fscanf(f, "%d", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-const char *uco_loop_strerror(int err)
-{
-	switch (err) {
-	case 0:
-		return "success";
-	case -ENOSYS:
-		return "io_uring is not available: the kernel is older than 5.1, "
-		       "was built without CONFIG_IO_URING, or a seccomp filter "
-		       "answers io_uring_setup with ENOSYS";
-	case -EPERM:
-		switch (io_uring_disabled_sysctl()) {
-		case 2:
-			return "io_uring is disabled on this machine: sysctl "
-			       "kernel.io_uring_disabled=2 (set it to 0 to allow it)";
-		case 1:
-			return "io_uring is restricted: sysctl kernel.io_uring_disabled=1 "
-			       "allows it only to members of kernel.io_uring_group";
-		default:
-			return "io_uring_setup was refused with EPERM although the "
-			       "kernel.io_uring_disabled sysctl allows it: a seccomp "
-			       "filter blocks it (Docker's default profile does; run "
-			       "with a profile that allows io_uring_setup, "
-			       "io_uring_enter and io_uring_register)";
-		}
-	case -ENOMEM:
-		return "not enough memory for the ring, or RLIMIT_MEMLOCK too small "
-		       "(kernels before 5.12 charge rings to it: raise ulimit -l)";
-	case -EINVAL:
-		return "invalid loop options, or the kernel rejected every ring "
-		       "configuration uco knows (kernel too old?)";
-	case -EOPNOTSUPP:
-		return "the kernel lacks the ring feature a loop option asked for: "
-		       "UCO_LOOP_SQPOLL needs IORING_SETUP_SQPOLL (Linux 5.11 "
-		       "without privileges), UCO_LOOP_NAPI needs "
-		       "io_uring_register_napi (Linux 6.9, CONFIG_NET_RX_BUSY_POLL); "
-		       "the epoll backend has neither";
-	case -EMFILE:
-	case -ENFILE:
-		return "no file descriptor left for the ring";
-	default:
-		return "io_uring set-up failed";
-	}
 }
 
 /* ------------------------------------------------------------ running */

@@ -187,7 +187,8 @@ static void make_bio_method(void)
 	bio_method = m;
 }
 
-int uco__tls_bio_init(void)
+/* Our BIO's method, made once per process: 0 or -ENOMEM. */
+static int bio_init(void)
 {
 	pthread_once(&bio_once, make_bio_method);
 	return bio_method ? 0 : -ENOMEM;
@@ -223,7 +224,7 @@ int uco_tls_open(uco_tls **out, uco_tls_ctx *ctx, int fd, const char *server_nam
 			if (fl >= 0 && !(fl & O_NONBLOCK))
 				fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 			b = BIO_new_socket(fd, BIO_NOCLOSE);
-		} else {
+		} else if (bio_init() == 0) {
 			b = BIO_new(bio_method);
 			if (b)
 				BIO_set_data(b, t);

@@ -38,7 +38,4 @@ static inline void uco__tls_ctx_ref(uco_tls_ctx *c)
 /* The last reference frees the context and its server names' contexts. */
 void uco__tls_ctx_unref(uco_tls_ctx *c);
 
-/* tls.c: our BIO's method, made once per process: 0 or -ENOMEM. */
-int uco__tls_bio_init(void);
-
 #endif

@@ -210,10 +210,6 @@ int uco_tls_ctx_create(uco_tls_ctx **out, const uco_tls_ctx_opts *opts, char *wh
 	if (opts->flags & ~(unsigned)(UCO_TLS_SERVER | UCO_TLS_NO_VERIFY | UCO_TLS_VERIFY_PEER |
 	                              UCO_TLS_KTLS))
 		return -EINVAL;
-	/* Made here, once, so that no connection fails on it later. */
-	int err = uco__tls_bio_init();
-	if (err)
-		return err;
 	uco_tls_ctx *c = calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
@@ -222,7 +218,7 @@ int uco_tls_ctx_create(uco_tls_ctx **out, const uco_tls_ctx_opts *opts, char *wh
 	ERR_clear_error();
 	c->ssl = SSL_CTX_new(opts->flags & UCO_TLS_SERVER ? TLS_server_method()
 	                                                   : TLS_client_method());
-	err = c->ssl ? ctx_setup(c, opts, why, why_len) : -ENOMEM;
+	int err = c->ssl ? ctx_setup(c, opts, why, why_len) : -ENOMEM;
 	ERR_clear_error();
 	if (err) {
 		uco_tls_ctx_destroy(c);
