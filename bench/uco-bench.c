@@ -45,8 +45,8 @@ static const char *const million_impls[] = {"uco", NULL};
 static const char *const executor_impls[] = {"uco", "uco-epoll", "libuv", "asyncio", NULL};
 static const char *const echo_impls[] = {"uco", "uco-epoll", "uco-multishot", "epoll",
                                          "liburing", "libuv", NULL};
-static const char *const fileread_impls[] = {"uco", "uco-epoll", "uco-fixed", "pread",
-                                             "libuv", NULL};
+static const char *const fileread_impls[] = {"uco", "uco-epoll", "uco-fixed", "uco-fixedbuf",
+                                             "uco-sqpoll", "pread", "libuv", NULL};
 static const char *const sendzc_impls[] = {"uco", "uco-zc", NULL};
 static const char *const gather_impls[] = {"uco", "asyncio", NULL};
 static const char *const cancel_impls[] = {"uco", "uco-epoll", NULL};

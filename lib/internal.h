@@ -391,6 +391,16 @@ int uco__ring_submit_now(uco_loop *loop);
 /* Submit what is pending; wait for at least one CQE if `wait` (up to
  * timeout_ns when >= 0), then hand every available CQE to its completion. */
 int uco__ring_turn(uco_loop *loop, bool wait, int64_t timeout_ns);
+/* With SQPOLL: let the kernel's SQ thread see the SQEs written so far now
+ * (liburing publishes the SQ tail only at the turn's submit), so that it
+ * works on them while the loop runs its next tasks.  Only where every SQE
+ * written is whole: an operation and its linked timeout, never half a
+ * chain.  The SQ array is liburing's identity map, so the tail is all. */
+static inline void uco__sq_publish(uco_loop *loop)
+{
+	if (loop->features & UCO_RING_SQPOLL)
+		io_uring_smp_store_release(loop->ring.sq.ktail, loop->ring.sq.sqe_tail);
+}
 /* For tests: behave as if the kernel lacked `op`. */
 void uco__forget_opcode(uco_loop *loop, unsigned op);
 

@@ -111,6 +111,7 @@ static int op_wait(struct uco__op *op, struct io_uring_sqe *sqe, int64_t deadlin
 		struct io_uring_sqe *t = uco__sqe_get(loop, NULL);
 		io_uring_prep_link_timeout(t, &op->deadline, IORING_TIMEOUT_ABS);
 	}
+	uco__sq_publish(loop); /* its SQEs are whole: SQPOLL may start now */
 	self->wait_data = op;
 	int r = uco__park(loop, self, &io_kind, cancel_op);
 	if (r == -ECANCELED)

@@ -146,6 +146,7 @@ Test(setup, a_plain_ring_works_when_flags_are_refused)
 /* ---- the opt-in polling options (ring.c) */
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 static void *pipe_round_trip(void *arg)
@@ -197,6 +198,71 @@ Test(setup, sqpoll_is_opt_in_and_says_so)
 Test(setup, napi_is_opt_in_and_says_so)
 {
 	polled_loop_works(UCO_LOOP_NAPI, UCO_RING_NAPI);
+}
+
+/* With SQPOLL an operation goes to the kernel's SQ thread as soon as its
+ * SQEs are whole, not at the end of the loop's turn: the writer task's
+ * write and deadline (a linked timeout, never split) are taken while the
+ * watcher, the next task of the same turn, blocks the loop thread in
+ * poll(2) for the byte.  Without that, the byte arrives only after the turn's
+ * submit, which the blocked turn never reaches: poll times out. */
+struct sq_early {
+	int fds[2];
+	int polled;    /* poll(2)'s answer in the watcher */
+	ssize_t wrote; /* the writer's result */
+};
+
+static void *sq_early_writer(void *arg)
+{
+	struct sq_early *e = arg;
+	e->wrote = uco_write_dl(e->fds[1], "x", 1, -1, uco_now() + MS(60000));
+	return NULL;
+}
+
+/* The SQ thread starts asleep (IORING_SQ_NEED_WAKEUP) until a submit
+ * wakes it; after one round trip it stays awake for its idle time. */
+static void *sq_early_wake(void *arg)
+{
+	struct sq_early *e = arg;
+	char c;
+	cr_assert_eq(uco_write(e->fds[1], "w", 1, -1), 1);
+	cr_assert_eq(uco_read(e->fds[0], &c, 1, -1), 1);
+	return NULL;
+}
+
+static void *sq_early_watcher(void *arg)
+{
+	struct sq_early *e = arg;
+	struct pollfd p = { .fd = e->fds[0], .events = POLLIN };
+	e->polled = poll(&p, 1, 30000);
+	return NULL;
+}
+
+Test(setup, sqpoll_takes_an_operation_before_the_turn_ends)
+{
+	uco_loop_opts opts;
+	memset(&opts, 0, sizeof opts);
+	opts.flags = UCO_LOOP_SQPOLL;
+	/* The SQ thread stays awake (no wake-up needed) for 60 s. */
+	opts.busy_poll_us = 60u * 1000 * 1000;
+	uco_loop *loop = NULL;
+	int err = uco_loop_create(&loop, &opts);
+	if (err == -EOPNOTSUPP || err == -EPERM || err == -ENOSYS)
+		cr_skip_test("refused here: %s", uco_loop_strerror(err));
+	cr_assert_eq(err, 0, "%d", err);
+	struct sq_early e = { .polled = -2 };
+	cr_assert_eq(pipe2(e.fds, O_CLOEXEC), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, sq_early_wake, &e), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	/* Spawned in this order, they run in this order in the next turn. */
+	cr_assert_eq(uco_spawn(loop, NULL, sq_early_writer, &e), 0);
+	cr_assert_eq(uco_spawn(loop, NULL, sq_early_watcher, &e), 0);
+	cr_assert_eq(uco_loop_run(loop), 0);
+	cr_assert_eq(e.polled, 1, "the write reached the kernel only at the turn's end");
+	cr_assert_eq(e.wrote, 1);
+	close(e.fds[0]);
+	close(e.fds[1]);
+	test_close(loop);
 }
 
 /* Answer io_uring_setup (any) or io_uring_register (opcode `reg_op` only)
