@@ -393,13 +393,23 @@ void *hogs_the_loop(void *arg)
 
 /* Runs as long in all, but yields in between: every 2 ms, so that only a
  * machine that takes the thread away for nearly the whole 100 ms threshold
- * could make it look slow (at 40 ms a loaded CI machine did). */
+ * could make it look slow (at 40 ms a loaded CI machine did).  Its longest
+ * slice, resume to yield, is kept: where the machine did take the thread
+ * away that long, the warning would be right, and the test says so
+ * rather than failing. */
+static int64_t polite_longest_slice;
+
 void *yields_in_between(void *arg);
 void *yields_in_between(void *arg)
 {
 	(void)arg;
+	polite_longest_slice = 0;
 	for (int i = 0; i < 125; i++) {
+		int64_t resumed = uco_now();
 		spin(MS(2));
+		int64_t slice = uco_now() - resumed;
+		if (slice > polite_longest_slice)
+			polite_longest_slice = slice;
 		uco_yield();
 	}
 	return NULL;
@@ -431,8 +441,15 @@ Test(debug, slow_task_warning)
 	cr_assert(strstr(line, "(threshold 100.0 ms)"), "%s", line);
 	char other[64];
 	snprintf(other, sizeof other, "task %p", (void *)polite);
-	cr_assert_null(strstr(err, other), "a task that yields is not slow: %s", err);
-	cr_assert_null(strstr(line + 1, "uco: slow task"), "one warning: %s", err);
+	/* The loop's own measure of a slice starts a little before the
+	 * task's and ends a little after it: a margin of 20 ms. */
+	if (polite_longest_slice < MS(80))
+		cr_assert_null(strstr(err, other), "a task that yields is not slow: %s", err);
+	else
+		cr_log_warn("the machine held the yielding task's thread for %.1f ms: "
+		            "not checked that it is not reported",
+		            (double)polite_longest_slice / 1e6);
+	cr_assert_null(strstr(line + 1, who), "the hog is reported once: %s", err);
 	uco_task_release(hog);
 	uco_task_release(polite);
 
