@@ -108,6 +108,35 @@ static void set_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* ------------------------------------------------------------ switches */
+
+/* The uco servers' coroutine switches, for switches_per_rt: once the
+ * client is done the parent sends ECHO_STATS_SIGNAL, and the loop answers
+ * with its uco_loop_stats.switches on the pipe that carried the port. */
+#define ECHO_STATS_SIGNAL SIGUSR1
+
+static int stats_fd = -1;
+
+static void stats_send(int signo, void *user)
+{
+	uco_loop_stats st;
+
+	(void)signo;
+	if (uco_loop_stats_get(user, &st) == 0 &&
+	    write(stats_fd, &st.switches, sizeof st.switches) != sizeof st.switches)
+		fprintf(stderr, "uco-bench: echo: the switch count was not sent\n");
+}
+
+static int stats_on_signal(uco_loop *loop)
+{
+	int ret = uco_loop_on_signal(loop, ECHO_STATS_SIGNAL, stats_send, loop);
+
+	if (ret < 0)
+		fprintf(stderr, "uco-bench: echo: uco_loop_on_signal: %s\n",
+		        strerror(-ret));
+	return ret;
+}
+
 /* ------------------------------------------------------------ uco server */
 
 static void *uco_echo_conn(void *arg)
@@ -163,8 +192,8 @@ static int serve_uco(const char *impl, int lfd)
 
 	if (ret < 0)
 		return ret;
-	ret = uco_spawn(loop, NULL, uco_echo_acceptor, (void *)(intptr_t)lfd);
-	if (ret < 0)
+	if ((ret = stats_on_signal(loop)) < 0 ||
+	    (ret = uco_spawn(loop, NULL, uco_echo_acceptor, (void *)(intptr_t)lfd)) < 0)
 		return ret;
 	ret = uco_loop_run(loop);
 	fprintf(stderr, "uco-bench: echo/%s: uco_loop_run returned %d\n", impl, ret);
@@ -182,8 +211,10 @@ static int serve_uco(const char *impl, int lfd)
 #define ECHO_MS_BUF_SIZE 2048
 
 struct ms_server {
+	const char *impl;
 	uco_acceptor *acc;
 	uco_bufring *br;
+	void *(*conn)(void *arg); /* the task of one connection */
 };
 
 struct ms_conn {
@@ -226,6 +257,42 @@ out:
 	return NULL;
 }
 
+/* uco-stream: the same reads through a uco_stream over the same ring
+ * (opts.bufring: its multishot receive), and the replies queued with
+ * uco_stream_write, which copies them and sends in the background: the
+ * task parks only to wait for the next message, never for a send. */
+static void *uco_stream_conn(void *arg)
+{
+	struct ms_conn *c = arg;
+	int fd = c->fd;
+	uco_stream_opts o = {.bufring = c->br};
+	uco_stream *s;
+	int ret = uco_stream_open(&s, fd, &o);
+	char buf[4096];
+
+	free(c);
+	if (ret < 0) {
+		fprintf(stderr, "uco-bench: echo/uco-stream: uco_stream_open: %s\n",
+		        strerror(-ret));
+		close(fd);
+		return NULL;
+	}
+	for (;;) {
+		ssize_t n = uco_stream_read(s, buf, sizeof buf);
+		if (n <= 0)
+			break;
+		/* A send error comes back from the next write (or drain). */
+		if (uco_stream_write(s, buf, (size_t)n) < 0)
+			break;
+		/* Back-pressure, as a real server must: returns at once
+		 * unless 64 KiB are unsent (never here). */
+		if (uco_stream_drain(s) < 0)
+			break;
+	}
+	uco_stream_close(s); /* flushes, then closes fd */
+	return NULL;
+}
+
 static void *uco_ms_acceptor(void *arg)
 {
 	struct ms_server *srv = arg;
@@ -235,8 +302,8 @@ static void *uco_ms_acceptor(void *arg)
 		if (fd < 0) {
 			if (fd == -EINTR || fd == -ECONNABORTED || fd == -EAGAIN)
 				continue;
-			fprintf(stderr, "uco-bench: echo/uco-multishot: "
-			        "uco_acceptor_next: %s\n", strerror(-fd));
+			fprintf(stderr, "uco-bench: echo/%s: uco_acceptor_next: %s\n",
+			        srv->impl, strerror(-fd));
 			return uco_fail(fd);
 		}
 		set_nodelay(fd);
@@ -245,11 +312,11 @@ static void *uco_ms_acceptor(void *arg)
 		if (c) {
 			c->fd = fd;
 			c->br = srv->br;
-			ret = uco_spawn(NULL, NULL, uco_ms_conn, c);
+			ret = uco_spawn(NULL, NULL, srv->conn, c);
 		}
 		if (ret < 0) {
-			fprintf(stderr, "uco-bench: echo/uco-multishot: uco_spawn: "
-			        "%s\n", strerror(-ret));
+			fprintf(stderr, "uco-bench: echo/%s: uco_spawn: %s\n",
+			        srv->impl, strerror(-ret));
 			free(c);
 			close(fd);
 			continue;
@@ -258,35 +325,38 @@ static void *uco_ms_acceptor(void *arg)
 	return NULL;
 }
 
-static int serve_uco_multishot(int lfd)
+/* uco-multishot and uco-stream: the acceptor, one ring shared by every
+ * connection, and conn() per connection. */
+static int serve_uco_ring(const char *impl, int lfd, void *(*conn)(void *))
 {
 	static struct ms_server srv;
 	uco_loop *loop;
 	int ret = uco_loop_create(&loop, NULL);
 
 	if (ret < 0) {
-		fprintf(stderr, "uco-bench: echo/uco-multishot: uco_loop_create: "
-		        "%s\n", uco_loop_strerror(ret));
+		fprintf(stderr, "uco-bench: echo/%s: uco_loop_create: %s\n", impl,
+		        uco_loop_strerror(ret));
 		return ret;
 	}
+	srv.impl = impl;
+	srv.conn = conn;
 	ret = uco_bufring_create(loop, &srv.br, ECHO_MS_BUFS, ECHO_MS_BUF_SIZE);
 	if (ret < 0) {
-		fprintf(stderr, "uco-bench: echo/uco-multishot: uco_bufring_create: "
-		        "%s\n", strerror(-ret));
+		fprintf(stderr, "uco-bench: echo/%s: uco_bufring_create: %s\n", impl,
+		        strerror(-ret));
 		return ret;
 	}
 	ret = uco_acceptor_open(loop, &srv.acc, lfd, SOCK_CLOEXEC);
 	if (ret < 0) {
-		fprintf(stderr, "uco-bench: echo/uco-multishot: uco_acceptor_open: "
-		        "%s\n", strerror(-ret));
+		fprintf(stderr, "uco-bench: echo/%s: uco_acceptor_open: %s\n", impl,
+		        strerror(-ret));
 		return ret;
 	}
-	ret = uco_spawn(loop, NULL, uco_ms_acceptor, &srv);
-	if (ret < 0)
+	if ((ret = stats_on_signal(loop)) < 0 ||
+	    (ret = uco_spawn(loop, NULL, uco_ms_acceptor, &srv)) < 0)
 		return ret;
 	ret = uco_loop_run(loop);
-	fprintf(stderr, "uco-bench: echo/uco-multishot: uco_loop_run returned "
-	        "%d\n", ret);
+	fprintf(stderr, "uco-bench: echo/%s: uco_loop_run returned %d\n", impl, ret);
 	return -EIO;
 }
 
@@ -493,8 +563,8 @@ static int serve_libuv(int lfd)
 
 /* ------------------------------------------------------------ processes */
 
-static const char *const echo_impls[] = {"uco", "uco-epoll", "uco-multishot", "epoll",
-                                          "liburing", "libuv"};
+static const char *const echo_impls[] = {"uco", "uco-epoll", "uco-multishot", "uco-stream",
+                                          "epoll", "liburing", "libuv"};
 #define N_ECHO_IMPLS (sizeof echo_impls / sizeof echo_impls[0])
 
 static int listen_socket(bool nonblock)
@@ -533,15 +603,28 @@ static void server_child(const char *impl, int port_fd, bool pin)
 		if (getsockname(lfd, (struct sockaddr *)&a, &len) == 0)
 			port = ntohs(a.sin_port);
 	}
+	bool is_uco = strncmp(impl, "uco", 3) == 0;
+	if (is_uco) {
+		/* Blocked from the start: the loop's signalfd takes it. */
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, ECHO_STATS_SIGNAL);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+	}
 	if (write(port_fd, &port, sizeof port) != sizeof port || port == 0)
 		_exit(1);
-	close(port_fd);
+	if (is_uco)
+		stats_fd = port_fd; /* for the switch count */
+	else
+		close(port_fd);
 
 	int ret = -ENOSYS;
 	if (strcmp(impl, "uco") == 0 || bench_is_uco_epoll(impl))
 		ret = serve_uco(impl, lfd);
 	else if (strcmp(impl, "uco-multishot") == 0)
-		ret = serve_uco_multishot(lfd);
+		ret = serve_uco_ring(impl, lfd, uco_ms_conn);
+	else if (strcmp(impl, "uco-stream") == 0)
+		ret = serve_uco_ring(impl, lfd, uco_stream_conn);
 	else if (strcmp(impl, "epoll") == 0)
 		ret = serve_epoll(lfd);
 	else if (strcmp(impl, "liburing") == 0)
@@ -770,7 +853,6 @@ static int echo_one(const char *impl, unsigned nconn, int64_t warm_ns,
 		waitpid(pid, NULL, 0);
 		return -EPROTO;
 	}
-	close(pfd[0]);
 
 	bool restore = pin && sched_getaffinity(0, sizeof saved, &saved) == 0;
 	if (pin && bench_pin_to(ECHO_CLIENT_CPU) < 0)
@@ -784,8 +866,15 @@ static int echo_one(const char *impl, unsigned nconn, int64_t warm_ns,
 	int status;
 	if (waitpid(pid, &status, WNOHANG) == pid) {
 		bench_fail("echo", impl, "the server died during the run");
+		close(pfd[0]);
 		return -EPROTO;
 	}
+	uint64_t switches = 0;
+	bool have_switches = false;
+	if (ret == 0 && strncmp(impl, "uco", 3) == 0 && kill(pid, ECHO_STATS_SIGNAL) == 0 &&
+	    poll(&p, 1, 2000) == 1)
+		have_switches = read(pfd[0], &switches, sizeof switches) == sizeof switches;
+	close(pfd[0]);
 	kill(pid, SIGKILL);
 	struct rusage ru;
 	memset(&ru, 0, sizeof ru);
@@ -807,7 +896,26 @@ static int echo_one(const char *impl, unsigned nconn, int64_t warm_ns,
 	bench_emit("echo", impl, m, r.p999_us, "us");
 	snprintf(m, sizeof m, "server_cpu_us_per_rt%s", sfx);
 	bench_emit("echo", impl, m, server_cpu_s * 1e6 / (double)r.all_rts, "us");
+	if (have_switches) {
+		snprintf(m, sizeof m, "switches_per_rt%s", sfx);
+		bench_emit("echo", impl, m, (double)switches / (double)r.all_rts, "switches");
+	}
 	return 0;
+}
+
+/* For A/B runs by hand: UCO_BENCH_ECHO_IMPLS=uco,liburing runs only
+ * those servers, UCO_BENCH_ECHO_CONNS=64 only that connection count. */
+static bool env_lists(const char *var, const char *item)
+{
+	const char *v = getenv(var);
+	size_t n = strlen(item);
+
+	if (!v || !*v)
+		return true;
+	for (const char *p = v; (p = strstr(p, item)); p += n)
+		if ((p == v || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
 }
 
 int bench_echo_run(const struct bench_opts *opts)
@@ -845,6 +953,11 @@ int bench_echo_run(const struct bench_opts *opts)
 					continue;
 #endif
 				if (bench_is_uco_epoll(impl) && !epoll_ok)
+					continue;
+				char nc[16];
+				snprintf(nc, sizeof nc, "%u", conns[k]);
+				if (!env_lists("UCO_BENCH_ECHO_IMPLS", impl) ||
+				    !env_lists("UCO_BENCH_ECHO_CONNS", nc))
 					continue;
 				snprintf(what, sizeof what, "%u conn, round %d/%d",
 				         conns[k], r + 1, rounds);

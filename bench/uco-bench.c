@@ -43,8 +43,8 @@ static const char *const spawn_impls[] = {"uco", NULL};
 static const char *const sleep_impls[] = {"uco", "uco-epoll", "libuv", "asyncio", NULL};
 static const char *const million_impls[] = {"uco", NULL};
 static const char *const executor_impls[] = {"uco", "uco-epoll", "libuv", "asyncio", NULL};
-static const char *const echo_impls[] = {"uco", "uco-epoll", "uco-multishot", "epoll",
-                                         "liburing", "libuv", NULL};
+static const char *const echo_impls[] = {"uco", "uco-epoll", "uco-multishot", "uco-stream",
+                                         "epoll", "liburing", "libuv", NULL};
 static const char *const fileread_impls[] = {"uco", "uco-epoll", "uco-fixed", "uco-fixedbuf",
                                              "uco-sqpoll", "pread", "libuv", NULL};
 static const char *const sendzc_impls[] = {"uco", "uco-zc", NULL};
