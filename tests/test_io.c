@@ -1469,3 +1469,104 @@ Test(io, registered_files_serve_io_calls)
 	close(fds[1]);
 	test_close(loop);
 }
+
+/* ---- a receive after a short one: what a "drained" hint may not change
+ * (the epoll backend waits first after a short receive; on io_uring,
+ * IORING_RECVSEND_POLL_FIRST was measured for the same and not kept,
+ * docs/benchmarks.md) */
+
+struct writes_later_case {
+	int fd;
+	const char *data;
+};
+
+static void *writes_after_a_while(void *arg)
+{
+	struct writes_later_case *w = arg;
+	uco_sleep(5 * UCO_NS_PER_MS);
+	size_t n = strlen(w->data);
+	cr_assert_eq(write(w->fd, w->data, n), (ssize_t)n);
+	return NULL;
+}
+
+/* A short receive, which leaves the "drained" hint on fd. */
+static void receive_short(int fd, int peer)
+{
+	char buf[64];
+	cr_assert_eq(write(peer, "x", 1), 1);
+	cr_assert_eq(uco_recv(fd, buf, sizeof buf, 0), 1);
+}
+
+static void *receives_after_short_ones(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	char buf[64];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+
+	/* The hint is stale (the bytes came meanwhile): they come at once. */
+	receive_short(sv[0], sv[1]);
+	cr_assert_eq(write(sv[1], "abcde", 5), 5);
+	cr_assert_eq(uco_recv(sv[0], buf, sizeof buf, 0), 5);
+	cr_assert_arr_eq(buf, "abcde", 5);
+
+	/* The hint is right: the receive waits and gets what comes later. */
+	receive_short(sv[0], sv[1]);
+	struct writes_later_case w = { sv[1], "later" };
+	cr_assert_eq(uco_spawn(NULL, NULL, writes_after_a_while, &w), 0);
+	cr_assert_eq(uco_recv(sv[0], buf, sizeof buf, 0), 5);
+	cr_assert_arr_eq(buf, "later", 5);
+
+	/* MSG_DONTWAIT still tries: the bytes there, or -EAGAIN. */
+	receive_short(sv[0], sv[1]);
+	cr_assert_eq(write(sv[1], "dw", 2), 2);
+	cr_assert_eq(uco_recv(sv[0], buf, sizeof buf, MSG_DONTWAIT), 2);
+	cr_assert_eq(uco_recv(sv[0], buf, sizeof buf, MSG_DONTWAIT), -EAGAIN);
+
+	/* Try once (deadline 0) gets bytes that are there; none: -ETIMEDOUT. */
+	receive_short(sv[0], sv[1]);
+	cr_assert_eq(write(sv[1], "once", 4), 4);
+	cr_assert_eq(uco_recv_dl(sv[0], buf, sizeof buf, 0, 0), 4);
+	cr_assert_eq(uco_recv_dl(sv[0], buf, sizeof buf, 0, 0), -ETIMEDOUT);
+
+	/* A short peek leaves the bytes, and the receive after it gets them. */
+	cr_assert_eq(write(sv[1], "peek", 4), 4);
+	cr_assert_eq(uco_recv(sv[0], buf, sizeof buf, MSG_PEEK), 4);
+	cr_assert_eq(uco_recv(sv[0], buf, sizeof buf, 0), 4);
+	cr_assert_arr_eq(buf, "peek", 4);
+
+	/* The number reused by another socket, the old hint still on it:
+	 * bytes already there and bytes to come both arrive. */
+	receive_short(sv[0], sv[1]);
+	int old = sv[0];
+	close(sv[0]);
+	close(sv[1]);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(sv[0], old, "the lowest free number is reused");
+	cr_assert_eq(write(sv[1], "new", 3), 3);
+	cr_assert_eq(uco_recv(sv[0], buf, sizeof buf, 0), 3);
+	cr_assert_arr_eq(buf, "new", 3);
+	w.fd = sv[1];
+	cr_assert_eq(uco_spawn(NULL, NULL, writes_after_a_while, &w), 0);
+	cr_assert_eq(uco_recv(sv[0], buf, sizeof buf, 0), 5);
+
+	/* End of file after a short receive: 0, not a wait. */
+	receive_short(sv[0], sv[1]);
+	cr_assert_eq(shutdown(sv[1], SHUT_WR), 0);
+	cr_assert_eq(uco_recv(sv[0], buf, sizeof buf, 0), 0);
+	close(sv[0]);
+	close(sv[1]);
+	return NULL;
+}
+
+Test(io, a_receive_after_a_short_one_gets_every_byte)
+{
+	uco_loop *loop = test_loop();
+	uco_task *t;
+	cr_assert_eq(uco_spawn(loop, &t, receives_after_short_ones, NULL), 0);
+	cr_assert_eq(uco_loop_run_until(loop, t, NULL), 0);
+	void *v;
+	cr_assert_eq(uco_task_result(t, &v), 0);
+	uco_task_release(t);
+	test_close(loop);
+}
