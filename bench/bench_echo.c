@@ -14,6 +14,14 @@
  *              included.  With 64 connections the one client core is the
  *              bottleneck (every server reaches about the same rt_per_s),
  *              so this is where the servers' own costs show.
+ *   switches_per_rt (extra, the uco servers only)
+ *              the server loop's coroutine switches (uco_loop_stats: 2 per
+ *              resume of a task) over every round trip, warm-up included:
+ *              asked for with SIGUSR1 once the client is done, answered on
+ *              the pipe that carried the port.
+ *
+ * UCO_BENCH_ECHO_IMPLS (comma-separated names) and UCO_BENCH_ECHO_CONNS
+ * (64 or 1) run only those, for A/B runs by hand.
  *
  * Every server is single-threaded and runs in its own child process,
  * forked for each measurement: it makes a listening socket on 127.0.0.1
@@ -38,6 +46,14 @@
  *             connections: 16 each, where one holds at most two), and
  *             uco_send of each chunk straight from the ring's buffer
  *             (this file);
+ *   uco-stream
+ *             the same acceptor and ring, each connection a uco_stream
+ *             with opts.bufring (its multishot receive): uco_stream_read
+ *             into a 4 KiB buffer on the stack, then uco_stream_write, which
+ *             copies the bytes and sends them in the background, so the
+ *             task parks only to wait for the next message, never for a
+ *             send (then uco_stream_drain, which returns at once below its
+ *             64 KiB mark) (this file);
  *   epoll     level-triggered epoll, non-blocking sockets, one recv per
  *             readiness then send; a short send keeps the rest and waits
  *             for EPOLLOUT (this file);
@@ -65,9 +81,9 @@
  * CPUs allowed, nothing is pinned (said on stderr).
  *
  * The parent interleaves: for each round, for 64 then 1 connection(s),
- * uco, uco-epoll, uco-multishot, epoll, liburing, libuv, so a drift of the
- * machine's speed spreads over all of them.  One line per figure per round
- * (readers take the median).
+ * uco, uco-epoll, uco-multishot, uco-stream, epoll, liburing, libuv, so a
+ * drift of the machine's speed spreads over all of them.  One line per
+ * figure per round (readers take the median).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -920,8 +936,8 @@ static bool env_lists(const char *var, const char *item)
 
 int bench_echo_run(const struct bench_opts *opts)
 {
-	/* Default: 3 rounds x (64, 1 conn) x 6 servers x (0.2 + 1.2 s) = 50 s
-	 * (42 s while uco-epoll is skipped; before uco-multishot: 2 rounds of
+	/* Default: 3 rounds x (64, 1 conn) x 7 servers x (0.2 + 1.2 s) = 59 s
+	 * (50 s while uco-epoll is skipped; before uco-multishot: 2 rounds of
 	 * 0.3 + 2 s, 37 s).  Three shorter rounds rather than two long ones:
 	 * the machine's speed drifts by 2x from one run to the next, and a
 	 * median of three drops one outlier, where a median of two is their
