@@ -311,6 +311,49 @@ Test(stream, read_returns_what_is_there_in_order)
 		run_on(&(struct rec){ 0 }, k, read_task);
 }
 
+/* A read smaller than what one receive brought: the rest stays buffered
+ * for every kind of call after it, whether the receive came through a
+ * read, a readline or a readexactly. */
+static void *short_reads_task(void *arg)
+{
+	struct rec *r = arg;
+	open_stream(r, false);
+	char buf[16];
+	const char *data, *rec;
+	for (int round = 0; round < 3; round++) {
+		put(r->fd[1], "abcdef\nghij\n", 12);
+		/* One small write: one receive brings it whole. */
+		cr_assert_eq(uco_stream_readexactly(r->s, buf, 1), 1);
+		cr_assert_eq(buf[0], 'a');
+		cr_assert_eq(uco_stream_buffered(r->s, NULL), 11);
+		cr_assert_eq(uco_stream_read(r->s, buf, 2), 2);
+		cr_assert_arr_eq(buf, "bc", 2);
+		cr_assert_eq(uco_stream_readline(r->s, &rec), 4);
+		cr_assert_arr_eq(rec, "def\n", 4);
+		/* Now nothing is buffered: the next read takes a fresh chunk
+		 * and keeps its rest. */
+		cr_assert_eq(uco_stream_buffered(r->s, NULL), 5);
+		cr_assert_eq(uco_stream_read(r->s, buf, 5), 5);
+		put(r->fd[1], "klmnop", 6);
+		cr_assert_eq(uco_stream_read(r->s, buf, 2), 2);
+		cr_assert_arr_eq(buf, "kl", 2);
+		cr_assert_eq(uco_stream_buffered(r->s, &data), 4, "%s: the rest of the chunk",
+		             kind_name[r->kind]);
+		cr_assert_arr_eq(data, "mnop", 4);
+		cr_assert_eq(uco_stream_readexactly(r->s, buf, 4), 4);
+		cr_assert_arr_eq(buf, "mnop", 4);
+	}
+	cr_assert_eq(uco_stream_close(r->s), 0);
+	close(r->fd[1]);
+	return NULL;
+}
+
+Test(stream, a_read_smaller_than_a_receive_keeps_the_rest_buffered)
+{
+	for (int k = 0; k < KINDS; k++)
+		run_on(&(struct rec){ 0 }, k, short_reads_task);
+}
+
 /* ------------------------------------------------------------ cancel and deadlines */
 
 /* readuntil(sep), or readexactly(want) without a separator, called again
