@@ -446,9 +446,10 @@ Test(debug, slow_task_warning)
 	if (polite_longest_slice < MS(80))
 		cr_assert_null(strstr(err, other), "a task that yields is not slow: %s", err);
 	else
-		cr_log_warn("the machine held the yielding task's thread for %.1f ms: "
-		            "not checked that it is not reported",
-		            (double)polite_longest_slice / 1e6);
+		/* (cr_log_warn would make Criterion's exit status 1.) */
+		fprintf(stderr, "debug/slow_task_warning: the machine held the yielding "
+		        "task's thread for %.1f ms: not checked that it is not reported\n",
+		        (double)polite_longest_slice / 1e6);
 	cr_assert_null(strstr(line + 1, who), "the hog is reported once: %s", err);
 	uco_task_release(hog);
 	uco_task_release(polite);
