@@ -27,41 +27,19 @@ void __tsan_destroy_fiber(void *fiber);
 void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #endif
 
-/* The loop running on this thread; the only global state uco keeps.
- * initial-exec: read with no call to __tls_get_addr, which may allocate
- * (in a dlopen'ed libuco), so that the SIGSEGV handler can read it. */
-static __thread uco_loop *tls_running __attribute__((tls_model("initial-exec")));
-/* initial-exec too: spawn and every ownership check read it, and the
- * general-dynamic model costs a __tls_get_addr call each time. */
-static __thread char tls_token __attribute__((tls_model("initial-exec")));
-
-const void *uco__thread_token(void)
-{
-	return &tls_token;
-}
+/* The loop running on this thread and the thread's token (internal.h
+ * says why they are initial-exec and read inline). */
+__thread uco_loop *uco__tls_running __attribute__((tls_model("initial-exec")));
+__thread char uco__tls_token __attribute__((tls_model("initial-exec")));
 
 uco_loop *uco_loop_current(void)
 {
-	return tls_running;
+	return uco__tls_running;
 }
 
 void uco__running_set(uco_loop *loop)
 {
-	tls_running = loop;
-}
-
-int uco__spawn_loop(uco_loop **loop)
-{
-	if (!*loop)
-		*loop = tls_running;
-	if (!*loop)
-		return -EINVAL;
-	return (*loop)->owner == &tls_token ? 0 : -EPERM;
-}
-
-uco_task *uco__self(void)
-{
-	return tls_running ? tls_running->current : NULL;
+	uco__tls_running = loop;
 }
 
 /* The C entry of every task, called by the arch trampoline on a fresh
@@ -146,15 +124,13 @@ void uco__coro_exit(uco_loop *loop, uco_task *t)
 	__builtin_unreachable();
 }
 
+#ifdef UCO__TSAN
 /* The coroutine has ended and the scheduler runs: forget its fiber state
  * (TSan's fiber may only be destroyed when it is not the current one). */
 void uco__coro_release(uco_task *t)
 {
-#ifdef UCO__TSAN
 	if (t->tsan_fiber)
 		__tsan_destroy_fiber(t->tsan_fiber);
 	t->tsan_fiber = NULL;
-#else
-	(void)t;
-#endif
 }
+#endif

@@ -28,6 +28,7 @@
 #ifndef UCO_INTERNAL_H
 #define UCO_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -397,18 +398,49 @@ void uco__forget_opcode(uco_loop *loop, unsigned op);
 /* coro.c: the switch layer.  The loop running on this thread (set by the
  * loop's run), and switching between the scheduler and tasks. */
 void uco__running_set(uco_loop *loop);
+/* The loop running on this thread (the only global state uco keeps), and
+ * a thread-local whose address is the thread's token.  initial-exec: read
+ * with no call to __tls_get_addr, which may allocate (in a dlopen'ed
+ * libuco), so that the SIGSEGV handler can read it; and read inline here,
+ * because spawn, await and every ownership check read them (a call each
+ * was ~15 instructions of spawn's ~140). */
+extern __thread uco_loop *uco__tls_running __attribute__((tls_model("initial-exec")));
+extern __thread char uco__tls_token __attribute__((tls_model("initial-exec")));
 /* The token of the calling thread (the address of a thread-local). */
-const void *uco__thread_token(void);
+static inline const void *uco__thread_token(void)
+{
+	return &uco__tls_token;
+}
 /* The running task of this thread, and its loop. */
-uco_task *uco__self(void);
+static inline uco_task *uco__self(void)
+{
+	uco_loop *loop = uco__tls_running;
+	return loop ? loop->current : NULL;
+}
 /* The loop a spawn-like call works on: *loop, or (NULL) the loop running
  * on this thread.  0, -EINVAL (no loop) or -EPERM (another thread's). */
-int uco__spawn_loop(uco_loop **loop);
+static inline int uco__spawn_loop(uco_loop **loop)
+{
+	if (!*loop)
+		*loop = uco__tls_running;
+	if (!*loop)
+		return -EINVAL;
+	return (*loop)->owner == &uco__tls_token ? 0 : -EPERM;
+}
 void uco__coro_start(uco_loop *loop, uco_task *t);
 void uco__coro_resume(uco_loop *loop, uco_task *t);
 void uco__coro_park(uco_loop *loop, uco_task *t);
 __attribute__((noreturn)) void uco__coro_exit(uco_loop *loop, uco_task *t);
+/* Forget a finished coroutine's fiber state: only TSan has any (inline
+ * nothing otherwise, on every task's finish). */
+#ifdef UCO__TSAN
 void uco__coro_release(uco_task *t);
+#else
+static inline void uco__coro_release(uco_task *t)
+{
+	(void)t;
+}
+#endif
 
 /* thread.c: a thread of uco's own (executor workers and any other
  * helper thread), with every asynchronous signal blocked so that signals

@@ -143,7 +143,11 @@ int uco_spawn_sized(uco_loop *loop, uco_task **out, uco_fn fn, void *arg,
 	t->state = UCO_TASK_PENDING;
 	t->refs = out ? 2 : 1;
 	t->cb_tail = &t->cb_head;
-	uco__ctx_inherit(t); /* asyncio copies the context at spawn */
+	/* asyncio copies the context at spawn; the test is inline, so that
+	 * a spawn from a task without one pays no call. */
+	uco_task *parent = uco__self();
+	if (parent && parent->ctx)
+		uco__ctx_inherit(t);
 	all_tasks_link(loop, t);
 	loop->live++;
 	loop->stats.tasks_spawned++;
@@ -364,6 +368,15 @@ int uco__await(uco_task *task, void **value, enum uco__await_mode mode, int64_t 
 		return -EINVAL;
 	if (!self)
 		return -EPERM;
+	if (task->state != UCO_TASK_PENDING) {
+		/* Already finished, the usual case when joining a batch: no
+		 * cycle is possible (a finished task awaits nothing, and is
+		 * not the running task), so the same answers as below without
+		 * walking the chain. */
+		if (task->loop != self->loop)
+			return -EXDEV;
+		return uco_task_result(task, value);
+	}
 	if (awaits_self(self, task))
 		return -EDEADLK;
 	if (task->loop != self->loop)
