@@ -208,49 +208,84 @@ enum uco__run_state {
 	UCO__FINISHED,  /* the coroutine has ended; its stack is gone */
 };
 
+/*
+ * The task object, laid out by when its fields are touched, one cache line
+ * each (objects are 64-byte aligned): a burst of 1024 spawns, runs and
+ * joins cycles through 1024 objects, more than L1 holds, so every line a
+ * phase touches is a miss (~12 a task when it spanned five lines).
+ *   line 0  spawn sets it; the scheduler runs the task from it (loop.c's
+ *           warm_ahead loads it ahead);
+ *   line 1  the result and what finish, join and release read;
+ *   line 2  waiting: only a task that parks touches it;
+ *   line 3  rare: deadlines, combinators, awaits in progress, sanitizers.
+ * Spawn writes lines 0 and 1 only.  Lines 2 and 3 are zeroed when the
+ * object is first allocated, and every field there that is read before it
+ * is written is back to zero when the task has ended (a wait ends with its
+ * hooks and queue cleared, a deadline disarmed, an await no longer
+ * awaiting, watches fired and removed); task.c checks that in the ASan
+ * build whenever an object is cached for reuse.  The others there
+ * (wait_data, why, wake_result, error, cb_tail, the link fields) are only
+ * read after they are written.
+ */
 struct uco_task {
-	void *sp;                 /* saved stack pointer while suspended */
-	uco_task *next_free;      /* link in the loop's cache of task objects */
+	/* ---- line 0: run */
+	union {
+		void *sp;         /* saved stack pointer while suspended */
+		uco_task *next_free; /* link in the loop's cache of task objects */
+	};
 	uco_loop *loop;           /* NULL once the loop is closed */
 	uint8_t run_state;        /* enum uco__run_state */
 	uint8_t state;            /* uco_task_state */
 	bool pooled_stack;
 	bool in_cb_queue;         /* finished, in the run queue for callbacks */
-	int error;                /* the failure code, when FAILED/CANCELLED */
-	int wake_result;          /* what the thing waited for reports */
-	int fail_pending;         /* set by uco_fail(), read at return */
 	/* A cancellation was requested and not yet delivered (no blocking
 	 * call has returned -ECANCELED for it yet). */
 	bool cancelling;
+	bool timed_out;           /* the deadline interrupted the wait */
+	/* A watch was added: the finish must look at `watches` (line 3). */
+	bool watched;
+	uint32_t refs;
+	int fail_pending;         /* set by uco_fail(), read at return */
+	uco_fn fn;
+	void *arg;
+	struct uco__stack stack;
+	/* ---- line 1: result, finish, join */
+	void *value;
+	struct uco__ctx *ctx;     /* task-local context (context.c), or NULL */
+	uco_task *all_prev, *all_next; /* every task the loop knows */
+	uint64_t finish_seq;      /* the order it finished in (0: not yet) */
+	struct uco__done_cb *cb_head; /* cb_tail is valid while it is set */
+	struct uco__waitq awaiters; /* tasks awaiting this one */
+	/* ---- line 2: waits */
 	/* While parked: how to interrupt this wait (see uco__park()), and
 	 * what the waiting primitive needs for it. */
 	void (*wait_cancel)(uco_task *t);
 	void *wait_data;
 	const struct uco__wait_kind *why; /* what it parks for, while PARKED */
-	uint32_t refs;
-	uco_fn fn;
-	void *arg;
-	void *value;
-	struct uco__stack stack;
 	struct uco__wait wait;    /* what this task waits for */
 	/* A deadline on the current wait: the timer bucket it waits in. */
 	struct uco__timer_bucket *timer_bucket;
+	int wake_result;          /* what the thing waited for reports */
+	int error;                /* the failure code, when FAILED/CANCELLED */
+	/* ---- line 3: rare */
 	struct uco__link timer_link;  /* in the bucket's deadlines */
-	bool timed_out;           /* the deadline interrupted the wait */
 	uco_task *awaiting;       /* the task it awaits, for cycle checks */
-	struct uco__waitq awaiters; /* tasks awaiting this one */
 	struct uco__list watches; /* struct uco__watch, fired when it finishes */
-	uint64_t finish_seq;      /* the order it finished in (0: not yet) */
-	struct uco__done_cb *cb_head, **cb_tail;
-	uco_task *all_prev, *all_next; /* every task the loop knows */
-	struct uco__ctx *ctx;     /* task-local context (context.c), or NULL */
+	struct uco__done_cb **cb_tail;
 #ifdef UCO__ASAN
 	void *asan_fake_stack;
 #endif
 #ifdef UCO__TSAN
 	void *tsan_fiber;
 #endif
-};
+} __attribute__((aligned(64)));
+
+#ifndef UCO_VALGRIND /* its stacks carry one more field */
+_Static_assert(offsetof(struct uco_task, value) == 64, "line 0 is the run line");
+_Static_assert(offsetof(struct uco_task, wait_cancel) == 128, "line 1 is the result line");
+_Static_assert(offsetof(struct uco_task, timer_link) == 192, "line 2 is the wait line");
+#endif
+
 
 /* ------------------------------------------------------------ the loop */
 
