@@ -462,8 +462,7 @@ static inline int uco__spawn_loop(uco_loop **loop)
 		return -EINVAL;
 	return (*loop)->owner == &uco__tls_token ? 0 : -EPERM;
 }
-void uco__coro_start(uco_loop *loop, uco_task *t);
-void uco__coro_resume(uco_loop *loop, uco_task *t);
+/* uco__coro_start and uco__coro_resume: coro.h, inline in the loop. */
 void uco__coro_park(uco_loop *loop, uco_task *t);
 __attribute__((noreturn)) void uco__coro_exit(uco_loop *loop, uco_task *t);
 /* Forget a finished coroutine's fiber state: only TSan has any (inline

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "coro.h"
 #include "stall.h"
 
 #define TRIM_PERIOD_NS UCO_NS_PER_S
