@@ -78,8 +78,12 @@ void uco__coro_exit(uco_loop *loop, uco_task *t)
 	__sanitizer_start_switch_fiber(NULL, loop->asan_sched_bottom,
 	                               loop->asan_sched_size);
 #endif
+#ifdef UCO__HAVE_SWITCH_EXIT
+	uco__switch_exit(loop->sched_sp);
+#else
 	uco__switch(&t->sp, loop->sched_sp);
 	__builtin_unreachable();
+#endif
 }
 
 #ifdef UCO__TSAN

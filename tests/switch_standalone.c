@@ -594,6 +594,68 @@ static int check_fpctl(void)
 }
 #endif
 
+/* ---- (j) the exit switch ----------------------------------------------- */
+
+#if defined(UCO__HAVE_SWITCH_EXIT)
+/*
+ * void regs_exit(void *to, const uint64_t *in)
+ * Loads every callee-saved register from in[] and jumps to
+ * uco__switch_exit(to): main must get its own registers back, not these.
+ */
+void regs_exit(void *to, const uint64_t *in) __attribute__((noreturn));
+__asm__(
+	"	.text\n"
+	"	.globl	regs_exit\n"
+	"	.hidden	regs_exit\n"
+	"	.type	regs_exit, @function\n"
+	"regs_exit:\n"
+	"	.byte	0xf3, 0x0f, 0x1e, 0xfa\n" /* endbr64 */
+	"	movq	0(%rsi), %rbx\n"
+	"	movq	8(%rsi), %rbp\n"
+	"	movq	16(%rsi), %r12\n"
+	"	movq	24(%rsi), %r13\n"
+	"	movq	32(%rsi), %r14\n"
+	"	movq	40(%rsi), %r15\n"
+	"	jmp	uco__switch_exit\n"
+	"	.size	regs_exit, .-regs_exit\n");
+
+static void exit_entry(void *arg)
+{
+	(void)arg;
+	/* Leave with everything main could get back wrong changed. */
+	mxcsr_set(CO_MXCSR);
+	x87cw_set(CO_X87CW);
+	regs_exit(main_sp, co_in);
+}
+
+static int check_exit(void)
+{
+	struct stack s;
+	int bad = 0;
+
+	for (unsigned i = 0; i < NREG; i++) {
+		main_in[0][i] = reg_pattern(4, i);
+		co_in[i] = reg_pattern(5, i);
+	}
+	mxcsr_set(MAIN_MXCSR);
+	x87cw_set(MAIN_X87CW);
+	stack_new(&s);
+	co_sp[0] = uco__context_init(s.hi, exit_entry, NULL);
+	regs_switch(&main_sp, co_sp[0], main_in[0], main_out[0]);
+	bad |= compare_regs("main (after the exit switch)", main_in[0], main_out[0]);
+	bad |= check_main_fpctl("after the coroutine ended with its own");
+	if (!bad)
+		note("%d registers, MXCSR and x87 control word restored by uco__switch_exit", NREG);
+	return bad;
+}
+#else
+static int check_exit(void)
+{
+	note("no uco__switch_exit on this architecture (switch.h)");
+	return SKIP;
+}
+#endif
+
 /* ---- (d)-(g) the first frame, seen from inside ------------------------- */
 
 struct probe_out {
@@ -1004,6 +1066,7 @@ int main(void)
 	run_check("(g) entry function's initial state", check_entry_state);
 	run_check("(h) an entry that returns traps", check_return_traps);
 	run_check("(i) BTI landing pads on guarded pages", check_bti);
+	run_check("(j) the exit switch restores the other side", check_exit);
 
 	printf("%d passed, %d failed\n", n_passed, n_failed);
 	(void)n_skipped;
