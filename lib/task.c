@@ -123,8 +123,10 @@ size_t uco__task_cache_trim(uco_loop *loop, size_t keep)
 	return n;
 }
 
-int uco_spawn_sized(uco_loop *loop, uco_task **out, uco_fn fn, void *arg,
-                    size_t stack_size)
+/* Inline in both entry points, so that uco_spawn's constant stack_size
+ * folds its tests away (~10 instructions of every spawn). */
+static inline __attribute__((always_inline)) int
+spawn(uco_loop *loop, uco_task **out, uco_fn fn, void *arg, size_t stack_size)
 {
 	if (!fn)
 		return -EINVAL;
@@ -182,9 +184,15 @@ int uco_spawn_sized(uco_loop *loop, uco_task **out, uco_fn fn, void *arg,
 	return 0;
 }
 
+int uco_spawn_sized(uco_loop *loop, uco_task **out, uco_fn fn, void *arg,
+                    size_t stack_size)
+{
+	return spawn(loop, out, fn, arg, stack_size);
+}
+
 int uco_spawn(uco_loop *loop, uco_task **out, uco_fn fn, void *arg)
 {
-	return uco_spawn_sized(loop, out, fn, arg, 0);
+	return spawn(loop, out, fn, arg, 0);
 }
 
 void *uco_fail(int err)
@@ -386,6 +394,16 @@ static void describe_await(const uco_task *t, char *buf, size_t len)
 static const struct uco__wait_kind await_kind = { "await", describe_await };
 static const struct uco__wait_kind shield_kind = { "shield", describe_await };
 
+/* Await a task that has already finished, the usual case when joining a
+ * batch: no cycle is possible (a finished task awaits nothing and is not
+ * the running one), so uco__await's answers without walking the chain. */
+static inline int join_finished(const uco_task *self, const uco_task *task, void **value)
+{
+	if (task->loop != self->loop)
+		return -EXDEV;
+	return uco_task_result(task, value);
+}
+
 int uco__await(uco_task *task, void **value, enum uco__await_mode mode, int64_t deadline)
 {
 	uco_task *self = uco__self();
@@ -393,15 +411,8 @@ int uco__await(uco_task *task, void **value, enum uco__await_mode mode, int64_t 
 		return -EINVAL;
 	if (!self)
 		return -EPERM;
-	if (task->state != UCO_TASK_PENDING) {
-		/* Already finished, the usual case when joining a batch: no
-		 * cycle is possible (a finished task awaits nothing, and is
-		 * not the running task), so the same answers as below without
-		 * walking the chain. */
-		if (task->loop != self->loop)
-			return -EXDEV;
-		return uco_task_result(task, value);
-	}
+	if (task->state != UCO_TASK_PENDING)
+		return join_finished(self, task, value);
 	if (awaits_self(self, task))
 		return -EDEADLK;
 	if (task->loop != self->loop)
@@ -444,6 +455,11 @@ int uco__await(uco_task *task, void **value, enum uco__await_mode mode, int64_t 
 
 int uco_await(uco_task *task, void **value)
 {
+	/* A finished task is joined here, without uco__await's frame. */
+	if (task && task->state != UCO_TASK_PENDING) {
+		uco_task *self = uco__self();
+		return self ? join_finished(self, task, value) : -EPERM;
+	}
 	return uco__await(task, value, UCO__AWAIT, UCO_FOREVER);
 }
 
