@@ -33,8 +33,10 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
  * stack (coro.c's task_entry). */
 extern void (*const uco__task_entry)(void *arg);
 
-/* Switch from the scheduler into t, until t parks or ends. */
-static inline void switch_in(uco_loop *loop, uco_task *t)
+/* Switch from the scheduler into t, until t parks or ends; `first`: t
+ * has never run (a constant at each call). */
+static inline __attribute__((always_inline)) void switch_in(uco_loop *loop, uco_task *t,
+                                                            bool first)
 {
 	loop->current = t;
 	t->run_state = UCO__RUNNING;
@@ -49,7 +51,12 @@ static inline void switch_in(uco_loop *loop, uco_task *t)
 	__sanitizer_start_switch_fiber(&loop->asan_fake_stack, t->stack.base,
 	                               t->stack.size);
 #endif
-	uco__switch(&loop->sched_sp, t->sp);
+#ifdef UCO__HAVE_SWITCH_START
+	if (first)
+		uco__switch_start(&loop->sched_sp, uco__stack_top(&t->stack), uco__task_entry, t);
+	else
+#endif
+		uco__switch(&loop->sched_sp, t->sp);
 #ifdef UCO__ASAN
 	__sanitizer_finish_switch_fiber(loop->asan_fake_stack, NULL, NULL);
 #endif
@@ -60,13 +67,15 @@ static inline void uco__coro_start(uco_loop *loop, uco_task *t)
 {
 	if (!t->stack.base) /* reserved at spawn; the scheduler may have taken it */
 		uco__stack_pool_take(&loop->pool, &t->stack);
+#ifndef UCO__HAVE_SWITCH_START
 	t->sp = uco__context_init(uco__stack_top(&t->stack), uco__task_entry, t);
-	switch_in(loop, t);
+#endif
+	switch_in(loop, t, true);
 }
 
 static inline void uco__coro_resume(uco_loop *loop, uco_task *t)
 {
-	switch_in(loop, t);
+	switch_in(loop, t, false);
 }
 
 #endif

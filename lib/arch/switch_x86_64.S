@@ -108,6 +108,79 @@ uco__switch:
 	.size	uco__switch, .-uco__switch
 
 /*
+ * void uco__switch_start(void **from_sp, void *stack_top, uco__entry_fn entry,
+ *                        void *arg)
+ *
+ * uco__switch into a context that has never run: saves the running one as
+ * uco__switch does, then enters uco__trampoline on the new stack in the
+ * state uco__context_init's first frame would have restored (the default
+ * MXCSR and x87 control word, r12 = arg, r13 = entry, rbp = 0, rsp 16 below
+ * the 16-aligned top with two zero words above it), without writing that
+ * frame to load it straight back: a task's first switch is ~25
+ * instructions and ten stores shorter.
+ */
+	.globl	uco__switch_start
+	.hidden	uco__switch_start
+	.type	uco__switch_start, @function
+	.p2align 4
+uco__switch_start:
+	.cfi_startproc
+	ENDBR
+	leaq	-56(%rsp), %rsp
+	.cfi_adjust_cfa_offset 56
+	stmxcsr	(%rsp)
+	fnstcw	4(%rsp)
+	movq	%r15, 8(%rsp)
+	.cfi_rel_offset r15, 8
+	movq	%r14, 16(%rsp)
+	.cfi_rel_offset r14, 16
+	movq	%r13, 24(%rsp)
+	.cfi_rel_offset r13, 24
+	movq	%r12, 32(%rsp)
+	.cfi_rel_offset r12, 32
+	movq	%rbx, 40(%rsp)
+	.cfi_rel_offset rbx, 40
+	movq	%rbp, 48(%rsp)
+	.cfi_rel_offset rbp, 48
+	movq	%rsp, (%rdi)
+	movzwl	4(%rsp), %eax		/* the current x87 control word */
+	andq	$-16, %rsi
+	leaq	-16(%rsi), %rsp
+	/* On the new stack nothing is left to unwind to. */
+	.cfi_def_cfa rsp, 16
+	.cfi_undefined rip
+	.cfi_undefined r15
+	.cfi_undefined r14
+	.cfi_undefined r13
+	.cfi_undefined r12
+	.cfi_undefined rbx
+	.cfi_undefined rbp
+	movq	$0, (%rsp)
+	movq	$0, 8(%rsp)
+	ldmxcsr	default_fpctl(%rip)
+	cmpw	default_fpctl+4(%rip), %ax
+	jne	2f
+1:
+	movq	%rcx, %r12
+	movq	%rdx, %r13
+	xorl	%ebp, %ebp
+	jmp	uco__trampoline
+2:
+	fldcw	default_fpctl+4(%rip)
+	jmp	1b
+	.cfi_endproc
+	.size	uco__switch_start, .-uco__switch_start
+
+	.section .rodata
+	.p2align 3
+/* A new context's MXCSR and x87 control word, as in context_x86_64.c's
+ * first frame: the ABI's defaults. */
+default_fpctl:
+	.long	0x1f80
+	.short	0x037f
+	.text
+
+/*
  * void uco__switch_exit(void *to_sp), which does not return
  *
  * uco__switch from a context that has ended: nothing of it is saved, only
