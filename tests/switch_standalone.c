@@ -596,12 +596,11 @@ static int check_fpctl(void)
 
 /* ---- (k) the start switch ---------------------------------------------- */
 
+#if defined(UCO__HAVE_SWITCH_START)
 /* Set by (k): run_probe starts the probe with uco__switch_start instead of
  * uco__context_init + uco__switch. */
 static int probe_via_start;
 
-
-#if defined(UCO__HAVE_SWITCH_START)
 static int check_alignment(void);
 static int check_frame_chain(void);
 static int check_unwind(void);
