@@ -67,18 +67,23 @@ static inline void task_zero_hot(uco_task *t)
 		p[i] = (v2){ 0, 0 };
 }
 
-static uco_task *task_alloc(uco_loop *loop)
+static __attribute__((noinline)) uco_task *task_alloc_new(void)
 {
-	uco_task *t = loop->task_cache;
-	if (t) {
-		loop->task_cache = t->next_free;
-		loop->ncached--;
-		task_zero_hot(t);
-		return t;
-	}
-	t = aligned_alloc(_Alignof(uco_task), sizeof *t);
+	uco_task *t = aligned_alloc(_Alignof(uco_task), sizeof *t);
 	if (t)
 		memset(t, 0, sizeof *t);
+	return t;
+}
+
+/* Inline in spawn (a call of its own measured 5% of spawn+run+join). */
+static inline __attribute__((always_inline)) uco_task *task_alloc(uco_loop *loop)
+{
+	uco_task *t = loop->task_cache;
+	if (!t)
+		return task_alloc_new();
+	loop->task_cache = t->next_free;
+	loop->ncached--;
+	task_zero_hot(t);
 	return t;
 }
 
