@@ -397,8 +397,41 @@ static inline int uco__stack_pool_reserve(struct uco__stack_pool *pool)
 	return uco__stack_pool_reserve_slow(pool);
 }
 void uco__stack_pool_unreserve(struct uco__stack_pool *pool);
-void uco__stack_pool_take(struct uco__stack_pool *pool, struct uco__stack *out);
-void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s);
+/* What ASan and Valgrind are told when a pooled stack is taken and given
+ * back (stack.c); nothing in other builds. */
+#if defined(UCO__ASAN) || defined(UCO_VALGRIND)
+void uco__stack_taken(struct uco__stack *s);
+void uco__stack_returned(const struct uco__stack *s);
+#else
+static inline void uco__stack_taken(struct uco__stack *s)
+{
+	(void)s;
+}
+static inline void uco__stack_returned(const struct uco__stack *s)
+{
+	(void)s;
+}
+#endif
+/* Take the stack reserved for a task that is about to start, and give a
+ * finished task's back: inline, as every task does both. */
+static inline void uco__stack_pool_take(struct uco__stack_pool *pool, struct uco__stack *out)
+{
+	pool->reserved--; /* nfree > reserved before: one is there */
+	char *base = pool->free[--pool->nfree];
+	if (pool->nfree < pool->ncold)
+		pool->ncold = pool->nfree;
+	size_t warm = pool->nfree - pool->ncold;
+	if (warm < pool->warm_low)
+		pool->warm_low = warm;
+	*out = (struct uco__stack){ .base = base, .size = pool->stack_size };
+	uco__stack_taken(out);
+}
+static inline void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s)
+{
+	uco__stack_returned(s);
+	/* add_slab() reserved a slot for every stack it made. */
+	pool->free[pool->nfree++] = s->base;
+}
 size_t uco__stack_pool_trim(struct uco__stack_pool *pool);
 /* A stack of its own size, outside the pool. */
 int uco__stack_map(size_t size, bool guard_madvise, struct uco__stack *out);
