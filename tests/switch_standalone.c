@@ -181,6 +181,39 @@ __attribute__((visibility("hidden"), used)) struct probe_rec probe_rec;
 #define NREG 6
 static const char *const reg_names[NREG] = { "rbx", "rbp", "r12", "r13", "r14", "r15" };
 
+/* regs_switch's and regs_start's two halves: save main's callee-saved
+ * registers and load in[] (rdx) into them, keeping out (rcx) on the
+ * stack; then, once main runs again, store them to out[] and return. */
+#define REGS_IN \
+	"	pushq	%rbp\n" \
+	"	pushq	%rbx\n" \
+	"	pushq	%r12\n" \
+	"	pushq	%r13\n" \
+	"	pushq	%r14\n" \
+	"	pushq	%r15\n" \
+	"	pushq	%rcx\n" /* out; also makes rsp 16-aligned for the call */ \
+	"	movq	0(%rdx), %rbx\n" \
+	"	movq	8(%rdx), %rbp\n" \
+	"	movq	16(%rdx), %r12\n" \
+	"	movq	24(%rdx), %r13\n" \
+	"	movq	32(%rdx), %r14\n" \
+	"	movq	40(%rdx), %r15\n"
+#define REGS_OUT \
+	"	popq	%rcx\n" \
+	"	movq	%rbx, 0(%rcx)\n" \
+	"	movq	%rbp, 8(%rcx)\n" \
+	"	movq	%r12, 16(%rcx)\n" \
+	"	movq	%r13, 24(%rcx)\n" \
+	"	movq	%r14, 32(%rcx)\n" \
+	"	movq	%r15, 40(%rcx)\n" \
+	"	popq	%r15\n" \
+	"	popq	%r14\n" \
+	"	popq	%r13\n" \
+	"	popq	%r12\n" \
+	"	popq	%rbx\n" \
+	"	popq	%rbp\n" \
+	"	ret\n"
+
 __asm__(
 	"	.text\n"
 	"	.globl	regs_switch\n"
@@ -188,34 +221,9 @@ __asm__(
 	"	.type	regs_switch, @function\n"
 	"regs_switch:\n"
 	"	.byte	0xf3, 0x0f, 0x1e, 0xfa\n" /* endbr64 */
-	"	pushq	%rbp\n"
-	"	pushq	%rbx\n"
-	"	pushq	%r12\n"
-	"	pushq	%r13\n"
-	"	pushq	%r14\n"
-	"	pushq	%r15\n"
-	"	pushq	%rcx\n" /* out; also makes rsp 16-aligned for the call */
-	"	movq	0(%rdx), %rbx\n"
-	"	movq	8(%rdx), %rbp\n"
-	"	movq	16(%rdx), %r12\n"
-	"	movq	24(%rdx), %r13\n"
-	"	movq	32(%rdx), %r14\n"
-	"	movq	40(%rdx), %r15\n"
+	REGS_IN
 	"	call	uco__switch\n"
-	"	popq	%rcx\n"
-	"	movq	%rbx, 0(%rcx)\n"
-	"	movq	%rbp, 8(%rcx)\n"
-	"	movq	%r12, 16(%rcx)\n"
-	"	movq	%r13, 24(%rcx)\n"
-	"	movq	%r14, 32(%rcx)\n"
-	"	movq	%r15, 40(%rcx)\n"
-	"	popq	%r15\n"
-	"	popq	%r14\n"
-	"	popq	%r13\n"
-	"	popq	%r12\n"
-	"	popq	%rbx\n"
-	"	popq	%rbp\n"
-	"	ret\n"
+	REGS_OUT
 	"	.size	regs_switch, .-regs_switch\n"
 	"\n"
 	"	.globl	entry_probe\n"
@@ -819,36 +827,11 @@ __asm__(
 	"	.type	regs_start, @function\n"
 	"regs_start:\n"
 	"	.byte	0xf3, 0x0f, 0x1e, 0xfa\n" /* endbr64 */
-	"	pushq	%rbp\n"
-	"	pushq	%rbx\n"
-	"	pushq	%r12\n"
-	"	pushq	%r13\n"
-	"	pushq	%r14\n"
-	"	pushq	%r15\n"
-	"	pushq	%rcx\n" /* out; also makes rsp 16-aligned for the call */
-	"	movq	0(%rdx), %rbx\n"
-	"	movq	8(%rdx), %rbp\n"
-	"	movq	16(%rdx), %r12\n"
-	"	movq	24(%rdx), %r13\n"
-	"	movq	32(%rdx), %r14\n"
-	"	movq	40(%rdx), %r15\n"
+	REGS_IN
 	"	leaq	entry_probe(%rip), %rdx\n"
 	"	movq	%r8, %rcx\n"
 	"	call	uco__switch_start\n"
-	"	popq	%rcx\n"
-	"	movq	%rbx, 0(%rcx)\n"
-	"	movq	%rbp, 8(%rcx)\n"
-	"	movq	%r12, 16(%rcx)\n"
-	"	movq	%r13, 24(%rcx)\n"
-	"	movq	%r14, 32(%rcx)\n"
-	"	movq	%r15, 40(%rcx)\n"
-	"	popq	%r15\n"
-	"	popq	%r14\n"
-	"	popq	%r13\n"
-	"	popq	%r12\n"
-	"	popq	%rbx\n"
-	"	popq	%rbp\n"
-	"	ret\n"
+	REGS_OUT
 	"	.size	regs_start, .-regs_start\n");
 #endif
 

@@ -14,6 +14,60 @@
 	.text
 
 /*
+ * The 64-byte frame (uco__switch's comment below), shared by the routines
+ * as assembler macros, so that its layout is written once and costs no
+ * call: SAVE_FRAME stores the running context's frame under the resume
+ * address its caller's `call` pushed; RESUME_FRAME a, b loads the frame at
+ * rsp (its MXCSR already loaded; fldcw only when the control words
+ * `cmpw a, b` compares differ) and jumps to its resume address, in r8.
+ */
+.macro SAVE_FRAME
+	leaq	-56(%rsp), %rsp
+	.cfi_adjust_cfa_offset 56
+	stmxcsr	(%rsp)
+	fnstcw	4(%rsp)
+	movq	%r15, 8(%rsp)
+	.cfi_rel_offset r15, 8
+	movq	%r14, 16(%rsp)
+	.cfi_rel_offset r14, 16
+	movq	%r13, 24(%rsp)
+	.cfi_rel_offset r13, 24
+	movq	%r12, 32(%rsp)
+	.cfi_rel_offset r12, 32
+	movq	%rbx, 40(%rsp)
+	.cfi_rel_offset rbx, 40
+	movq	%rbp, 48(%rsp)
+	.cfi_rel_offset rbp, 48
+.endm
+
+.macro RESUME_FRAME cw_a, cw_b
+	cmpw	\cw_a, \cw_b
+	jne	2f
+1:
+	.cfi_remember_state
+	movq	8(%rsp), %r15
+	.cfi_restore r15
+	movq	16(%rsp), %r14
+	.cfi_restore r14
+	movq	24(%rsp), %r13
+	.cfi_restore r13
+	movq	32(%rsp), %r12
+	.cfi_restore r12
+	movq	40(%rsp), %rbx
+	.cfi_restore rbx
+	movq	48(%rsp), %rbp
+	.cfi_restore rbp
+	leaq	64(%rsp), %rsp
+	.cfi_adjust_cfa_offset -64
+	.cfi_register rip, r8
+	notrack jmp *%r8
+2:
+	.cfi_restore_state
+	fldcw	4(%rsp)
+	jmp	1b
+.endm
+
+/*
  * void uco__switch(void **from_sp, void *to_sp)
  *
  * The 64-byte frame, lowest address first (what uco__context_init lays
@@ -46,25 +100,10 @@ uco__switch:
 	ENDBR
 	/* Both contexts' frames have this same layout, so this CFI also
 	 * describes the incoming frame once rsp has been switched. */
-	leaq	-56(%rsp), %rsp
-	.cfi_adjust_cfa_offset 56
 	/* The psABI makes the control bits of MXCSR and the x87 control word
 	 * callee-saved (rounding mode, exception masks): a coroutine that
 	 * changes them must not change them for the others (libco #84). */
-	stmxcsr	(%rsp)
-	fnstcw	4(%rsp)
-	movq	%r15, 8(%rsp)
-	.cfi_rel_offset r15, 8
-	movq	%r14, 16(%rsp)
-	.cfi_rel_offset r14, 16
-	movq	%r13, 24(%rsp)
-	.cfi_rel_offset r13, 24
-	movq	%r12, 32(%rsp)
-	.cfi_rel_offset r12, 32
-	movq	%rbx, 40(%rsp)
-	.cfi_rel_offset rbx, 40
-	movq	%rbp, 48(%rsp)
-	.cfi_rel_offset rbp, 48
+	SAVE_FRAME
 
 	movq	%rsp, (%rdi)
 	movq	%rsp, %rax		/* the frame just saved */
@@ -80,30 +119,7 @@ uco__switch:
 	 * gives each context its own sticky exception flags, as Boost does. */
 	ldmxcsr	(%rsp)
 	movzwl	4(%rsp), %ecx
-	cmpw	4(%rax), %cx
-	jne	2f
-1:
-	.cfi_remember_state
-	movq	8(%rsp), %r15
-	.cfi_restore r15
-	movq	16(%rsp), %r14
-	.cfi_restore r14
-	movq	24(%rsp), %r13
-	.cfi_restore r13
-	movq	32(%rsp), %r12
-	.cfi_restore r12
-	movq	40(%rsp), %rbx
-	.cfi_restore rbx
-	movq	48(%rsp), %rbp
-	.cfi_restore rbp
-	leaq	64(%rsp), %rsp
-	.cfi_adjust_cfa_offset -64
-	.cfi_register rip, r8
-	notrack jmp *%r8
-2:
-	.cfi_restore_state
-	fldcw	4(%rsp)
-	jmp	1b
+	RESUME_FRAME 4(%rax), %cx
 	.cfi_endproc
 	.size	uco__switch, .-uco__switch
 
@@ -126,22 +142,7 @@ uco__switch:
 uco__switch_start:
 	.cfi_startproc
 	ENDBR
-	leaq	-56(%rsp), %rsp
-	.cfi_adjust_cfa_offset 56
-	stmxcsr	(%rsp)
-	fnstcw	4(%rsp)
-	movq	%r15, 8(%rsp)
-	.cfi_rel_offset r15, 8
-	movq	%r14, 16(%rsp)
-	.cfi_rel_offset r14, 16
-	movq	%r13, 24(%rsp)
-	.cfi_rel_offset r13, 24
-	movq	%r12, 32(%rsp)
-	.cfi_rel_offset r12, 32
-	movq	%rbx, 40(%rsp)
-	.cfi_rel_offset rbx, 40
-	movq	%rbp, 48(%rsp)
-	.cfi_rel_offset rbp, 48
+	SAVE_FRAME
 	movq	%rsp, (%rdi)
 	movzwl	4(%rsp), %eax		/* the current x87 control word */
 	andq	$-16, %rsi
@@ -188,9 +189,10 @@ default_fpctl:
  * VM; it waits for the ldmxcsr before it), as much as all the rest of a
  * switch, and every task's last switch paid it for a frame nobody reads.
  * The x87 control word is still compared first (fnstcw is cheap, fldcw
- * is not), read through the red zone.  The restore repeats uco__switch's
- * rather than jumping into it: the shared tail (a jump, the word compared
- * from memory) measured slower per task in 4 of 5 alternating pairs.
+ * is not), read through the red zone.  The restore is uco__switch's code
+ * (RESUME_FRAME) inlined, not a jump into uco__switch: that shared tail
+ * (a jump, the word compared from memory) measured slower per task in 4 of
+ * 5 alternating pairs.
  */
 	.globl	uco__switch_exit
 	.hidden	uco__switch_exit
@@ -213,30 +215,7 @@ uco__switch_exit:
 	.cfi_offset rbp, -16
 	movq	56(%rsp), %r8
 	ldmxcsr	(%rsp)
-	cmpw	4(%rsp), %ax
-	jne	2f
-1:
-	.cfi_remember_state
-	movq	8(%rsp), %r15
-	.cfi_restore r15
-	movq	16(%rsp), %r14
-	.cfi_restore r14
-	movq	24(%rsp), %r13
-	.cfi_restore r13
-	movq	32(%rsp), %r12
-	.cfi_restore r12
-	movq	40(%rsp), %rbx
-	.cfi_restore rbx
-	movq	48(%rsp), %rbp
-	.cfi_restore rbp
-	leaq	64(%rsp), %rsp
-	.cfi_adjust_cfa_offset -64
-	.cfi_register rip, r8
-	notrack jmp *%r8
-2:
-	.cfi_restore_state
-	fldcw	4(%rsp)
-	jmp	1b
+	RESUME_FRAME 4(%rsp), %ax
 	.cfi_endproc
 	.size	uco__switch_exit, .-uco__switch_exit
 
