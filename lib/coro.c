@@ -5,7 +5,8 @@
  * It calls nothing above it; the loop drives it (and times tasks for the
  * slow-task warning).
  *
- * Every switch goes through here so that the sanitizer annotations sit in
+ * Every switch goes through here or coro.h (the switch into a task,
+ * inline in the scheduler's loop) so that the sanitizer annotations sit in
  * one place: ASan must be told which stack is about to run
  * (__sanitizer_start_switch_fiber just before the switch) and that the
  * switch happened (__sanitizer_finish_switch_fiber first thing after it),
@@ -14,54 +15,21 @@
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "coro.h"
 
-#ifdef UCO__ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
-
-#ifdef UCO__TSAN
-void *__tsan_get_current_fiber(void);
-void *__tsan_create_fiber(unsigned flags);
-void __tsan_destroy_fiber(void *fiber);
-void __tsan_switch_to_fiber(void *fiber, unsigned flags);
-#endif
-
-/* The loop running on this thread; the only global state uco keeps.
- * initial-exec: read with no call to __tls_get_addr, which may allocate
- * (in a dlopen'ed libuco), so that the SIGSEGV handler can read it. */
-static __thread uco_loop *tls_running __attribute__((tls_model("initial-exec")));
-/* initial-exec too: spawn and every ownership check read it, and the
- * general-dynamic model costs a __tls_get_addr call each time. */
-static __thread char tls_token __attribute__((tls_model("initial-exec")));
-
-const void *uco__thread_token(void)
-{
-	return &tls_token;
-}
+/* The loop running on this thread and the thread's token (internal.h
+ * says why they are initial-exec and read inline). */
+__thread uco_loop *uco__tls_running __attribute__((tls_model("initial-exec")));
+__thread char uco__tls_token __attribute__((tls_model("initial-exec")));
 
 uco_loop *uco_loop_current(void)
 {
-	return tls_running;
+	return uco__tls_running;
 }
 
 void uco__running_set(uco_loop *loop)
 {
-	tls_running = loop;
-}
-
-int uco__spawn_loop(uco_loop **loop)
-{
-	if (!*loop)
-		*loop = tls_running;
-	if (!*loop)
-		return -EINVAL;
-	return (*loop)->owner == &tls_token ? 0 : -EPERM;
-}
-
-uco_task *uco__self(void)
-{
-	return tls_running ? tls_running->current : NULL;
+	uco__tls_running = loop;
 }
 
 /* The C entry of every task, called by the arch trampoline on a fresh
@@ -79,41 +47,9 @@ static void task_entry(void *arg)
 	uco__coro_exit(loop, t);
 }
 
-/* Switch from the scheduler into t, until t parks or ends. */
-static inline void switch_in(uco_loop *loop, uco_task *t)
-{
-	loop->current = t;
-	t->run_state = UCO__RUNNING;
-	loop->stats.switches += 2; /* in, and back out */
-#ifdef UCO__TSAN
-	loop->tsan_sched_fiber = __tsan_get_current_fiber();
-	if (!t->tsan_fiber)
-		t->tsan_fiber = __tsan_create_fiber(0);
-	__tsan_switch_to_fiber(t->tsan_fiber, 0);
-#endif
-#ifdef UCO__ASAN
-	__sanitizer_start_switch_fiber(&loop->asan_fake_stack, t->stack.base,
-	                               t->stack.size);
-#endif
-	uco__switch(&loop->sched_sp, t->sp);
-#ifdef UCO__ASAN
-	__sanitizer_finish_switch_fiber(loop->asan_fake_stack, NULL, NULL);
-#endif
-	loop->current = NULL;
-}
-
-void uco__coro_start(uco_loop *loop, uco_task *t)
-{
-	if (!t->stack.base) /* reserved at spawn; the scheduler may have taken it */
-		uco__stack_pool_take(&loop->pool, &t->stack);
-	t->sp = uco__context_init(uco__stack_top(&t->stack), task_entry, t);
-	switch_in(loop, t);
-}
-
-void uco__coro_resume(uco_loop *loop, uco_task *t)
-{
-	switch_in(loop, t);
-}
+/* For coro.h's start; the frame keeps the name task_entry (backtraces,
+ * tools/uco-gdb.py and its test look for it). */
+void (*const uco__task_entry)(void *arg) = task_entry;
 
 void uco__coro_park(uco_loop *loop, uco_task *t)
 {
@@ -142,19 +78,21 @@ void uco__coro_exit(uco_loop *loop, uco_task *t)
 	__sanitizer_start_switch_fiber(NULL, loop->asan_sched_bottom,
 	                               loop->asan_sched_size);
 #endif
+#ifdef UCO__HAVE_SWITCH_EXIT
+	uco__switch_exit(loop->sched_sp);
+#else
 	uco__switch(&t->sp, loop->sched_sp);
 	__builtin_unreachable();
+#endif
 }
 
+#ifdef UCO__TSAN
 /* The coroutine has ended and the scheduler runs: forget its fiber state
  * (TSan's fiber may only be destroyed when it is not the current one). */
 void uco__coro_release(uco_task *t)
 {
-#ifdef UCO__TSAN
 	if (t->tsan_fiber)
 		__tsan_destroy_fiber(t->tsan_fiber);
 	t->tsan_fiber = NULL;
-#else
-	(void)t;
-#endif
 }
+#endif

@@ -28,6 +28,7 @@
 #ifndef UCO_INTERNAL_H
 #define UCO_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -207,49 +208,84 @@ enum uco__run_state {
 	UCO__FINISHED,  /* the coroutine has ended; its stack is gone */
 };
 
+/*
+ * The task object, laid out by when its fields are touched, one cache line
+ * each (objects are 64-byte aligned): a burst of 1024 spawns, runs and
+ * joins cycles through 1024 objects, more than L1 holds, so every line a
+ * phase touches is a miss (~12 a task when it spanned five lines).
+ *   line 0  spawn sets it; the scheduler runs the task from it (loop.c's
+ *           warm_ahead loads it ahead);
+ *   line 1  the result and what finish, join and release read;
+ *   line 2  waiting: only a task that parks touches it;
+ *   line 3  rare: deadlines, combinators, awaits in progress, sanitizers.
+ * Spawn writes lines 0 and 1 only.  Lines 2 and 3 are zeroed when the
+ * object is first allocated, and every field there that is read before it
+ * is written is back to zero when the task has ended (a wait ends with its
+ * hooks and queue cleared, a deadline disarmed, an await no longer
+ * awaiting, watches fired and removed); task.c checks that in the ASan
+ * build whenever an object is cached for reuse.  The others there
+ * (wait_data, why, wake_result, error, cb_tail, the link fields) are only
+ * read after they are written.
+ */
 struct uco_task {
-	void *sp;                 /* saved stack pointer while suspended */
-	uco_task *next_free;      /* link in the loop's cache of task objects */
+	/* ---- line 0: run */
+	union {
+		void *sp;         /* saved stack pointer while suspended */
+		uco_task *next_free; /* link in the loop's cache of task objects */
+	};
 	uco_loop *loop;           /* NULL once the loop is closed */
 	uint8_t run_state;        /* enum uco__run_state */
 	uint8_t state;            /* uco_task_state */
 	bool pooled_stack;
 	bool in_cb_queue;         /* finished, in the run queue for callbacks */
-	int error;                /* the failure code, when FAILED/CANCELLED */
-	int wake_result;          /* what the thing waited for reports */
-	int fail_pending;         /* set by uco_fail(), read at return */
 	/* A cancellation was requested and not yet delivered (no blocking
 	 * call has returned -ECANCELED for it yet). */
 	bool cancelling;
+	bool timed_out;           /* the deadline interrupted the wait */
+	/* A watch was added: the finish must look at `watches` (line 3). */
+	bool watched;
+	uint32_t refs;
+	int fail_pending;         /* set by uco_fail(), read at return */
+	uco_fn fn;
+	void *arg;
+	struct uco__stack stack;
+	/* ---- line 1: result, finish, join */
+	void *value;
+	struct uco__ctx *ctx;     /* task-local context (context.c), or NULL */
+	uco_task *all_prev, *all_next; /* every task the loop knows */
+	uint64_t finish_seq;      /* the order it finished in (0: not yet) */
+	struct uco__done_cb *cb_head; /* cb_tail is valid while it is set */
+	struct uco__waitq awaiters; /* tasks awaiting this one */
+	/* ---- line 2: waits */
 	/* While parked: how to interrupt this wait (see uco__park()), and
 	 * what the waiting primitive needs for it. */
 	void (*wait_cancel)(uco_task *t);
 	void *wait_data;
 	const struct uco__wait_kind *why; /* what it parks for, while PARKED */
-	uint32_t refs;
-	uco_fn fn;
-	void *arg;
-	void *value;
-	struct uco__stack stack;
 	struct uco__wait wait;    /* what this task waits for */
 	/* A deadline on the current wait: the timer bucket it waits in. */
 	struct uco__timer_bucket *timer_bucket;
+	int wake_result;          /* what the thing waited for reports */
+	int error;                /* the failure code, when FAILED/CANCELLED */
+	/* ---- line 3: rare */
 	struct uco__link timer_link;  /* in the bucket's deadlines */
-	bool timed_out;           /* the deadline interrupted the wait */
 	uco_task *awaiting;       /* the task it awaits, for cycle checks */
-	struct uco__waitq awaiters; /* tasks awaiting this one */
 	struct uco__list watches; /* struct uco__watch, fired when it finishes */
-	uint64_t finish_seq;      /* the order it finished in (0: not yet) */
-	struct uco__done_cb *cb_head, **cb_tail;
-	uco_task *all_prev, *all_next; /* every task the loop knows */
-	struct uco__ctx *ctx;     /* task-local context (context.c), or NULL */
+	struct uco__done_cb **cb_tail;
 #ifdef UCO__ASAN
 	void *asan_fake_stack;
 #endif
 #ifdef UCO__TSAN
 	void *tsan_fiber;
 #endif
-};
+} __attribute__((aligned(64)));
+
+#ifndef UCO_VALGRIND /* its stacks carry one more field */
+_Static_assert(offsetof(struct uco_task, value) == 64, "line 0 is the run line");
+_Static_assert(offsetof(struct uco_task, wait_cancel) == 128, "line 1 is the result line");
+_Static_assert(offsetof(struct uco_task, timer_link) == 192, "line 2 is the wait line");
+#endif
+
 
 /* ------------------------------------------------------------ the loop */
 
@@ -361,8 +397,41 @@ static inline int uco__stack_pool_reserve(struct uco__stack_pool *pool)
 	return uco__stack_pool_reserve_slow(pool);
 }
 void uco__stack_pool_unreserve(struct uco__stack_pool *pool);
-void uco__stack_pool_take(struct uco__stack_pool *pool, struct uco__stack *out);
-void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s);
+/* What ASan and Valgrind are told when a pooled stack is taken and given
+ * back (stack.c); nothing in other builds. */
+#if defined(UCO__ASAN) || defined(UCO_VALGRIND)
+void uco__stack_taken(struct uco__stack *s);
+void uco__stack_returned(const struct uco__stack *s);
+#else
+static inline void uco__stack_taken(struct uco__stack *s)
+{
+	(void)s;
+}
+static inline void uco__stack_returned(const struct uco__stack *s)
+{
+	(void)s;
+}
+#endif
+/* Take the stack reserved for a task that is about to start, and give a
+ * finished task's back: inline, as every task does both. */
+static inline void uco__stack_pool_take(struct uco__stack_pool *pool, struct uco__stack *out)
+{
+	pool->reserved--; /* nfree > reserved before: one is there */
+	char *base = pool->free[--pool->nfree];
+	if (pool->nfree < pool->ncold)
+		pool->ncold = pool->nfree;
+	size_t warm = pool->nfree - pool->ncold;
+	if (warm < pool->warm_low)
+		pool->warm_low = warm;
+	*out = (struct uco__stack){ .base = base, .size = pool->stack_size };
+	uco__stack_taken(out);
+}
+static inline void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s)
+{
+	uco__stack_returned(s);
+	/* add_slab() reserved a slot for every stack it made. */
+	pool->free[pool->nfree++] = s->base;
+}
 size_t uco__stack_pool_trim(struct uco__stack_pool *pool);
 /* A stack of its own size, outside the pool. */
 int uco__stack_map(size_t size, bool guard_madvise, struct uco__stack *out);
@@ -407,18 +476,48 @@ void uco__forget_opcode(uco_loop *loop, unsigned op);
 /* coro.c: the switch layer.  The loop running on this thread (set by the
  * loop's run), and switching between the scheduler and tasks. */
 void uco__running_set(uco_loop *loop);
+/* The loop running on this thread (the only global state uco keeps), and
+ * a thread-local whose address is the thread's token.  initial-exec: read
+ * with no call to __tls_get_addr, which may allocate (in a dlopen'ed
+ * libuco), so that the SIGSEGV handler can read it; and read inline here,
+ * because spawn, await and every ownership check read them (a call each
+ * was ~15 instructions of spawn's ~140). */
+extern __thread uco_loop *uco__tls_running __attribute__((tls_model("initial-exec")));
+extern __thread char uco__tls_token __attribute__((tls_model("initial-exec")));
 /* The token of the calling thread (the address of a thread-local). */
-const void *uco__thread_token(void);
+static inline const void *uco__thread_token(void)
+{
+	return &uco__tls_token;
+}
 /* The running task of this thread, and its loop. */
-uco_task *uco__self(void);
+static inline uco_task *uco__self(void)
+{
+	uco_loop *loop = uco__tls_running;
+	return loop ? loop->current : NULL;
+}
 /* The loop a spawn-like call works on: *loop, or (NULL) the loop running
  * on this thread.  0, -EINVAL (no loop) or -EPERM (another thread's). */
-int uco__spawn_loop(uco_loop **loop);
-void uco__coro_start(uco_loop *loop, uco_task *t);
-void uco__coro_resume(uco_loop *loop, uco_task *t);
+static inline int uco__spawn_loop(uco_loop **loop)
+{
+	if (!*loop)
+		*loop = uco__tls_running;
+	if (!*loop)
+		return -EINVAL;
+	return (*loop)->owner == &uco__tls_token ? 0 : -EPERM;
+}
+/* uco__coro_start and uco__coro_resume: coro.h, inline in the loop. */
 void uco__coro_park(uco_loop *loop, uco_task *t);
 __attribute__((noreturn)) void uco__coro_exit(uco_loop *loop, uco_task *t);
+/* Forget a finished coroutine's fiber state: only TSan has any (inline
+ * nothing otherwise, on every task's finish). */
+#ifdef UCO__TSAN
 void uco__coro_release(uco_task *t);
+#else
+static inline void uco__coro_release(uco_task *t)
+{
+	(void)t;
+}
+#endif
 
 /* thread.c: a thread of uco's own (executor workers and any other
  * helper thread), with every asynchronous signal blocked so that signals

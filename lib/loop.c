@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "coro.h"
 #include "stall.h"
 
 #define TRIM_PERIOD_NS UCO_NS_PER_S
@@ -188,6 +189,9 @@ static inline void warm_ahead(uco_loop *loop)
 			if (!t->stack.base)
 				uco__stack_pool_take(&loop->pool, &t->stack);
 			touch_for_write(uco__stack_top(&t->stack) - 64);
+			/* Its result line too (internal.h's layout): a short
+			 * task writes its value there and finishes from it. */
+			touch(&t->value);
 			return;
 		}
 		const char *top = uco__stack_top(&t->stack);

@@ -193,30 +193,22 @@ void uco__stack_pool_unreserve(struct uco__stack_pool *pool)
 	pool->reserved--;
 }
 
-void uco__stack_pool_take(struct uco__stack_pool *pool, struct uco__stack *out)
+#if defined(UCO__ASAN) || defined(UCO_VALGRIND)
+void uco__stack_taken(struct uco__stack *s)
 {
-	pool->reserved--; /* nfree > reserved before: one is there */
-	char *base = pool->free[--pool->nfree];
-	if (pool->nfree < pool->ncold)
-		pool->ncold = pool->nfree;
-	size_t warm = pool->nfree - pool->ncold;
-	if (warm < pool->warm_low)
-		pool->warm_low = warm;
 #ifdef UCO__ASAN
 	/* A reused stack still carries the poison of the frames that ran on
 	 * it (ClickHouse #100281). */
-	ASAN_UNPOISON_MEMORY_REGION(base, pool->stack_size);
+	ASAN_UNPOISON_MEMORY_REGION(s->base, s->size);
 #endif
-	*out = (struct uco__stack){ .base = base, .size = pool->stack_size };
-	STACK_IN_USE(out);
+	STACK_IN_USE(s);
 }
 
-void uco__stack_pool_put(struct uco__stack_pool *pool, const struct uco__stack *s)
+void uco__stack_returned(const struct uco__stack *s)
 {
 	STACK_UNUSED(s);
-	/* add_slab() reserved a slot for every stack it made. */
-	pool->free[pool->nfree++] = s->base;
 }
+#endif
 
 /*
  * Give back the memory of warm stacks that were not needed since the last

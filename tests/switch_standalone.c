@@ -181,6 +181,39 @@ __attribute__((visibility("hidden"), used)) struct probe_rec probe_rec;
 #define NREG 6
 static const char *const reg_names[NREG] = { "rbx", "rbp", "r12", "r13", "r14", "r15" };
 
+/* regs_switch's and regs_start's two halves: save main's callee-saved
+ * registers and load in[] (rdx) into them, keeping out (rcx) on the
+ * stack; then, once main runs again, store them to out[] and return. */
+#define REGS_IN \
+	"	pushq	%rbp\n" \
+	"	pushq	%rbx\n" \
+	"	pushq	%r12\n" \
+	"	pushq	%r13\n" \
+	"	pushq	%r14\n" \
+	"	pushq	%r15\n" \
+	"	pushq	%rcx\n" /* out; also makes rsp 16-aligned for the call */ \
+	"	movq	0(%rdx), %rbx\n" \
+	"	movq	8(%rdx), %rbp\n" \
+	"	movq	16(%rdx), %r12\n" \
+	"	movq	24(%rdx), %r13\n" \
+	"	movq	32(%rdx), %r14\n" \
+	"	movq	40(%rdx), %r15\n"
+#define REGS_OUT \
+	"	popq	%rcx\n" \
+	"	movq	%rbx, 0(%rcx)\n" \
+	"	movq	%rbp, 8(%rcx)\n" \
+	"	movq	%r12, 16(%rcx)\n" \
+	"	movq	%r13, 24(%rcx)\n" \
+	"	movq	%r14, 32(%rcx)\n" \
+	"	movq	%r15, 40(%rcx)\n" \
+	"	popq	%r15\n" \
+	"	popq	%r14\n" \
+	"	popq	%r13\n" \
+	"	popq	%r12\n" \
+	"	popq	%rbx\n" \
+	"	popq	%rbp\n" \
+	"	ret\n"
+
 __asm__(
 	"	.text\n"
 	"	.globl	regs_switch\n"
@@ -188,34 +221,9 @@ __asm__(
 	"	.type	regs_switch, @function\n"
 	"regs_switch:\n"
 	"	.byte	0xf3, 0x0f, 0x1e, 0xfa\n" /* endbr64 */
-	"	pushq	%rbp\n"
-	"	pushq	%rbx\n"
-	"	pushq	%r12\n"
-	"	pushq	%r13\n"
-	"	pushq	%r14\n"
-	"	pushq	%r15\n"
-	"	pushq	%rcx\n" /* out; also makes rsp 16-aligned for the call */
-	"	movq	0(%rdx), %rbx\n"
-	"	movq	8(%rdx), %rbp\n"
-	"	movq	16(%rdx), %r12\n"
-	"	movq	24(%rdx), %r13\n"
-	"	movq	32(%rdx), %r14\n"
-	"	movq	40(%rdx), %r15\n"
+	REGS_IN
 	"	call	uco__switch\n"
-	"	popq	%rcx\n"
-	"	movq	%rbx, 0(%rcx)\n"
-	"	movq	%rbp, 8(%rcx)\n"
-	"	movq	%r12, 16(%rcx)\n"
-	"	movq	%r13, 24(%rcx)\n"
-	"	movq	%r14, 32(%rcx)\n"
-	"	movq	%r15, 40(%rcx)\n"
-	"	popq	%r15\n"
-	"	popq	%r14\n"
-	"	popq	%r13\n"
-	"	popq	%r12\n"
-	"	popq	%rbx\n"
-	"	popq	%rbp\n"
-	"	ret\n"
+	REGS_OUT
 	"	.size	regs_switch, .-regs_switch\n"
 	"\n"
 	"	.globl	entry_probe\n"
@@ -594,6 +602,119 @@ static int check_fpctl(void)
 }
 #endif
 
+/* ---- (k) the start switch ---------------------------------------------- */
+
+#if defined(UCO__HAVE_SWITCH_START)
+/* Set by (k): run_probe starts the probe with uco__switch_start instead of
+ * uco__context_init + uco__switch. */
+static int probe_via_start;
+
+static int check_alignment(void);
+static int check_frame_chain(void);
+static int check_unwind(void);
+static int check_entry_state(void);
+
+/* (d)-(g) and (c)'s defaults again, the context entered by
+ * uco__switch_start: it must start exactly as a first frame does. */
+static int check_start(void)
+{
+	struct stack s;
+	int bad = 0;
+
+	probe_via_start = 1;
+	bad |= check_alignment();
+	bad |= check_frame_chain();
+	bad |= check_unwind();
+	bad |= check_entry_state();
+	probe_via_start = 0;
+
+	mxcsr_set(MAIN_MXCSR);
+	x87cw_set(MAIN_X87CW);
+	stack_new(&s);
+	uco__switch_start(&main_sp, s.hi, fpctl_entry, NULL);
+	if ((co_mxcsr[0] & MXCSR_CONTROL) != MXCSR_DEFAULT || co_x87cw[0] != X87CW_DEFAULT) {
+		note("a started coroutine has MXCSR %#x x87 CW %#x, want the defaults %#x %#x",
+		     co_mxcsr[0], co_x87cw[0], MXCSR_DEFAULT, X87CW_DEFAULT);
+		bad = 1;
+	}
+	bad |= check_main_fpctl("after the started coroutine changed its own");
+	mxcsr_set(MXCSR_DEFAULT);
+	x87cw_set(X87CW_DEFAULT);
+	if (!bad)
+		note("alignment, frame chain, unwind stop, entry state, main's registers "
+		     "and FP defaults as with a first frame");
+	return bad;
+}
+#else
+static int check_start(void)
+{
+	note("no uco__switch_start on this architecture (switch.h)");
+	return SKIP;
+}
+#endif
+
+/* ---- (j) the exit switch ----------------------------------------------- */
+
+#if defined(UCO__HAVE_SWITCH_EXIT)
+/*
+ * void regs_exit(void *to, const uint64_t *in)
+ * Loads every callee-saved register from in[] and jumps to
+ * uco__switch_exit(to): main must get its own registers back, not these.
+ */
+void regs_exit(void *to, const uint64_t *in) __attribute__((noreturn));
+__asm__(
+	"	.text\n"
+	"	.globl	regs_exit\n"
+	"	.hidden	regs_exit\n"
+	"	.type	regs_exit, @function\n"
+	"regs_exit:\n"
+	"	.byte	0xf3, 0x0f, 0x1e, 0xfa\n" /* endbr64 */
+	"	movq	0(%rsi), %rbx\n"
+	"	movq	8(%rsi), %rbp\n"
+	"	movq	16(%rsi), %r12\n"
+	"	movq	24(%rsi), %r13\n"
+	"	movq	32(%rsi), %r14\n"
+	"	movq	40(%rsi), %r15\n"
+	"	jmp	uco__switch_exit\n"
+	"	.size	regs_exit, .-regs_exit\n");
+
+static void exit_entry(void *arg)
+{
+	(void)arg;
+	/* Leave with everything main could get back wrong changed. */
+	mxcsr_set(CO_MXCSR);
+	x87cw_set(CO_X87CW);
+	regs_exit(main_sp, co_in);
+}
+
+static int check_exit(void)
+{
+	struct stack s;
+	int bad = 0;
+
+	for (unsigned i = 0; i < NREG; i++) {
+		main_in[0][i] = reg_pattern(4, i);
+		co_in[i] = reg_pattern(5, i);
+	}
+	mxcsr_set(MAIN_MXCSR);
+	x87cw_set(MAIN_X87CW);
+	stack_new(&s);
+	co_sp[0] = uco__context_init(s.hi, exit_entry, NULL);
+	regs_switch(&main_sp, co_sp[0], main_in[0], main_out[0]);
+	bad |= compare_regs("main (after the exit switch)", main_in[0], main_out[0]);
+	bad |= check_main_fpctl("after the coroutine ended with its own");
+	if (!bad)
+		note("%d registers, MXCSR and x87 control word restored by uco__switch_exit", NREG);
+	return bad;
+}
+#else
+static int check_exit(void)
+{
+	note("no uco__switch_exit on this architecture (switch.h)");
+	return SKIP;
+}
+#endif
+
 /* ---- (d)-(g) the first frame, seen from inside ------------------------- */
 
 struct probe_out {
@@ -690,6 +811,30 @@ __attribute__((visibility("hidden"), used, noinline)) void probe_main(void *arg)
  * the frame is inside [top - UCO__CONTEXT_FRAME_BYTES, top) and nothing at
  * or above top is written.
  */
+#if defined(UCO__HAVE_SWITCH_START)
+/*
+ * void regs_start(void **from, void *top, const uint64_t *in, uint64_t *out,
+ *                 void *arg)
+ * regs_switch for uco__switch_start: enters entry_probe(arg) on a fresh
+ * stack at top with in[] in the callee-saved registers, and stores them to
+ * out[] when main is resumed.
+ */
+void regs_start(void **from, void *top, const uint64_t *in, uint64_t *out, void *arg);
+__asm__(
+	"	.text\n"
+	"	.globl	regs_start\n"
+	"	.hidden	regs_start\n"
+	"	.type	regs_start, @function\n"
+	"regs_start:\n"
+	"	.byte	0xf3, 0x0f, 0x1e, 0xfa\n" /* endbr64 */
+	REGS_IN
+	"	leaq	entry_probe(%rip), %rdx\n"
+	"	movq	%r8, %rcx\n"
+	"	call	uco__switch_start\n"
+	REGS_OUT
+	"	.size	regs_start, .-regs_start\n");
+#endif
+
 static int run_probe(size_t top_off)
 {
 	static const unsigned char canary = 0xa5;
@@ -708,13 +853,21 @@ static int run_probe(size_t top_off)
 	for (unsigned i = 0; i < NREG; i++)
 		in[i] = reg_pattern(4, i);
 
-	co_sp[0] = uco__context_init(top, entry_probe, &pout);
-	if ((char *)co_sp[0] < top - UCO__CONTEXT_FRAME_BYTES || (char *)co_sp[0] >= top) {
-		note("top %p: context_init returned sp %p, outside the %d-byte frame", (void *)top,
-		     co_sp[0], UCO__CONTEXT_FRAME_BYTES);
-		return 1;
+#if defined(UCO__HAVE_SWITCH_START)
+	if (probe_via_start) {
+		regs_start(&main_sp, top, in, out, &pout);
+	} else
+#endif
+	{
+		co_sp[0] = uco__context_init(top, entry_probe, &pout);
+		if ((char *)co_sp[0] < top - UCO__CONTEXT_FRAME_BYTES ||
+		    (char *)co_sp[0] >= top) {
+			note("top %p: context_init returned sp %p, outside the %d-byte frame",
+			     (void *)top, co_sp[0], UCO__CONTEXT_FRAME_BYTES);
+			return 1;
+		}
+		regs_switch(&main_sp, co_sp[0], in, out);
 	}
-	regs_switch(&main_sp, co_sp[0], in, out);
 	for (size_t i = 0; i < top_off; i++) {
 		if ((unsigned char)top[i] != canary) {
 			note("top %p: byte top+%zu was overwritten", (void *)top, i);
@@ -1004,6 +1157,8 @@ int main(void)
 	run_check("(g) entry function's initial state", check_entry_state);
 	run_check("(h) an entry that returns traps", check_return_traps);
 	run_check("(i) BTI landing pads on guarded pages", check_bti);
+	run_check("(j) the exit switch restores the other side", check_exit);
+	run_check("(k) the start switch enters as a first frame does", check_start);
 
 	printf("%d passed, %d failed\n", n_passed, n_failed);
 	(void)n_skipped;

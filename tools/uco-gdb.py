@@ -106,8 +106,9 @@ def _loop(arg):
     """The loop named by the argument, or the selected thread's."""
     if arg.strip():
         return _eval_addr(arg)
-    # loop.c's thread-local; needs gdb's thread-local support (libthread_db).
-    for expr in ("(unsigned long)tls_running", "(unsigned long)uco_loop_current()"):
+    # coro.c's thread-local; needs gdb's thread-local support (libthread_db).
+    for expr in ("(unsigned long)uco__tls_running", "(unsigned long)tls_running",
+                 "(unsigned long)uco_loop_current()"):
         try:
             return int(gdb.parse_and_eval(expr))
         except gdb.error as e:

@@ -28,6 +28,26 @@ typedef void (*uco__entry_fn)(void *arg);
 void uco__switch(void **from_sp, void *to_sp);
 
 /*
+ * uco__switch from a context that has ended and will never be resumed:
+ * nothing of it is saved (switch_x86_64.S says what that spares).  x86_64
+ * only; elsewhere the caller uses uco__switch with a scratch from_sp.
+ */
+#if defined(__x86_64__)
+#define UCO__HAVE_SWITCH_EXIT 1
+__attribute__((noreturn)) void uco__switch_exit(void *to_sp);
+#endif
+
+/*
+ * uco__context_init(stack_top, entry, arg) and uco__switch(from_sp, to) in
+ * one step, without writing the first frame (switch_x86_64.S): the new
+ * context starts exactly as it would have.  x86_64 only.
+ */
+#if defined(__x86_64__)
+#define UCO__HAVE_SWITCH_START 1
+void uco__switch_start(void **from_sp, void *stack_top, uco__entry_fn entry, void *arg);
+#endif
+
+/*
  * Lay out the first frame of a fresh stack whose highest usable address is
  * stack_top, so that the first uco__switch() into the returned stack pointer
  * "returns" into uco__trampoline, which calls entry(arg) with the stack
