@@ -118,7 +118,8 @@ void uco__epoll_post(struct uco__epoll *ep, uint64_t user_data, int res, unsigne
 		size_t cap = ep->overflow_cap ? ep->overflow_cap * 2 : 64;
 		struct io_uring_cqe *o = realloc(ep->overflow, cap * sizeof *o);
 		if (!o)
-			abort(); /* a completion cannot be dropped: as the kernel's OOM */
+			abort(); /* a completion cannot be dropped: posters make
+			          * room first (cqe_room, submit_all's -EBUSY) */
 		ep->overflow = o;
 		ep->overflow_cap = cap;
 	}
@@ -661,7 +662,13 @@ static void start(struct uco__epoll *ep, const struct io_uring_sqe *sqe,
 	run(ep, op);
 }
 
-static void submit_all(struct uco__epoll *ep)
+/* Take every SQE, as io_uring_enter does.  An SQE may complete at once:
+ * room for its CQEs is made first (its own, its linked timeout's, one per
+ * operation a cancel-all ends).  Where the CQ is full and the overflow
+ * list cannot grow (no memory), the rest stay in the SQ and the enter says
+ * -EBUSY, as the kernel does with completions it cannot post: the loop
+ * reaps and submits again.  So no completion is ever dropped. */
+static int submit_all(struct uco__epoll *ep)
 {
 	struct io_uring_sq *sq = &ep->loop->ring.sq;
 	while (ep->sq_khead != sq->sqe_tail) {
@@ -672,9 +679,16 @@ static void submit_all(struct uco__epoll *ep)
 			if (next->opcode == IORING_OP_LINK_TIMEOUT)
 				link = next;
 		}
+		size_t cqes = 2;
+		if (sqe->opcode == IORING_OP_ASYNC_CANCEL &&
+		    (sqe->cancel_flags & IORING_ASYNC_CANCEL_ANY))
+			cqes += ep->hash_count;
+		if (!cqe_room(ep, cqes))
+			return -EBUSY;
 		start(ep, sqe, link);
 		ep->sq_khead += link ? 2 : 1;
 	}
+	return 0;
 }
 
 /* ------------------------------------------------------------ the backend */
@@ -707,8 +721,10 @@ static int epoll_wait_ns(struct uco__epoll *ep, int64_t ns)
 static int ep_enter(uco_loop *loop, bool wait, int64_t timeout_ns)
 {
 	struct uco__epoll *ep = loop->epoll;
-	submit_all(ep);
 	flush_overflow(ep);
+	int err = submit_all(ep);
+	if (err)
+		return err;
 	int64_t ns = timeout_ns;
 	if (!wait || ep->cq_ktail != ep->cq_khead)
 		ns = 0;

@@ -1698,6 +1698,59 @@ Test(faults, epoll_loop_create_each_call, .timeout = 60)
 	}
 }
 
+/* More operations end at once in one turn than the small ring's CQ holds:
+ * the epoll engine keeps the rest in its overflow list, which takes memory.
+ * Where none is left, it takes no more SQEs until the loop has reaped (the
+ * enter says -EBUSY, as the kernel's), so each write is done and reported
+ * exactly once, and none is lost or aborts the process. */
+#define OVERFLOW_WRITES 160 /* more than the CQ (8 entries: 64 CQEs) */
+
+static void *writes_one_byte(void *arg)
+{
+	(void)arg;
+	ssize_t n = uco_write(fx.fd[1], "x", 1, -1);
+	return n == 1 ? NULL : uco_fail(n < 0 ? (int)n : -EIO);
+}
+
+static void *overflowing_turn(void *arg)
+{
+	(void)arg;
+	uco_task *t[OVERFLOW_WRITES];
+	size_t spawned = 0, written = 0;
+	int err = 0;
+	for (; spawned < OVERFLOW_WRITES; spawned++) {
+		err = uco_spawn(NULL, &t[spawned], writes_one_byte, NULL);
+		if (err)
+			break;
+	}
+	/* They all run in the next turn, each queueing its write. */
+	for (size_t i = 0; i < spawned; i++) {
+		int r = uco_await(t[i], NULL);
+		if (r == 0)
+			written++;
+		else if (r != -ENOMEM && !err)
+			err = r;
+		uco_task_release(t[i]);
+	}
+	char buf[OVERFLOW_WRITES + 1];
+	ssize_t got = read(fx.fd[0], buf, sizeof buf); /* the pipe holds them all */
+	if (got < 0 ? written != 0 : (size_t)got != written)
+		BAD("a write was lost or reported twice");
+	return err ? uco_fail(err) : NULL;
+}
+
+static void setup_nonblocking_pipe(void)
+{
+	cr_assert_eq(pipe2(fx.fd, O_CLOEXEC | O_NONBLOCK), 0);
+}
+
+Test(faults, epoll_cq_overflow_without_memory, .timeout = 120)
+{
+	run_epoll_case((struct fault_case){ .name = "epoll: CQ overflow", .kinds = FAULT_ALLOC,
+	                                    .setup = setup_nonblocking_pipe,
+	                                    .task = overflowing_turn });
+}
+
 /* The IO cases, with only the engine's calls failing. */
 Test(faults, epoll_io_calls, .timeout = 120)
 {
