@@ -62,8 +62,7 @@ struct uco__epoll {
 	size_t noverflow, overflow_cap;
 	struct fd_waiters *fds;   /* indexed by descriptor */
 	size_t nfds;
-	struct eop **heap;        /* min-heap by deadline */
-	size_t heap_len, heap_cap;
+	struct uco__heap timers;  /* ops with a deadline, by it */
 	struct eop **hash;        /* held operations by user_data */
 	size_t hash_mask, hash_count;
 	/* Operation records, in slabs made at set-up and as needed: a loop
@@ -248,67 +247,24 @@ static void op_free(struct uco__epoll *ep, struct eop *op)
 
 /* ------------------------------------------------------------ timers */
 
-static void heap_set(struct uco__epoll *ep, size_t i, struct eop *op)
+static struct eop *earliest(const struct uco__epoll *ep)
 {
-	ep->heap[i] = op;
-	op->heap_index = i;
-}
-
-static void heap_up(struct uco__epoll *ep, size_t i)
-{
-	struct eop *op = ep->heap[i];
-	while (i) {
-		size_t parent = (i - 1) / 2;
-		if (ep->heap[parent]->deadline <= op->deadline)
-			break;
-		heap_set(ep, i, ep->heap[parent]);
-		i = parent;
-	}
-	heap_set(ep, i, op);
-}
-
-static void heap_down(struct uco__epoll *ep, size_t i)
-{
-	struct eop *op = ep->heap[i];
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= ep->heap_len)
-			break;
-		if (c + 1 < ep->heap_len && ep->heap[c + 1]->deadline < ep->heap[c]->deadline)
-			c++;
-		if (op->deadline <= ep->heap[c]->deadline)
-			break;
-		heap_set(ep, i, ep->heap[c]);
-		i = c;
-	}
-	heap_set(ep, i, op);
+	struct uco__heap_node *n = uco__heap_min(&ep->timers);
+	return n ? UCO__CONTAINER_OF(n, struct eop, timer) : NULL;
 }
 
 static int heap_add(struct uco__epoll *ep, struct eop *op)
 {
-	if (ep->heap_len == ep->heap_cap) {
-		size_t cap = ep->heap_cap ? ep->heap_cap * 2 : 64;
-		struct eop **h = realloc(ep->heap, cap * sizeof *h);
-		if (!h)
-			return -ENOMEM;
-		ep->heap = h;
-		ep->heap_cap = cap;
-	}
-	heap_set(ep, ep->heap_len++, op);
-	heap_up(ep, op->heap_index);
-	return 0;
+	int err = uco__heap_reserve(&ep->timers, 1);
+	if (!err)
+		uco__heap_push(&ep->timers, &op->timer);
+	return err;
 }
 
 static void heap_remove(struct uco__epoll *ep, struct eop *op)
 {
-	size_t i = op->heap_index;
-	struct eop *last = ep->heap[--ep->heap_len];
-	if (last != op) {
-		heap_set(ep, i, last);
-		heap_up(ep, i);
-		heap_down(ep, last->heap_index);
-	}
-	op->deadline = -1;
+	uco__heap_remove(&ep->timers, &op->timer);
+	op->timer.when = -1;
 }
 
 int uco__epoll_timer_add(struct uco__epoll *ep, struct eop *op)
@@ -341,7 +297,7 @@ static void finish(struct uco__epoll *ep, struct eop *op, int res, unsigned flag
 	}
 	if (op->where != EOP_NEW)
 		unhold(ep, op);
-	if (op->deadline >= 0 && op->where != EOP_NEW && op->where != EOP_WORKER)
+	if (op->timer.when >= 0 && op->where != EOP_NEW && op->where != EOP_WORKER)
 		heap_remove(ep, op);
 	if (!((op->sqe.flags & IOSQE_CQE_SKIP_SUCCESS) && res >= 0))
 		uco__epoll_post(ep, op->sqe.user_data, res, flags);
@@ -418,7 +374,7 @@ static int wait_fd(struct uco__epoll *ep, struct eop *op)
 	uco__list_push(&w->q[op->dir], &op->link);
 	op->where = EOP_FD;
 	err = arm(ep, op->fd);
-	if (!err && op->deadline >= 0)
+	if (!err && op->timer.when >= 0)
 		err = heap_add(ep, op);
 	if (err) {
 		uco__list_remove(&w->q[op->dir], &op->link);
@@ -477,8 +433,8 @@ static void fire_timers(struct uco__epoll *ep)
 	int64_t now = uco_now();
 	/* Without memory for a CQE the rest expire at a later turn (the
 	 * wait's timeout is 0 while one is due). */
-	while (ep->heap_len && ep->heap[0]->deadline <= now && cqe_room(ep, 1)) {
-		struct eop *op = ep->heap[0];
+	struct eop *op;
+	while ((op = earliest(ep)) && op->timer.when <= now && cqe_room(ep, 1)) {
 		/* A TIMEOUT expires (-ETIME); an operation whose linked timeout
 		 * expired is cancelled, as io_uring does. */
 		finish(ep, op, op->where == EOP_TIMER ? -ETIME : -ECANCELED, 0);
@@ -626,7 +582,7 @@ static void run(struct uco__epoll *ep, struct eop *op)
 			return;
 		if (res == -EPERM && def->blocking) {
 			/* A regular file: epoll has nothing to say about it. */
-			op->deadline = -1;
+			op->timer.when = -1;
 			res = uco__epoll_offload(ep, op);
 			if (!res)
 				return;
@@ -648,7 +604,7 @@ static void start(struct uco__epoll *ep, const struct io_uring_sqe *sqe,
 		uco__epoll_post(ep, sqe->user_data, -ENOMEM, 0);
 		return;
 	}
-	*op = (struct eop){ .sqe = *sqe, .fd = sqe->fd, .deadline = -1 };
+	*op = (struct eop){ .sqe = *sqe, .fd = sqe->fd, .timer.when = -1 };
 	if (sqe->flags & IOSQE_FIXED_FILE) {
 		unsigned index = (unsigned)sqe->fd;
 		op->fd = index < ep->nfiles ? ep->files[index] : -1;
@@ -658,7 +614,7 @@ static void start(struct uco__epoll *ep, const struct io_uring_sqe *sqe,
 		}
 	}
 	if (link)
-		op->deadline = timespec_deadline(link);
+		op->timer.when = timespec_deadline(link);
 	run(ep, op);
 }
 
@@ -728,8 +684,8 @@ static int ep_enter(uco_loop *loop, bool wait, int64_t timeout_ns)
 	int64_t ns = timeout_ns;
 	if (!wait || ep->cq_ktail != ep->cq_khead)
 		ns = 0;
-	if (ep->heap_len) {
-		int64_t until = ep->heap[0]->deadline - uco_now();
+	if (ep->timers.n) {
+		int64_t until = earliest(ep)->timer.when - uco_now();
 		if (until < 0)
 			until = 0;
 		if (ns < 0 || until < ns)
@@ -745,7 +701,7 @@ static int ep_enter(uco_loop *loop, bool wait, int64_t timeout_ns)
 		else
 			fd_ready(ep, (int)key);
 	}
-	if (ep->heap_len)
+	if (ep->timers.n)
 		fire_timers(ep);
 	return 0;
 }
@@ -775,8 +731,7 @@ static int ep_init(uco_loop *loop, unsigned entries, unsigned flags)
 	pthread_cond_init(&ep->work, NULL);
 	ep->hash_mask = 1023;
 	ep->hash = calloc(ep->hash_mask + 1, sizeof *ep->hash);
-	ep->heap_cap = 256;
-	ep->heap = malloc(ep->heap_cap * sizeof *ep->heap);
+	int heap_err = uco__heap_reserve(&ep->timers, 256);
 	ep->nfds = 1024;
 	ep->fds = calloc(ep->nfds, sizeof *ep->fds);
 	struct io_uring *ring = &loop->ring;
@@ -788,7 +743,7 @@ static int ep_init(uco_loop *loop, unsigned entries, unsigned flags)
 	int err = 0;
 	if (ep->epfd < 0 || ep->wake_fd < 0)
 		err = -errno;
-	else if (!ep->hash || !ep->heap || !ep->fds || !ring->sq.sqes || !ring->sq.array ||
+	else if (!ep->hash || heap_err || !ep->fds || !ring->sq.sqes || !ring->sq.array ||
 	         !ring->cq.cqes || add_slab(ep))
 		err = -ENOMEM;
 	if (!err) {
@@ -848,7 +803,7 @@ static void ep_exit(uco_loop *loop)
 	free(ep->files);
 	free(ep->groups);
 	free(ep->hash);
-	free(ep->heap);
+	uco__heap_free(&ep->timers);
 	free(ep->fds);
 	free(ep->overflow);
 	free(loop->ring.sq.sqes);

@@ -8,6 +8,7 @@
 #define UCO_EPOLL_H
 
 #include "backend.h"
+#include "heap.h"
 
 /* An SQE the engine holds until it can be completed. */
 struct eop {
@@ -18,8 +19,9 @@ struct eop {
 	uint32_t events;          /* epoll events it waits for (0: by dir) */
 	bool connecting;          /* a connect in progress: collect its result */
 	bool cancelled;           /* in a worker, asked to cancel: result dropped */
-	int64_t deadline;         /* a linked timeout's or a TIMEOUT's, or -1 */
-	size_t heap_index;        /* in the timer heap, while deadline >= 0 */
+	/* when: a linked timeout's or a TIMEOUT's deadline, or -1; in the
+	 * engine's timer heap while >= 0 (and the op waits). */
+	struct uco__heap_node timer;
 	uint64_t taken;           /* bytes a limited multishot receive took */
 	int res;                  /* a worker's result */
 	unsigned cflags;          /* the CQE flags of its result (a provided buffer) */
@@ -60,7 +62,7 @@ extern const struct uco__epoll_opdef uco__epoll_ops[256];
 void uco__epoll_post(struct uco__epoll *ep, uint64_t user_data, int res, unsigned flags);
 /* Hand op to a file worker, which runs its entry's `blocking`. */
 int uco__epoll_offload(struct uco__epoll *ep, struct eop *op);
-/* Put op (a TIMEOUT) on the timer heap until op->deadline. */
+/* Put op (a TIMEOUT) on the timer heap until op->timer.when. */
 int uco__epoll_timer_add(struct uco__epoll *ep, struct eop *op);
 /* Cancel the held op whose user_data is `data` (TIMEOUT_REMOVE wants a
  * timeout: `want_timeout`): 0, -ENOENT, or -EALREADY (in a worker). */

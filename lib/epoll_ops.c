@@ -375,7 +375,7 @@ static enum eop_verdict issue_timeout(struct uco__epoll *ep, struct eop *op, int
 {
 	const struct __kernel_timespec *ts = (const void *)(uintptr_t)op->sqe.addr;
 	int64_t ns = (int64_t)ts->tv_sec * UCO_NS_PER_S + ts->tv_nsec;
-	op->deadline = (op->sqe.timeout_flags & IORING_TIMEOUT_ABS) ? ns : uco_now() + ns;
+	op->timer.when = (op->sqe.timeout_flags & IORING_TIMEOUT_ABS) ? ns : uco_now() + ns;
 	int err = uco__epoll_timer_add(ep, op);
 	return err ? done(res, err) : EOP_HELD;
 }

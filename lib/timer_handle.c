@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "heap.h"
 #include "internal.h"
 
 enum { PENDING, RUNNING, DONE, CANCELLED };
@@ -38,9 +39,9 @@ struct uco_timer {
 	uco_loop *loop;           /* NULL once the loop is closed */
 	void (*cb)(void *arg);
 	void *arg;
-	int64_t when;             /* uco_now() time it is due at */
-	uint64_t seq;             /* call order, for equal times */
-	size_t index;             /* its place in the heap, while PENDING */
+	/* In the heap while PENDING: when = the uco_now() time it is due
+	 * at, seq = call order, for equal times. */
+	struct uco__heap_node node;
 	uint8_t state;
 	uint8_t refs;
 };
@@ -59,8 +60,7 @@ struct arm {
 struct uco__call_timers {
 	struct uco__resource resource;
 	uco_loop *loop;
-	uco_timer **heap;
-	size_t n, cap;
+	struct uco__heap heap;
 	uint64_t next_seq;
 	struct arm *current;      /* the timeout for heap[0], if armed */
 	struct arm *arms;         /* every arm in the ring */
@@ -71,57 +71,10 @@ struct uco__call_timers {
 	bool running;             /* in run_due(): arm afterwards */
 };
 
-/* ------------------------------------------------------------ the heap */
-
-static bool before(const uco_timer *a, const uco_timer *b)
+static uco_timer *earliest(const struct uco__call_timers *ct)
 {
-	return a->when < b->when || (a->when == b->when && a->seq < b->seq);
-}
-
-static void heap_set(struct uco__call_timers *ct, size_t i, uco_timer *t)
-{
-	ct->heap[i] = t;
-	t->index = i;
-}
-
-static void sift_up(struct uco__call_timers *ct, size_t i)
-{
-	uco_timer *t = ct->heap[i];
-	while (i > 0 && before(t, ct->heap[(i - 1) / 2])) {
-		heap_set(ct, i, ct->heap[(i - 1) / 2]);
-		i = (i - 1) / 2;
-	}
-	heap_set(ct, i, t);
-}
-
-static void sift_down(struct uco__call_timers *ct, size_t i)
-{
-	uco_timer *t = ct->heap[i];
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= ct->n)
-			break;
-		if (c + 1 < ct->n && before(ct->heap[c + 1], ct->heap[c]))
-			c++;
-		if (!before(ct->heap[c], t))
-			break;
-		heap_set(ct, i, ct->heap[c]);
-		i = c;
-	}
-	heap_set(ct, i, t);
-}
-
-static void heap_remove(struct uco__call_timers *ct, uco_timer *t)
-{
-	size_t i = t->index;
-	uco_timer *last = ct->heap[--ct->n];
-	if (last == t)
-		return;
-	heap_set(ct, i, last);
-	if (i > 0 && before(last, ct->heap[(i - 1) / 2]))
-		sift_up(ct, i);
-	else
-		sift_down(ct, i);
+	struct uco__heap_node *n = uco__heap_min(&ct->heap);
+	return n ? UCO__CONTAINER_OF(n, uco_timer, node) : NULL;
 }
 
 /* ------------------------------------------------------------ the kernel timeout */
@@ -161,9 +114,9 @@ static void drop_current(struct uco__call_timers *ct)
 /* Make sure a timeout fires by heap[0]'s time: 0, or -ENOMEM/-EAGAIN. */
 static int ensure_armed(struct uco__call_timers *ct)
 {
-	if (ct->running || ct->n == 0)
+	if (ct->running || ct->heap.n == 0)
 		return 0;
-	int64_t when = ct->heap[0]->when;
+	int64_t when = earliest(ct)->node.when;
 	if (ct->current && ct->current->when <= when)
 		return 0;
 	struct arm *a = !ct->own[0].busy ? &ct->own[0] : !ct->own[1].busy ? &ct->own[1] : NULL;
@@ -206,9 +159,9 @@ static void run_due(struct uco__call_timers *ct)
 	int64_t now = uco_now();
 	uint64_t limit = ct->next_seq;
 	ct->running = true;
-	while (ct->n && ct->heap[0]->when <= now && ct->heap[0]->seq < limit) {
-		uco_timer *t = ct->heap[0];
-		heap_remove(ct, t);
+	uco_timer *t;
+	while ((t = earliest(ct)) && t->node.when <= now && t->node.seq < limit) {
+		uco__heap_remove(&ct->heap, &t->node);
 		t->state = RUNNING;
 		t->cb(t->arg);
 		t->state = DONE;
@@ -248,14 +201,14 @@ static void destroy_call_timers(struct uco__resource *r)
 		ct->arms = a->next;
 		free_arm(a);
 	}
-	for (size_t i = 0; i < ct->n; i++) {
-		uco_timer *t = ct->heap[i];
+	for (size_t i = 0; i < ct->heap.n; i++) {
+		uco_timer *t = UCO__CONTAINER_OF(ct->heap.v[i], uco_timer, node);
 		t->state = CANCELLED;
 		t->loop = NULL;
 		unref(t);
 	}
 	ct->loop->call_timers = NULL;
-	free(ct->heap);
+	uco__heap_free(&ct->heap);
 	free(ct);
 }
 
@@ -287,24 +240,19 @@ int uco_call_at(uco_loop *loop, int64_t when, void (*cb)(void *arg), void *arg,
 	struct uco__call_timers *ct = call_timers(loop);
 	if (!ct)
 		return -ENOMEM;
-	if (ct->n == ct->cap) {
-		size_t cap = ct->cap ? 2 * ct->cap : 64;
-		uco_timer **heap = realloc(ct->heap, cap * sizeof *heap);
-		if (!heap)
-			return -ENOMEM;
-		ct->heap = heap;
-		ct->cap = cap;
-	}
+	err = uco__heap_reserve(&ct->heap, 1);
+	if (err)
+		return err;
 	uco_timer *t = malloc(sizeof *t);
 	if (!t)
 		return -ENOMEM;
-	*t = (uco_timer){ .loop = loop, .cb = cb, .arg = arg, .when = when,
-	                  .seq = ct->next_seq++, .state = PENDING, .refs = out ? 2 : 1 };
-	ct->heap[ct->n++] = t;
-	sift_up(ct, ct->n - 1);
+	*t = (uco_timer){ .loop = loop, .cb = cb, .arg = arg,
+	                  .node = { .when = when, .seq = ct->next_seq++ },
+	                  .state = PENDING, .refs = out ? 2 : 1 };
+	uco__heap_push(&ct->heap, &t->node);
 	err = ensure_armed(ct);
 	if (err) {
-		heap_remove(ct, t);
+		uco__heap_remove(&ct->heap, &t->node);
 		free(t);
 		return err;
 	}
@@ -332,10 +280,10 @@ int uco_timer_cancel(uco_timer *t)
 	if (t->loop->owner != uco__thread_token())
 		return -EPERM;
 	struct uco__call_timers *ct = t->loop->call_timers;
-	heap_remove(ct, t);
+	uco__heap_remove(&ct->heap, &t->node);
 	t->state = CANCELLED;
 	/* Nothing left to wait for: do not let the loop wake for nothing. */
-	if (ct->n == 0 && ct->current)
+	if (ct->heap.n == 0 && ct->current)
 		drop_current(ct);
 	unref(t);
 	return 0;
