@@ -389,6 +389,38 @@ static int wait_fd(struct uco__epoll *ep, struct eop *op)
 	return err;
 }
 
+/* Hand op, its result in op->res, to the loop thread's take_finished();
+ * with ep->lock held.  The eventfd is written for the first only: the
+ * loop takes the whole list at once. */
+static void push_finished(struct uco__epoll *ep, struct eop *op)
+{
+	bool first = uco__list_empty(&ep->finished);
+	uco__list_push(&ep->finished, &op->link);
+	if (first) {
+		uint64_t one = 1;
+		while (write(ep->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+			;
+	}
+}
+
+/* op, waiting on its descriptor, is over with res, but the CQ is full and
+ * the overflow list cannot grow: it joins the workers' finished list, whose
+ * results take_finished() posts as room is made. */
+static void finish_later(struct uco__epoll *ep, struct eop *op, int res)
+{
+	struct fd_waiters *w = &ep->fds[op->fd];
+	uco__list_remove(&w->q[op->dir], &op->link);
+	if (!w->q[0].head && !w->q[1].head)
+		w->armed = 0;
+	if (op->timer.when >= 0)
+		heap_remove(ep, op);
+	op->where = EOP_WORKER;
+	op->res = res;
+	pthread_mutex_lock(&ep->lock);
+	push_finished(ep, op);
+	pthread_mutex_unlock(&ep->lock);
+}
+
 /* epoll says op's descriptor changed: try it again. */
 static void retry(struct uco__epoll *ep, struct eop *op)
 {
@@ -420,11 +452,17 @@ static void fd_ready(struct uco__epoll *ep, int fd)
 		}
 	int err = arm(ep, fd);
 	if (err) {
-		/* Cannot wait any more (no memory for epoll): fail the waiters
-		 * rather than leave them waiting for good. */
+		/* Cannot wait any more (no memory for epoll, or another thread
+		 * closed the descriptor): fail the waiters rather than leave
+		 * them waiting for good. */
 		for (int d = 0; d < 2; d++)
-			UCO__LIST_EACH(l, next, &w->q[d])
-				finish(ep, UCO__LIST_ENTRY(l, struct eop, link), err, 0);
+			UCO__LIST_EACH(l, next, &w->q[d]) {
+				struct eop *op = UCO__LIST_ENTRY(l, struct eop, link);
+				if (cqe_room(ep, 1))
+					finish(ep, op, err, 0);
+				else
+					finish_later(ep, op, err);
+			}
 	}
 }
 
@@ -489,13 +527,7 @@ static void *worker_main(void *arg)
 		struct eop *op = UCO__LIST_ENTRY(l, struct eop, link);
 		op->res = uco__epoll_ops[op->sqe.opcode].blocking(op);
 		pthread_mutex_lock(&ep->lock);
-		bool first = uco__list_empty(&ep->finished);
-		uco__list_push(&ep->finished, &op->link);
-		if (first) {
-			uint64_t one = 1;
-			while (write(ep->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
-				;
-		}
+		push_finished(ep, op);
 	}
 	pthread_mutex_unlock(&ep->lock);
 	return NULL;

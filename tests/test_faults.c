@@ -1751,6 +1751,69 @@ Test(faults, epoll_cq_overflow_without_memory, .timeout = 120)
 	                                    .task = overflowing_turn });
 }
 
+/* Many reads wait on one pipe; the bytes come all at once, and more reads
+ * end in that report than the CQ holds.  With memory short for good and
+ * the engine's re-arm of the pipe for the reads still waiting refused (as
+ * when another thread has closed it: EBADF), those fail with the error
+ * instead of aborting the process, and none of them takes a byte: every
+ * byte written is read exactly once, by a read that reported it, or left in
+ * the pipe. */
+#define OVERFLOW_READS 160
+
+static void *reads_one_byte(void *arg)
+{
+	char b;
+	ssize_t n = uco_read(fx.fd[0], &b, 1, -1);
+	if (n == 1)
+		++*(size_t *)arg;
+	return n == 1 || n == -ENOMEM || n == -EBADF ? NULL : uco_fail(n < 0 ? (int)n : -EIO);
+}
+
+static void *overflowing_report(void *arg)
+{
+	(void)arg;
+	uco_task *t[OVERFLOW_READS];
+	size_t spawned = 0, read_ok = 0;
+	int err = 0;
+	for (; spawned < OVERFLOW_READS; spawned++) {
+		err = uco_spawn(NULL, &t[spawned], reads_one_byte, &read_ok);
+		if (err)
+			break;
+	}
+	/* Every reader runs and parks on the empty pipe before this goes on
+	 * (or fails without memory); then all the bytes come at once.  A
+	 * sleep, not a yield: the readers' SQEs reach the engine at the end
+	 * of the turn. */
+	int r = uco_sleep(UCO_NS_PER_MS);
+	if (r < 0 && r != -ENOMEM && !err)
+		err = r;
+	char buf[OVERFLOW_READS + 1];
+	memset(buf, 'x', sizeof buf);
+	ssize_t written = write(fx.fd[1], buf, OVERFLOW_READS);
+	if (written < 0)
+		written = 0;
+	for (size_t i = 0; i < spawned; i++) {
+		r = uco_await(t[i], NULL);
+		if (r < 0 && r != -ENOMEM && !err)
+			err = r;
+		uco_task_release(t[i]);
+	}
+	ssize_t left = read(fx.fd[0], buf, sizeof buf);
+	if (left < 0)
+		left = 0;
+	if (read_ok + (size_t)left != (size_t)written)
+		BAD("a byte was lost or read twice");
+	return err ? uco_fail(err) : NULL;
+}
+
+Test(faults, epoll_rearm_refused_with_the_cq_full, .timeout = 120)
+{
+	run_epoll_case((struct fault_case){ .name = "epoll: re-arm refused, CQ full",
+	                                    .kinds = FAULT_ALLOC | FAULT_EPOLL_MOD,
+	                                    .setup = setup_nonblocking_pipe,
+	                                    .task = overflowing_report });
+}
+
 /* The IO cases, with only the engine's calls failing. */
 Test(faults, epoll_io_calls, .timeout = 120)
 {

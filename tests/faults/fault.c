@@ -508,6 +508,10 @@ int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		errno = epoll_ctl_err;
 		return -1;
 	}
+	if (op == EPOLL_CTL_MOD && fail_now(FAULT_EPOLL_MOD, "epoll_ctl(MOD)")) {
+		errno = EBADF;
+		return -1;
+	}
 	return __real_epoll_ctl(epfd, op, fd, ev);
 }
 

@@ -43,6 +43,10 @@ enum {
 	                           * thread or process took the data or the connection;
 	                           * connect: a UNIX socket's full backlog) */
 	FAULT_ALL = (1u << 11) - 1,
+	/* Not in FAULT_ALL: epoll_ctl's MOD: -1, EBADF, as when another thread
+	 * closed a descriptor that operations wait on (the engine's re-arm
+	 * after epoll reported it). */
+	FAULT_EPOLL_MOD = 1u << 11,
 };
 /* FAULT_WAIT and FAULT_AGAIN never fail sticky, only the nth call: a
  * signal interrupts one wait, a race loses one try; failing every later
