@@ -205,6 +205,10 @@ uco__switch_start_in:
 	.cfi_undefined rbp
 	movq	$0, (%rsp)
 	movq	$0, 8(%rsp)
+	/* Loaded even when the scheduler's word is already the default:
+	 * skipping it (tried with no ldmxcsr here at all) left the CPU per
+	 * spawn + run + join unchanged, 31.71 against 31.65 ns, medians of 7
+	 * alternating pairs.  ldmxcsr is cheap here; stmxcsr is what costs. */
 	ldmxcsr	default_fpctl(%rip)
 	cmpw	default_fpctl+4(%rip), %r8w
 	jne	2f
