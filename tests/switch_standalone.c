@@ -479,16 +479,22 @@ static int compare_regs(const char *who, const uint64_t *want, const uint64_t *g
 	return bad;
 }
 
+/* Main's two sets and the coroutine's: patterns first, first + 1, first + 2. */
+static void fill_regs(unsigned first)
+{
+	for (unsigned i = 0; i < NREG; i++) {
+		main_in[0][i] = reg_pattern(first, i);
+		main_in[1][i] = reg_pattern(first + 1, i);
+		co_in[i] = reg_pattern(first + 2, i);
+	}
+}
+
 static int check_regs(void)
 {
 	struct stack s;
 	int bad = 0;
 
-	for (unsigned i = 0; i < NREG; i++) {
-		main_in[0][i] = reg_pattern(1, i);
-		main_in[1][i] = reg_pattern(2, i);
-		co_in[i] = reg_pattern(3, i);
-	}
+	fill_regs(1);
 	stack_new(&s);
 	co_sp[0] = uco__context_init(s.hi, regs_entry, NULL);
 	regs_switch(&main_sp, co_sp[0], main_in[0], main_out[0]);
@@ -670,11 +676,7 @@ static int check_switch_in(void)
 	struct stack s;
 	int bad = 0;
 
-	for (unsigned i = 0; i < NREG; i++) {
-		main_in[0][i] = reg_pattern(6, i);
-		main_in[1][i] = reg_pattern(7, i);
-		co_in[i] = reg_pattern(8, i);
-	}
+	fill_regs(6);
 	stack_new(&s);
 	co_sp[0] = uco__context_init(s.hi, switch_in_entry, NULL);
 	mxcsr_set(MAIN_MXCSR);
@@ -803,10 +805,7 @@ static int check_exit(void)
 	struct stack s;
 	int bad = 0;
 
-	for (unsigned i = 0; i < NREG; i++) {
-		main_in[0][i] = reg_pattern(4, i);
-		co_in[i] = reg_pattern(5, i);
-	}
+	fill_regs(4);
 	mxcsr_set(MAIN_MXCSR);
 	x87cw_set(MAIN_X87CW);
 	stack_new(&s);
