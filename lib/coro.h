@@ -33,6 +33,28 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
  * stack (coro.c's task_entry). */
 extern void (*const uco__task_entry)(void *arg);
 
+/*
+ * Read the scheduler's MXCSR and x87 control word again (x86_64): the
+ * switch into a task saves the scheduler's from loop->sched_fpctl rather
+ * than reading them each time (switch_x86_64.S says why), so the loop
+ * calls this when it starts running and after every piece of user code
+ * that runs on the scheduler's stack (done-callbacks, call_later/call_at
+ * handles, uco_loop_call's calls, signal callbacks, context destructors),
+ * because such code may change them (fesetround) and the change must
+ * persist, as it did when every switch read them.  Nothing inside a task:
+ * completions are reaped there too (ring.c's submit_pending), and their
+ * callbacks then run with the task's state, not the scheduler's.
+ */
+static inline void uco__sched_fpctl_note(uco_loop *loop)
+{
+#ifdef UCO__HAVE_SWITCH_IN
+	if (!loop->current)
+		loop->sched_fpctl = uco__fpctl_read();
+#else
+	(void)loop;
+#endif
+}
+
 /* Switch from the scheduler into t, until t parks or ends; `first`: t
  * has never run (a constant at each call). */
 static inline __attribute__((always_inline)) void switch_in(uco_loop *loop, uco_task *t,
@@ -51,12 +73,16 @@ static inline __attribute__((always_inline)) void switch_in(uco_loop *loop, uco_
 	__sanitizer_start_switch_fiber(&loop->asan_fake_stack, t->stack.base,
 	                               t->stack.size);
 #endif
-#ifdef UCO__HAVE_SWITCH_START
+#ifdef UCO__HAVE_SWITCH_IN
 	if (first)
-		uco__switch_start(&loop->sched_sp, uco__stack_top(&t->stack), uco__task_entry, t);
+		uco__switch_start_in(&loop->sched_sp, uco__stack_top(&t->stack), uco__task_entry, t,
+		                     loop->sched_fpctl);
 	else
+		uco__switch_in(&loop->sched_sp, t->sp, loop->sched_fpctl);
+#else
+	(void)first;
+	uco__switch(&loop->sched_sp, t->sp);
 #endif
-		uco__switch(&loop->sched_sp, t->sp);
 #ifdef UCO__ASAN
 	__sanitizer_finish_switch_fiber(loop->asan_fake_stack, NULL, NULL);
 #endif
@@ -67,7 +93,7 @@ static inline void uco__coro_start(uco_loop *loop, uco_task *t)
 {
 	if (!t->stack.base) /* reserved at spawn; the scheduler may have taken it */
 		uco__stack_pool_take(&loop->pool, &t->stack);
-#ifndef UCO__HAVE_SWITCH_START
+#ifndef UCO__HAVE_SWITCH_IN
 	t->sp = uco__context_init(uco__stack_top(&t->stack), uco__task_entry, t);
 #endif
 	switch_in(loop, t, true);

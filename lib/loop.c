@@ -219,8 +219,10 @@ __attribute__((noinline, cold)) static void run_timed(uco_loop *loop, uco_task *
 	int64_t start = uco_now();
 	run_task(loop, t);
 	int64_t ran = uco_now() - start;
-	if (ran > limit)
+	if (ran > limit) {
 		uco__slow_report(loop, t, ran, limit);
+		uco__sched_fpctl_note(loop); /* its arithmetic may raise flags */
+	}
 }
 
 static void run_ready(uco_loop *loop)
@@ -335,6 +337,7 @@ static int enter_running(uco_loop *loop)
 		return -EBUSY;
 	uco__running_set(loop);
 	loop->running = true;
+	uco__sched_fpctl_note(loop); /* the caller's, as it is now */
 	return 0;
 }
 

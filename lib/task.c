@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coro.h"
 #include "internal.h"
 
 static void all_tasks_link(uco_loop *loop, uco_task *t)
@@ -296,8 +297,10 @@ void uco__task_finish(uco_loop *loop, uco_task *t)
 		uco__stack_unmap(&t->stack);
 	t->stack = (struct uco__stack){ .base = NULL };
 	uco__coro_release(t);
-	if (t->ctx)
+	if (t->ctx) {
 		uco__ctx_release(t); /* destructors run before anyone learns of the end */
+		uco__sched_fpctl_note(loop);
+	}
 	loop->live--;
 
 	t->finish_seq = ++loop->finished_count;
@@ -320,6 +323,7 @@ void uco__task_finish(uco_loop *loop, uco_task *t)
 void uco__run_callbacks(uco_task *t)
 {
 	struct uco__done_cb *cb = t->cb_head;
+	uco_loop *loop = t->loop;
 	t->cb_head = NULL;
 	t->in_cb_queue = false;
 	while (cb) {
@@ -328,6 +332,7 @@ void uco__run_callbacks(uco_task *t)
 		free(cb);
 		cb = next;
 	}
+	uco__sched_fpctl_note(loop);
 	uco__task_unref(t); /* the queue's reference */
 }
 

@@ -479,16 +479,22 @@ static int compare_regs(const char *who, const uint64_t *want, const uint64_t *g
 	return bad;
 }
 
+/* Main's two sets and the coroutine's: patterns first, first + 1, first + 2. */
+static void fill_regs(unsigned first)
+{
+	for (unsigned i = 0; i < NREG; i++) {
+		main_in[0][i] = reg_pattern(first, i);
+		main_in[1][i] = reg_pattern(first + 1, i);
+		co_in[i] = reg_pattern(first + 2, i);
+	}
+}
+
 static int check_regs(void)
 {
 	struct stack s;
 	int bad = 0;
 
-	for (unsigned i = 0; i < NREG; i++) {
-		main_in[0][i] = reg_pattern(1, i);
-		main_in[1][i] = reg_pattern(2, i);
-		co_in[i] = reg_pattern(3, i);
-	}
+	fill_regs(1);
 	stack_new(&s);
 	co_sp[0] = uco__context_init(s.hi, regs_entry, NULL);
 	regs_switch(&main_sp, co_sp[0], main_in[0], main_out[0]);
@@ -537,6 +543,12 @@ static void x87cw_set(uint16_t v)
 #define MAIN_X87CW (X87CW_DEFAULT | 0x0400u)          /* round down */
 #define CO_MXCSR (MXCSR_DEFAULT | 0x6000u | 0x8000u)  /* toward zero, FTZ */
 #define CO_X87CW ((X87CW_DEFAULT & ~0x0300u) | 0x0200u | 0x0800u) /* double, up */
+/* What main passes to uco__switch_in / uco__switch_start_in as its word:
+ * not the MXCSR in force (MAIN_MXCSR), so that main coming back with it
+ * shows the word was stored, not read; with the inexact flag set, so that
+ * it shows the flags go with it. */
+#define MAIN_MXCSR_PASSED (MXCSR_DEFAULT | 0x4000u | 0x0020u) /* round up, PE */
+#define MAIN_FPCTL_PASSED (MAIN_MXCSR_PASSED | (uint64_t)MAIN_X87CW << 32)
 
 static volatile uint32_t co_mxcsr[2];
 static volatile uint16_t co_x87cw[2];
@@ -564,6 +576,19 @@ static int check_main_fpctl(const char *when)
 		return 0;
 	note("%s: main's MXCSR %#x x87 CW %#x, want %#x %#x", when, mx, cw,
 	     MAIN_MXCSR, MAIN_X87CW);
+	return 1;
+}
+
+/* Main's MXCSR, whole (flags too), must be the word it passed. */
+static __attribute__((unused)) int check_main_passed(const char *when)
+{
+	uint32_t mx = mxcsr_get();
+	uint16_t cw = x87cw_get();
+
+	if (mx == MAIN_MXCSR_PASSED && cw == MAIN_X87CW)
+		return 0;
+	note("%s: main's MXCSR %#x x87 CW %#x, want the word it passed, %#x %#x", when, mx,
+	     cw, MAIN_MXCSR_PASSED, MAIN_X87CW);
 	return 1;
 }
 
@@ -602,10 +627,97 @@ static int check_fpctl(void)
 }
 #endif
 
+/* ---- (l) the scheduler's switch ---------------------------------------- */
+
+#if defined(UCO__HAVE_SWITCH_IN)
+/*
+ * void regs_switch_in(void **from, void *to, const uint64_t *in,
+ *                     uint64_t *out, uint64_t fpctl)
+ * regs_switch for uco__switch_in(from, to, fpctl).
+ */
+void regs_switch_in(void **from, void *to, const uint64_t *in, uint64_t *out, uint64_t fpctl);
+__asm__(
+	"	.text\n"
+	"	.globl	regs_switch_in\n"
+	"	.hidden	regs_switch_in\n"
+	"	.type	regs_switch_in, @function\n"
+	"regs_switch_in:\n"
+	"	.byte	0xf3, 0x0f, 0x1e, 0xfa\n" /* endbr64 */
+	REGS_IN
+	"	movq	%r8, %rdx\n"
+	"	call	uco__switch_in\n"
+	REGS_OUT
+	"	.size	regs_switch_in, .-regs_switch_in\n");
+
+/* The coroutine's MXCSR, flags and all (invalid-operation flag set). */
+#define CO_MXCSR_FLAGGED (CO_MXCSR | 0x0001u)
+
+static void switch_in_entry(void *arg)
+{
+	(void)arg;
+	co_mxcsr[0] = mxcsr_get();
+	co_x87cw[0] = x87cw_get();
+	mxcsr_set(CO_MXCSR_FLAGGED);
+	x87cw_set(CO_X87CW);
+	/* Back to main with co_in live: main must get its own back. */
+	regs_switch(&co_sp[0], main_sp, co_in, co_out);
+	/* Resumed by uco__switch_in: ours must be back, whatever main had. */
+	co_mxcsr[1] = mxcsr_get();
+	co_x87cw[1] = x87cw_get();
+	for (;;)
+		uco__switch(&co_sp[0], main_sp);
+}
+
+/* uco__switch_in saves main's registers, and the word it is given as its
+ * MXCSR and x87 control word (main comes back with that word, not the one
+ * in force when it switched), and resumes the other side with its own. */
+static int check_switch_in(void)
+{
+	struct stack s;
+	int bad = 0;
+
+	fill_regs(6);
+	stack_new(&s);
+	co_sp[0] = uco__context_init(s.hi, switch_in_entry, NULL);
+	mxcsr_set(MAIN_MXCSR);
+	x87cw_set(MAIN_X87CW);
+	regs_switch_in(&main_sp, co_sp[0], main_in[0], main_out[0], MAIN_FPCTL_PASSED);
+	bad |= compare_regs("main (first switch)", main_in[0], main_out[0]);
+	bad |= check_main_passed("after the coroutine's first run");
+	if ((co_mxcsr[0] & MXCSR_CONTROL) != MXCSR_DEFAULT || co_x87cw[0] != X87CW_DEFAULT) {
+		note("a new coroutine starts with MXCSR %#x x87 CW %#x, want the defaults %#x %#x",
+		     co_mxcsr[0], co_x87cw[0], MXCSR_DEFAULT, X87CW_DEFAULT);
+		bad = 1;
+	}
+	mxcsr_set(MAIN_MXCSR);
+	regs_switch_in(&main_sp, co_sp[0], main_in[1], main_out[1], MAIN_FPCTL_PASSED);
+	bad |= compare_regs("coroutine", co_in, co_out);
+	bad |= compare_regs("main (second switch)", main_in[1], main_out[1]);
+	bad |= check_main_passed("after resuming the coroutine");
+	if (co_mxcsr[1] != CO_MXCSR_FLAGGED || co_x87cw[1] != CO_X87CW) {
+		note("resumed coroutine has MXCSR %#x x87 CW %#x, want its own %#x %#x",
+		     co_mxcsr[1], co_x87cw[1], CO_MXCSR_FLAGGED, CO_X87CW);
+		bad = 1;
+	}
+	mxcsr_set(MXCSR_DEFAULT);
+	x87cw_set(X87CW_DEFAULT);
+	if (!bad)
+		note("%d registers kept; main back with the word it passed (flags too), "
+		     "the coroutine with its own", NREG);
+	return bad;
+}
+#else
+static int check_switch_in(void)
+{
+	note("no uco__switch_in on this architecture (switch.h)");
+	return SKIP;
+}
+#endif
+
 /* ---- (k) the start switch ---------------------------------------------- */
 
-#if defined(UCO__HAVE_SWITCH_START)
-/* Set by (k): run_probe starts the probe with uco__switch_start instead of
+#if defined(UCO__HAVE_SWITCH_IN)
+/* Set by (k): run_probe starts the probe with uco__switch_start_in instead of
  * uco__context_init + uco__switch. */
 static int probe_via_start;
 
@@ -615,7 +727,8 @@ static int check_unwind(void);
 static int check_entry_state(void);
 
 /* (d)-(g) and (c)'s defaults again, the context entered by
- * uco__switch_start: it must start exactly as a first frame does. */
+ * uco__switch_start_in: it must start exactly as a first frame does, and
+ * main must come back with the FP control word it passed. */
 static int check_start(void)
 {
 	struct stack s;
@@ -631,13 +744,13 @@ static int check_start(void)
 	mxcsr_set(MAIN_MXCSR);
 	x87cw_set(MAIN_X87CW);
 	stack_new(&s);
-	uco__switch_start(&main_sp, s.hi, fpctl_entry, NULL);
+	uco__switch_start_in(&main_sp, s.hi, fpctl_entry, NULL, MAIN_FPCTL_PASSED);
 	if ((co_mxcsr[0] & MXCSR_CONTROL) != MXCSR_DEFAULT || co_x87cw[0] != X87CW_DEFAULT) {
 		note("a started coroutine has MXCSR %#x x87 CW %#x, want the defaults %#x %#x",
 		     co_mxcsr[0], co_x87cw[0], MXCSR_DEFAULT, X87CW_DEFAULT);
 		bad = 1;
 	}
-	bad |= check_main_fpctl("after the started coroutine changed its own");
+	bad |= check_main_passed("after the started coroutine changed its own");
 	mxcsr_set(MXCSR_DEFAULT);
 	x87cw_set(X87CW_DEFAULT);
 	if (!bad)
@@ -648,7 +761,7 @@ static int check_start(void)
 #else
 static int check_start(void)
 {
-	note("no uco__switch_start on this architecture (switch.h)");
+	note("no uco__switch_start_in on this architecture (switch.h)");
 	return SKIP;
 }
 #endif
@@ -692,10 +805,7 @@ static int check_exit(void)
 	struct stack s;
 	int bad = 0;
 
-	for (unsigned i = 0; i < NREG; i++) {
-		main_in[0][i] = reg_pattern(4, i);
-		co_in[i] = reg_pattern(5, i);
-	}
+	fill_regs(4);
 	mxcsr_set(MAIN_MXCSR);
 	x87cw_set(MAIN_X87CW);
 	stack_new(&s);
@@ -811,15 +921,16 @@ __attribute__((visibility("hidden"), used, noinline)) void probe_main(void *arg)
  * the frame is inside [top - UCO__CONTEXT_FRAME_BYTES, top) and nothing at
  * or above top is written.
  */
-#if defined(UCO__HAVE_SWITCH_START)
+#if defined(UCO__HAVE_SWITCH_IN)
 /*
  * void regs_start(void **from, void *top, const uint64_t *in, uint64_t *out,
- *                 void *arg)
- * regs_switch for uco__switch_start: enters entry_probe(arg) on a fresh
+ *                 void *arg, uint64_t fpctl)
+ * regs_switch for uco__switch_start_in: enters entry_probe(arg) on a fresh
  * stack at top with in[] in the callee-saved registers, and stores them to
  * out[] when main is resumed.
  */
-void regs_start(void **from, void *top, const uint64_t *in, uint64_t *out, void *arg);
+void regs_start(void **from, void *top, const uint64_t *in, uint64_t *out, void *arg,
+                uint64_t fpctl);
 __asm__(
 	"	.text\n"
 	"	.globl	regs_start\n"
@@ -830,7 +941,8 @@ __asm__(
 	REGS_IN
 	"	leaq	entry_probe(%rip), %rdx\n"
 	"	movq	%r8, %rcx\n"
-	"	call	uco__switch_start\n"
+	"	movq	%r9, %r8\n"
+	"	call	uco__switch_start_in\n"
 	REGS_OUT
 	"	.size	regs_start, .-regs_start\n");
 #endif
@@ -853,9 +965,9 @@ static int run_probe(size_t top_off)
 	for (unsigned i = 0; i < NREG; i++)
 		in[i] = reg_pattern(4, i);
 
-#if defined(UCO__HAVE_SWITCH_START)
+#if defined(UCO__HAVE_SWITCH_IN)
 	if (probe_via_start) {
-		regs_start(&main_sp, top, in, out, &pout);
+		regs_start(&main_sp, top, in, out, &pout, uco__fpctl_read());
 	} else
 #endif
 	{
@@ -1159,6 +1271,7 @@ int main(void)
 	run_check("(i) BTI landing pads on guarded pages", check_bti);
 	run_check("(j) the exit switch restores the other side", check_exit);
 	run_check("(k) the start switch enters as a first frame does", check_start);
+	run_check("(l) the scheduler's switch saves the word it is given", check_switch_in);
 
 	printf("%d passed, %d failed\n", n_passed, n_failed);
 	(void)n_skipped;

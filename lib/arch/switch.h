@@ -22,6 +22,7 @@
 #define UCO_ARCH_SWITCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef void (*uco__entry_fn)(void *arg);
 
@@ -38,13 +39,36 @@ __attribute__((noreturn)) void uco__switch_exit(void *to_sp);
 #endif
 
 /*
- * uco__context_init(stack_top, entry, arg) and uco__switch(from_sp, to) in
- * one step, without writing the first frame (switch_x86_64.S): the new
- * context starts exactly as it would have.  x86_64 only.
+ * The scheduler's side, x86_64 only (switch_x86_64.S says what they spare):
+ *
+ * uco__switch_in(from_sp, to_sp, fpctl) is uco__switch, except that the
+ * frame it saves gets fpctl as its MXCSR and x87 control word instead of
+ * what stmxcsr and fnstcw would read: the caller keeps its own word cached
+ * (the scheduler's rarely changes).  fpctl is MXCSR | x87 CW << 32, as
+ * uco__fpctl_read() returns it; its x87 part must be the control word in
+ * force (the switch compares it with the incoming one's to skip fldcw),
+ * its MXCSR part is what the caller gets back when resumed.
+ *
+ * uco__switch_start_in(from_sp, stack_top, entry, arg, fpctl) is
+ * uco__context_init(stack_top, entry, arg) and uco__switch_in(from_sp, to,
+ * fpctl) in one step, without writing the first frame: the new context
+ * starts exactly as it would have.
  */
 #if defined(__x86_64__)
-#define UCO__HAVE_SWITCH_START 1
-void uco__switch_start(void **from_sp, void *stack_top, uco__entry_fn entry, void *arg);
+#define UCO__HAVE_SWITCH_IN 1
+void uco__switch_in(void **from_sp, void *to_sp, uint64_t fpctl);
+void uco__switch_start_in(void **from_sp, void *stack_top, uco__entry_fn entry, void *arg,
+                          uint64_t fpctl);
+
+/* The running context's MXCSR and x87 control word as uco__switch_in's
+ * fpctl (and as the frame's first 8 bytes hold them, upper 2 bytes 0). */
+static inline uint64_t uco__fpctl_read(void)
+{
+	uint32_t mxcsr;
+	uint16_t cw;
+	__asm__ volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(mxcsr), "=m"(cw));
+	return mxcsr | (uint64_t)cw << 32;
+}
 #endif
 
 /*
