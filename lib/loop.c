@@ -144,10 +144,10 @@ enum turn_result { TURN_OK = 0, TURN_NOTHING_TO_WAIT_FOR = 1 };
  * load a task, issued between runs, overlapped with little more than that
  * run, so the misses were paid nearly one after the other.  Issued a batch
  * at a time, back to back, the batch's misses and page walks overlap each
- * other (100k 10 ms sleeps, CPU per warm round: 42.6 -> 30.0 ms, with the
- * new tasks' lines below; batches of 8: 30.9, 32: 29.4).  Prefetching a
- * stack's other lines once its first load had filled the TLB, instead of
- * loading them all, was slower (59 against 46 ms in a noisier minute).
+ * other (100k 10 ms sleeps, with the new tasks' lines below: CPU per warm
+ * round 40.5 -> 28.1 ms; batches of 8 or 32 about the same as 16).
+ * Prefetching a stack's other lines once its first load had filled the
+ * TLB, instead of loading them all, was slower (docs/benchmarks.md).
  *
  * For a task that never ran, in a burst that has taken more than DIG
  * stacks from the pool this turn (their memory long unused, as 100k new
