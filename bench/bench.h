@@ -46,6 +46,16 @@ static inline int64_t bench_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* CPU time of this process so far (every thread, user and system), ns:
+ * on a shared machine, the figure that other processes do not inflate. */
+static inline int64_t bench_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Median of v[0..n) (sorts v in place); 0 for n == 0. */
 double bench_median(double *v, size_t n);
 
@@ -213,7 +223,8 @@ int bench_cancel_child(const char *impl, const struct bench_opts *opts);
 #define BENCH_CANCEL_TASKS 10000
 
 #if defined(UCO_BENCH_HAVE_LIBUV)
-/* peers/sleep_libuv.c: the libuv peer of `sleep`, in this process. */
+/* peers/sleep_libuv.c: the libuv peer of `sleep`, in this process
+ * (emits its wall_ms_cold, wall_ms and cpu_ms). */
 int bench_sleep_libuv(int rounds);
 #endif
 

@@ -129,27 +129,40 @@ enum turn_result { TURN_OK = 0, TURN_NOTHING_TO_WAIT_FOR = 1 };
  * CPU has usually long forgotten: a TLB miss (a two-dimensional page walk
  * under virtualisation) and cache misses, ~380 ns a task measured here with
  * 100k tasks against ~70 ns with 10k.  The run queue says who runs next,
- * so start those misses early, OBJECT_AHEAD places ahead for the task
- * object and CONTEXT_AHEAD places ahead (its object is in cache by then)
- * for the saved context and the frames above it (up to CONTEXT_LINES cache
- * lines, not past the top of the stack), which the task returns through
- * when it resumes.  Resuming 100k yielded tasks: 38 ms without, 13-14 ms
- * with (1 line: 19 ms, 4 lines: 15 ms).
+ * so start those misses early: the task objects two batches of WARM_BATCH
+ * ahead, and one batch ahead (their objects are in cache by then) the
+ * saved contexts and the frames above them (up to STACK_LINES cache lines,
+ * not past the top of the stack), which each task returns through when it
+ * resumes.
  *
  * With real loads, not prefetch instructions: a software prefetch that
  * misses the TLB is dropped on this machine (prefetching alone gained
  * nothing), while a load walks the page tables and fills the TLB.  The
  * loads' values are not used, so out-of-order execution runs on while they
- * are in flight.  For a task that never ran, the line its first frame is
- * about to be written to is written (starting 100k tasks: 13 -> 10 ms).
- * Such a task takes its stack from the pool here, CONTEXT_AHEAD places
- * before it runs, so a burst of short tasks cycles through a handful of
- * warm stacks (spawn + run + join of 1024 at a time: 1024 stacks' worth
- * of TLB and cache misses before, ~10 stacks now).
+ * are in flight.  But a load that misses holds up retirement once it is
+ * the oldest instruction, and one task's run fills the reorder buffer: one
+ * load a task, issued between runs, overlapped with little more than that
+ * run, so the misses were paid nearly one after the other.  Issued a batch
+ * at a time, back to back, the batch's misses and page walks overlap each
+ * other (100k 10 ms sleeps, with the new tasks' lines below: CPU per warm
+ * round 40.5 -> 28.1 ms; batches of 8 or 32 about the same as 16).
+ * Prefetching a stack's other lines once its first load had filled the
+ * TLB, instead of loading them all, was slower (docs/benchmarks.md).
+ *
+ * For a task that never ran, in a burst that has taken more than DIG
+ * stacks from the pool this turn (their memory long unused, as 100k new
+ * sleepers'), the stack is taken from the pool here, a batch or two before
+ * the task runs; the line its first frame is about to be written to is
+ * written (a read of a page never touched would map the shared zero page,
+ * and the frame's write then fault again), and the lines below it, which
+ * its first run writes down to its first park, are loaded.  Otherwise the
+ * task takes its stack when it starts: the one the task before it just
+ * gave back, in cache (spawn + run + join of 1024 at a time cycles through
+ * one stack; warming every new task's lines there cost 6 ns of 32).
  */
-#define OBJECT_AHEAD 16
-#define CONTEXT_AHEAD 8
-#define CONTEXT_LINES 8
+#define WARM_BATCH 16
+#define STACK_LINES 8
+#define DIG 64
 
 /* Exempt from ASan: it reads other coroutines' stacks, redzones and all,
  * on purpose, and uses nothing it reads. */
@@ -161,43 +174,60 @@ static inline void touch(const void *p)
 	__asm__ volatile("" : : "r"(*(const volatile char *)p));
 }
 
-/* For a stack that never ran: a write, because reading a page that was
- * never touched maps the shared zero page and the first frame's write
- * then faults a second time (copy-on-write).  The first frame overwrites
- * this line anyway. */
+/* For a stack that never ran: a write (see above).  The first frame
+ * overwrites this line anyway. */
 static inline void touch_for_write(void *p)
 {
 	*(volatile char *)p = 0;
 }
 
-static inline void warm_ahead(uco_loop *loop)
+/* Start the misses of t's stack (its object is in cache); `deep`: a new
+ * task's stack comes from deep in the pool. */
+static inline void warm_stack(uco_loop *loop, uco_task *t, bool deep)
 {
-	const struct uco__taskq *q = &loop->ready;
-	if (q->len > OBJECT_AHEAD)
-		touch(ready_peek(q, OBJECT_AHEAD));
-	if (q->len > CONTEXT_AHEAD) {
-		uco_task *t = ready_peek(q, CONTEXT_AHEAD);
-		/* A finished task is only here for its callbacks: its stack
-		 * is gone (maybe unmapped) and its sp is stale. */
-		if (t->run_state == UCO__FINISHED)
+	/* A finished task is only here for its callbacks: its stack
+	 * is gone (maybe unmapped) and its sp is stale. */
+	if (t->run_state == UCO__FINISHED)
+		return;
+	const char *line = t->sp;
+	if (!line) {
+		if (!deep)
 			return;
-		const char *line = t->sp;
-		if (!line) {
-			/* A task that never ran gets its stack here, from the
-			 * top of the pool: one that a task which just ended
-			 * left warm, if any (uco__stack_pool_reserve). */
-			if (!t->stack.base)
-				uco__stack_pool_take(&loop->pool, &t->stack);
-			touch_for_write(uco__stack_top(&t->stack) - 64);
-			/* Its result line too (internal.h's layout): a short
-			 * task writes its value there and finishes from it. */
-			touch(&t->value);
-			return;
-		}
-		const char *top = uco__stack_top(&t->stack);
-		for (int i = 0; i < CONTEXT_LINES && line < top; i++, line += 64)
-			touch(line);
+		/* A task that never ran gets its stack here. */
+		if (!t->stack.base)
+			uco__stack_pool_take(&loop->pool, &t->stack);
+		char *top = uco__stack_top(&t->stack);
+		touch_for_write(top - 64);
+		/* The same page: uco__stack_top keeps top in the upper
+		 * half of it. */
+		for (int i = 2; i <= STACK_LINES; i++)
+			touch(top - 64 * i);
+		/* Its result line too (internal.h's layout): a short
+		 * task writes its value there and finishes from it. */
+		touch(&t->value);
+		return;
 	}
+	const char *top = uco__stack_top(&t->stack);
+	for (int i = 0; i < STACK_LINES && line < top; i++, line += 64)
+		touch(line);
+}
+
+/* The stacks of the batch `from` places behind the head of the run queue,
+ * and the objects of the batch after it; nfree_start: the pool's free
+ * stacks when the turn began. */
+static inline void warm_batch(uco_loop *loop, size_t from, size_t nfree_start)
+{
+	/* Read once: the stores below may alias anything. */
+	const struct uco__taskq *q = &loop->ready;
+	uco_task *const *slots = q->slots;
+	size_t head = q->head, mask = q->cap - 1, len = q->len;
+	bool deep = loop->pool.nfree + DIG < nfree_start;
+	size_t end = from + 2 * WARM_BATCH < len ? from + 2 * WARM_BATCH : len;
+	for (size_t k = from + WARM_BATCH; k < end; k++)
+		touch(slots[(head + k) & mask]);
+	end = from + WARM_BATCH < len ? from + WARM_BATCH : len;
+	for (size_t k = from; k < end; k++)
+		warm_stack(loop, slots[(head + k) & mask], deep);
 }
 
 /* Run t until it parks or ends: its first run, or a resume. */
@@ -227,8 +257,15 @@ __attribute__((noinline, cold)) static void run_timed(uco_loop *loop, uco_task *
 
 static void run_ready(uco_loop *loop)
 {
-	for (size_t n = loop->ready.len; n > 0; n--) {
-		warm_ahead(loop);
+	size_t n = loop->ready.len;
+	/* The first batch, then each next one as the one before it starts. */
+	for (size_t k = 0; k < WARM_BATCH && k < n; k++)
+		touch(ready_peek(&loop->ready, k));
+	size_t nfree_start = loop->pool.nfree;
+	warm_batch(loop, 0, nfree_start);
+	for (size_t i = 0; i < n; i++) {
+		if (i % WARM_BATCH == 0)
+			warm_batch(loop, WARM_BATCH, nfree_start);
 		uco_task *t = ready_pop(loop);
 		if (t->in_cb_queue) {
 			uco__run_callbacks(t);

@@ -7,8 +7,9 @@ asyncio.create_task(), all gathered.  One asyncio.run() holds every round,
 as uco's rounds share one loop.  The last task to wake takes the time (a
 countdown), measured from just before the first create_task on
 CLOCK_MONOTONIC (time.monotonic_ns).  Prints BENCH.md JSON lines on stdout:
-wall_ms_cold (round 1), wall_ms (each later round), peak_rss_mib (VmHWM of
-this process at its end).  uco-bench runs it as a fresh child process.
+wall_ms_cold (round 1), wall_ms and cpu_ms (each later round: the CPU time
+of this process in it), peak_rss_mib (VmHWM of this process at its end).
+uco-bench runs it as a fresh child process.
 """
 import argparse
 import asyncio
@@ -57,8 +58,12 @@ async def one_round(n, seconds):
 
 async def main(rounds, n, seconds):
     for r in range(rounds):
+        cpu0 = time.process_time_ns()
         ms = await one_round(n, seconds)
+        cpu = (time.process_time_ns() - cpu0) / 1e6
         emit("wall_ms_cold" if r == 0 else "wall_ms", round(ms, 3), "ms")
+        if r > 0:
+            emit("cpu_ms", round(cpu, 3), "ms")
 
 
 def peak_rss_mib():

@@ -44,12 +44,13 @@ static void on_timer(uv_timer_t *t)
 	uv_close((uv_handle_t *)t, on_close);
 }
 
-static int one_round(uv_loop_t *loop, double *wall_ms)
+static int one_round(uv_loop_t *loop, double *wall_ms, double *cpu_ms)
 {
 	struct uv_sleep_state st = {.n = BENCH_SLEEP_TASKS,
 	                            .remaining = BENCH_SLEEP_TASKS};
 
 	uv_update_time(loop);
+	int64_t cpu0 = bench_cpu_ns();
 	int64_t t0 = bench_now_ns();
 	for (uint64_t i = 0; i < st.n; i++) {
 		uv_timer_t *t = malloc(sizeof *t);
@@ -64,6 +65,7 @@ static int one_round(uv_loop_t *loop, double *wall_ms)
 		uv_timer_start(t, on_timer, BENCH_SLEEP_MS, 0);
 	}
 	int r = uv_run(loop, UV_RUN_DEFAULT);
+	*cpu_ms = (double)(bench_cpu_ns() - cpu0) / 1e6;
 	if (r != 0 || st.remaining != 0) {
 		bench_fail("sleep", "libuv", "uv_run returned %d with %llu timers "
 		           "not fired", r, (unsigned long long)st.remaining);
@@ -91,12 +93,14 @@ int bench_sleep_libuv(int rounds)
 		return ret;
 	}
 	for (int r = 0; r < rounds; r++) {
-		double ms;
-		ret = one_round(&loop, &ms);
+		double ms, cpu;
+		ret = one_round(&loop, &ms, &cpu);
 		if (ret < 0)
 			break;
 		bench_emit("sleep", "libuv", r == 0 ? "wall_ms_cold" : "wall_ms",
 		           ms, "ms");
+		if (r > 0)
+			bench_emit("sleep", "libuv", "cpu_ms", cpu, "ms");
 	}
 	if (uv_loop_close(&loop) < 0)
 		bench_note("sleep/libuv: uv_loop_close: handles left open");
