@@ -626,11 +626,31 @@ int uco__ready_reserve(uco_loop *loop, size_t n);
  * the task be woken with -ECANCELED, now or (for a wait the kernel or a
  * worker still holds memory for) once it is safe.  Blocking calls first
  * ask uco__cancel_due() and return -ECANCELED without waiting if a
- * cancellation is pending.
+ * cancellation is pending.  Inline, as is uco__cancel_due(): one frame
+ * less between every blocking call and the switch, so one stack line less
+ * to write at the park and to bring back at the resume.
  */
-int uco__park(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
-              void (*cancel)(uco_task *t));
-bool uco__cancel_due(uco_task *t);
+static inline int uco__park(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
+                            void (*cancel)(uco_task *t))
+{
+	t->run_state = UCO__PARKED;
+	t->why = why;
+	t->wait_cancel = cancel;
+	uco__coro_park(loop, t);
+	t->wait_cancel = NULL;
+	int r = t->wake_result;
+	if (r == -ECANCELED && t->cancelling)
+		t->cancelling = false; /* delivered */
+	return r;
+}
+
+static inline bool uco__cancel_due(uco_task *t)
+{
+	if (!t->cancelling)
+		return false;
+	t->cancelling = false;
+	return true;
+}
 /*
  * Every wait with a deadline is these two steps around joining the wait:
  * uco__deadline_set (0; -ETIMEDOUT if already past, -ENOMEM/-EAGAIN; no-op
