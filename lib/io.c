@@ -60,6 +60,19 @@ static void cancel_op(uco_task *t)
 	op->cancel_sent = true;
 }
 
+/* An SQE, if the SQ has room for `need` (NULL: ring.c makes room):
+ * liburing's io_uring_get_sqe() with the SQ head read once, and without
+ * its per-call tests of the ring's flags (no SQE128 ring here; the
+ * acquiring read SQPOLL needs is a plain load on x86). */
+static inline struct io_uring_sqe *sqe_take(struct io_uring_sq *sq, unsigned need)
+{
+	unsigned tail = sq->sqe_tail;
+	if (tail + need - io_uring_smp_load_acquire(sq->khead) > sq->ring_entries)
+		return NULL;
+	sq->sqe_tail = tail + 1;
+	return &sq->sqes[tail & sq->ring_mask];
+}
+
 /*
  * Start an operation of `opcode`: returns its SQE (user_data set), or NULL
  * with *err (-EOPNOTSUPP where the kernel lacks the opcode, or the linked
@@ -103,14 +116,15 @@ op_start(struct uco__op *op, unsigned opcode, int64_t deadline, int *err)
 	/* Room for the whole chain (an operation and its linked timeout
 	 * must not be split by a submit in their middle). */
 	unsigned need = deadline >= 0 ? 2 : 1;
-	if (__builtin_expect(io_uring_sq_space_left(&loop->ring) < need, 0)) {
+	struct io_uring_sqe *sqe = sqe_take(&loop->ring.sq, need);
+	if (__builtin_expect(!sqe, 0)) {
 		*err = uco__sqe_reserve(loop, need);
 		if (*err)
 			return NULL;
+		sqe = sqe_take(&loop->ring.sq, need);
+		if (!sqe)
+			return (*err = -EBUSY), NULL; /* reserved above: never */
 	}
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
-	if (__builtin_expect(!sqe, 0))
-		return (*err = -EBUSY), NULL; /* reserved above: never */
 	io_uring_sqe_set_data(sqe, &op->done);
 	loop->inflight++; /* as uco__sqe_get() counts an SQE */
 	return sqe;

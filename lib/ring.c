@@ -92,17 +92,26 @@ static void dispatch(uco_loop *loop, const struct io_uring_cqe *cqe)
 	c->complete(loop, c, cqe);
 }
 
+/* Every CQE there is, the CQ's tail read once a batch rather than once a
+ * CQE (io_uring_for_each_cqe) and no CQE32 test (uco never asks for
+ * CQE32).  A completion may submit (a full SQ), which can post more
+ * CQEs: another batch then. */
 static unsigned reap(uco_loop *loop)
 {
-	struct io_uring_cqe *cqe;
-	unsigned head, n = 0;
+	struct io_uring_cq *cq = &loop->ring.cq;
+	unsigned n = 0;
 
 	loop->reaping = true;
-	io_uring_for_each_cqe(&loop->ring, head, cqe) {
-		dispatch(loop, cqe);
-		n++;
+	for (;;) {
+		unsigned head = *cq->khead;
+		unsigned tail = io_uring_smp_load_acquire(cq->ktail);
+		if (head == tail)
+			break;
+		for (unsigned i = head; i != tail; i++)
+			dispatch(loop, &cq->cqes[i & cq->ring_mask]);
+		io_uring_smp_store_release(cq->khead, tail);
+		n += tail - head;
 	}
-	io_uring_cq_advance(&loop->ring, n);
 	loop->reaping = false;
 	loop->stats.cqes_reaped += n;
 	return n;
