@@ -37,18 +37,14 @@ static void describe_op(const uco_task *t, char *buf, size_t len)
 
 static const struct uco__wait_kind io_kind = { "io", describe_op };
 
+/* uco_close()'s completion (the other operations' CQEs go to their task
+ * directly: ring.c, UCO__TASK_OP). */
 static void op_done(uco_loop *loop, struct uco__completion *c,
                     const struct io_uring_cqe *cqe)
 {
 	struct uco__op *op = UCO__CONTAINER_OF(c, struct uco__op, done);
-	/* A zero-copy send posts its result with F_MORE, then a notification
-	 * (F_NOTIF) once the kernel is done with the buffer: resume only
-	 * then, with the result. */
-	if (!(cqe->flags & IORING_CQE_F_NOTIF))
-		op->res = cqe->res;
-	if (cqe->flags & IORING_CQE_F_MORE)
-		return;
-	uco__wake(loop, op->task, op->res == -ECANCELED && op->cancel_sent ? -ECANCELED : 0);
+	op->res = cqe->res;
+	uco__wake(loop, op->task, 0);
 }
 
 /* uco_task_cancel() on a task in an operation: ask the kernel to cancel
@@ -104,13 +100,13 @@ op_start(struct uco__op *op, unsigned opcode, int64_t deadline, int *err)
 		*err = -ECANCELED;
 		return NULL;
 	}
-	op->done.complete = op_done;
+	op->done.complete = NULL; /* the reaper wakes the task itself */
 	op->done.uncounted = false;
 	op->done.res_is_fd = opcode == IORING_OP_ACCEPT || opcode == IORING_OP_OPENAT ||
 	                     opcode == IORING_OP_SOCKET;
 	op->done.cancel_queued = false;
+	op->done.task_op = true;
 	op->task = self;
-	op->res = 0;
 	op->cancel_sent = false;
 	op->opcode = (uint8_t)opcode;
 	/* Room for the whole chain (an operation and its linked timeout
@@ -125,7 +121,7 @@ op_start(struct uco__op *op, unsigned opcode, int64_t deadline, int *err)
 		if (!sqe)
 			return (*err = -EBUSY), NULL; /* reserved above: never */
 	}
-	io_uring_sqe_set_data(sqe, &op->done);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)self | UCO__TASK_OP);
 	loop->inflight++; /* as uco__sqe_get() counts an SQE */
 	return sqe;
 }
@@ -153,13 +149,18 @@ static inline __attribute__((always_inline)) int op_wait(struct uco__op *op,
 	}
 	uco__sq_publish(loop); /* its SQEs are whole: SQPOLL may start now */
 	self->wait_data = op;
-	int r = uco__park(loop, self, &io_kind, cancel_op);
-	if (r == -ECANCELED)
+	uco__park_only(loop, self, &io_kind, cancel_op);
+	/* The reaper (ring.c) stored the final CQE's res as the wake result
+	 * (a zero-copy send: its first CQE's). */
+	int res = self->wake_result;
+	if (res == -ECANCELED && op->cancel_sent) {
+		self->cancelling = false; /* delivered */
 		return -ECANCELED; /* our cancel, and the kernel did cancel */
-	if (deadline >= 0 && (op->res == -ECANCELED || op->res == -EINTR) && !op->cancel_sent &&
+	}
+	if (deadline >= 0 && (res == -ECANCELED || res == -EINTR) && !op->cancel_sent &&
 	    uco_now() >= deadline)
 		return -ETIMEDOUT;
-	return op->res;
+	return res;
 }
 
 /* The same two steps for the operations of other files (internal.h). */
