@@ -58,6 +58,9 @@
  * however uco-bench ends) and read once in full before any timing, so that
  * every read is served from the page cache.  The runs are interleaved
  * (uco, pread, libuv for 128k, then for 4k, then the next round).
+ *
+ * For A/B runs by hand: UCO_BENCH_FILEREAD_IMPLS=uco,pread runs only those
+ * impls, UCO_BENCH_FILEREAD_SIZES=4k only that size (128k, 4k).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -431,7 +434,8 @@ static void fr_emit(const char *impl, bool big, double mbps, double cpu0,
 	           cpu / wall, "cpu_s/s");
 }
 
-/* One timed run of impl on loop (NULL: a peer), reported. */
+/* One timed run of impl on loop (NULL: a peer), reported; nothing for an
+ * impl that UCO_BENCH_FILEREAD_IMPLS leaves out. */
 static int fr_run_one(const char *impl, uco_loop *loop, const struct fr_params *p0,
                       struct fr_reader *rs, unsigned char *bufs, const char *what)
 {
@@ -439,6 +443,9 @@ static int fr_run_one(const char *impl, uco_loop *loop, const struct fr_params *
 	bool big = p.bs == FR_BIG;
 	double v = 0;
 	int st;
+
+	if (!bench_env_lists("UCO_BENCH_FILEREAD_IMPLS", impl))
+		return 0;
 
 	p.impl = impl;
 	bench_progress("fileread", impl, what);
@@ -466,6 +473,9 @@ static void fr_fixedbuf_run(uco_loop *loop, const struct fr_params *p, struct fr
 {
 	struct iovec iov[FR_QD_SMALL > FR_QD_BIG ? FR_QD_SMALL : FR_QD_BIG];
 	struct fr_params pf = *p;
+
+	if (!bench_env_lists("UCO_BENCH_FILEREAD_IMPLS", "uco-fixedbuf"))
+		return;
 
 	pf.read = fr_read_fixedbuf;
 	pf.readers = rs;
@@ -508,6 +518,8 @@ static bool fr_sqpoll_run(const struct fr_params *p, struct fr_reader *rs,
 	uco_loop *loop;
 	int threads = fr_threads();
 
+	if (!bench_env_lists("UCO_BENCH_FILEREAD_IMPLS", "uco-sqpoll"))
+		return true;
 	memset(&lo, 0, sizeof lo);
 	lo.flags = UCO_LOOP_SQPOLL;
 	int err = uco_loop_create(&loop, &lo);
@@ -581,6 +593,8 @@ int bench_fileread_run(const struct bench_opts *opts)
 			};
 			char what[48];
 
+			if (!bench_env_lists("UCO_BENCH_FILEREAD_SIZES", big ? "128k" : "4k"))
+				continue;
 			snprintf(what, sizeof what, "%s, round %d/%d",
 			         big ? "128k" : "4k", round + 1, rounds);
 			if (loop) {

@@ -207,6 +207,19 @@ void bench_note(const char *fmt, ...)
 	va_end(ap);
 }
 
+bool bench_env_lists(const char *var, const char *item)
+{
+	const char *v = getenv(var);
+	size_t n = strlen(item);
+
+	if (!v || !*v)
+		return true;
+	for (const char *p = v; (p = strstr(p, item)); p += n)
+		if ((p == v || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
 /* A JSON string of our own names: they hold no character that needs more
  * than the two escapes below, but never write invalid JSON anyway. */
 static void json_string(FILE *f, const char *s)
