@@ -119,7 +119,7 @@ static inline char *uco__stack_top(const struct uco__stack *s)
 
 /* Every SQE uco submits carries a pointer to one of these as user_data; the
  * reaper calls `complete` with the CQE.  user_data 0 means "no completion
- * wanted". */
+ * wanted"; io.c's operations carry their task instead (UCO__TASK_OP). */
 struct uco__completion {
 	void (*complete)(uco_loop *loop, struct uco__completion *c,
 	                 const struct io_uring_cqe *cqe);
