@@ -46,7 +46,8 @@ static const char *const executor_impls[] = {"uco", "uco-epoll", "libuv", "async
 static const char *const echo_impls[] = {"uco", "uco-epoll", "uco-multishot", "uco-stream",
                                          "epoll", "liburing", "libuv", NULL};
 static const char *const fileread_impls[] = {"uco", "uco-epoll", "uco-fixed", "uco-fixedbuf",
-                                             "uco-sqpoll", "pread", "libuv", NULL};
+                                             "uco-sqpoll", "pread", "liburing", "libuv",
+                                             NULL};
 static const char *const sendzc_impls[] = {"uco", "uco-zc", NULL};
 static const char *const gather_impls[] = {"uco", "asyncio", NULL};
 static const char *const cancel_impls[] = {"uco", "uco-epoll", NULL};
