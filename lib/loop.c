@@ -194,22 +194,9 @@ static inline void warm_ahead(uco_loop *loop)
 			touch(&t->value);
 			return;
 		}
-		/* Up to CONTEXT_LINES lines, not past the top: jumped into
-		 * at the count (a loop with its two tests per line was ~30
-		 * instructions a task of a 4 KiB read's ~350). */
-		size_t n = (size_t)(uco__stack_top(&t->stack) - line + 63) / 64;
-		switch (n < CONTEXT_LINES ? n : CONTEXT_LINES) {
-		case 8: touch(line + 7 * 64); /* fall through */
-		case 7: touch(line + 6 * 64); /* fall through */
-		case 6: touch(line + 5 * 64); /* fall through */
-		case 5: touch(line + 4 * 64); /* fall through */
-		case 4: touch(line + 3 * 64); /* fall through */
-		case 3: touch(line + 2 * 64); /* fall through */
-		case 2: touch(line + 1 * 64); /* fall through */
-		case 1: touch(line); /* fall through */
-		default: break;
-		}
-		_Static_assert(CONTEXT_LINES == 8, "the cases above count down from it");
+		const char *top = uco__stack_top(&t->stack);
+		for (int i = 0; i < CONTEXT_LINES && line < top; i++, line += 64)
+			touch(line);
 	}
 }
 
