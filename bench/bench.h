@@ -79,6 +79,9 @@ void bench_fail(const char *bench, const char *impl, const char *why, ...)
 
 /* A remark on stderr (e.g. "woke early"), no figure. */
 void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* For A/B runs by hand: does the environment variable `var` (a
+ * comma-separated list) name `item`?  Unset or empty: every item. */
+bool bench_env_lists(const char *var, const char *item);
 
 /* The progress line on stderr (only when stderr is a terminal and the
  * output is the human table; a no-op otherwise). */

@@ -919,21 +919,6 @@ static int echo_one(const char *impl, unsigned nconn, int64_t warm_ns,
 	return 0;
 }
 
-/* For A/B runs by hand: UCO_BENCH_ECHO_IMPLS=uco,liburing runs only
- * those servers, UCO_BENCH_ECHO_CONNS=64 only that connection count. */
-static bool env_lists(const char *var, const char *item)
-{
-	const char *v = getenv(var);
-	size_t n = strlen(item);
-
-	if (!v || !*v)
-		return true;
-	for (const char *p = v; (p = strstr(p, item)); p += n)
-		if ((p == v || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
-			return true;
-	return false;
-}
-
 int bench_echo_run(const struct bench_opts *opts)
 {
 	/* Default: 3 rounds x (64, 1 conn) x 7 servers x (0.2 + 1.2 s) = 59 s
@@ -972,8 +957,12 @@ int bench_echo_run(const struct bench_opts *opts)
 					continue;
 				char nc[16];
 				snprintf(nc, sizeof nc, "%u", conns[k]);
-				if (!env_lists("UCO_BENCH_ECHO_IMPLS", impl) ||
-				    !env_lists("UCO_BENCH_ECHO_CONNS", nc))
+				/* For A/B runs by hand:
+				 * UCO_BENCH_ECHO_IMPLS=uco,liburing runs only those
+				 * servers, UCO_BENCH_ECHO_CONNS=64 only that
+				 * connection count. */
+				if (!bench_env_lists("UCO_BENCH_ECHO_IMPLS", impl) ||
+				    !bench_env_lists("UCO_BENCH_ECHO_CONNS", nc))
 					continue;
 				snprintf(what, sizeof what, "%u conn, round %d/%d",
 				         conns[k], r + 1, rounds);

@@ -23,6 +23,11 @@
  *          Its cpu_per_wall figures include the SQ thread: it is a thread
  *          of this process (iou-sqp-PID), counted by getrusage(RUSAGE_SELF);
  *   pread  one thread, a plain loop of pread(2);
+ *   liburing  the floor uco's reads stand on: the same readers on one ring
+ *          written by hand against liburing, with the flags uco's loop
+ *          takes (SINGLE_ISSUER | DEFER_TASKRUN, else none) and its
+ *          descriptor registered; each completion queues that reader's
+ *          next read, one io_uring_submit_and_wait() a batch;
  *   libuv  a uv loop with 32 or 64 uv_fs_read requests in flight (the
  *          callback of each issues the next); libuv 1.44 runs file reads
  *          on its thread pool (UV_THREADPOOL_SIZE as in the environment,
@@ -58,6 +63,9 @@
  * however uco-bench ends) and read once in full before any timing, so that
  * every read is served from the page cache.  The runs are interleaved
  * (uco, pread, libuv for 128k, then for 4k, then the next round).
+ *
+ * For A/B runs by hand: UCO_BENCH_FILEREAD_IMPLS=uco,pread runs only those
+ * impls, UCO_BENCH_FILEREAD_SIZES=4k only that size (128k, 4k).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -72,6 +80,8 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include "bench.h"
 #include "uco.h"
@@ -282,6 +292,90 @@ static int fr_pread(const struct fr_params *p, struct fr_reader *rs,
 	return 0;
 }
 
+/* ------------------------------------------------------------ liburing */
+
+/* Queue reader i's next read (user_data: i). */
+static void fr_uring_queue(struct io_uring *ring, struct fr_reader *r, unsigned i, uint64_t *off)
+{
+	/* At most qd SQEs are ever pending on a ring of FR_URING_ENTRIES. */
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	*off = fr_next(r);
+	io_uring_prep_read(sqe, r->p->fd, r->buf, (unsigned)r->p->bs, *off);
+	io_uring_sqe_set_data64(sqe, i);
+}
+
+#define FR_URING_ENTRIES 1024
+
+static int fr_liburing(const struct fr_params *p, struct fr_reader *rs,
+                       unsigned char *bufs, double *mbps)
+{
+	struct io_uring ring;
+	struct io_uring_params rp = {
+		.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+	};
+	uint64_t offs[FR_QD_SMALL > FR_QD_BIG ? FR_QD_SMALL : FR_QD_BIG];
+	struct fr_clock clock;
+	int ret = io_uring_queue_init_params(FR_URING_ENTRIES, &ring, &rp);
+
+	if (ret == -EINVAL) {
+		memset(&rp, 0, sizeof rp);
+		ret = io_uring_queue_init_params(FR_URING_ENTRIES, &ring, &rp);
+	}
+	if (ret < 0) {
+		bench_skip("fileread", "liburing", "io_uring_queue_init: %s", strerror(-ret));
+		return ret;
+	}
+	io_uring_register_ring_fd(&ring);
+	int64_t t0 = bench_now_ns();
+	unsigned live = p->qd;
+
+	fr_readers_init(rs, p, bufs, &clock, t0 + p->run_ns);
+	for (unsigned i = 0; i < p->qd; i++)
+		fr_uring_queue(&ring, &rs[i], i, &offs[i]);
+	while (live) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+
+		ret = io_uring_submit_and_wait(&ring, 1);
+		if (ret < 0 && ret != -EINTR) {
+			bench_fail("fileread", "liburing", "io_uring_submit_and_wait: %s",
+			           strerror(-ret));
+			break;
+		}
+		io_uring_for_each_cqe(&ring, head, cqe) {
+			unsigned i = (unsigned)cqe->user_data;
+			struct fr_reader *r = &rs[i];
+			int e = fr_check(r, cqe->res, offs[i]);
+
+			n++;
+			if (e < 0)
+				r->err = e;
+			else
+				r->bytes += (uint64_t)cqe->res;
+			if (e < 0 || fr_over(r->clock, p->qd))
+				live--;
+			else
+				fr_uring_queue(&ring, r, i, &offs[i]);
+		}
+		io_uring_cq_advance(&ring, n);
+	}
+	int64_t t1 = bench_now_ns();
+	io_uring_queue_exit(&ring);
+	if (ret < 0 && ret != -EINTR)
+		return ret;
+	uint64_t bytes = 0;
+	for (unsigned i = 0; i < p->qd; i++) {
+		if (rs[i].err) {
+			bench_fail("fileread", "liburing", "read: %s", strerror(-rs[i].err));
+			return rs[i].err;
+		}
+		bytes += rs[i].bytes;
+	}
+	*mbps = (double)bytes / ((double)(t1 - t0) / 1e9) / 1e6;
+	return 0;
+}
+
 /* ------------------------------------------------------------ libuv */
 
 #if defined(UCO_BENCH_HAVE_LIBUV)
@@ -431,7 +525,8 @@ static void fr_emit(const char *impl, bool big, double mbps, double cpu0,
 	           cpu / wall, "cpu_s/s");
 }
 
-/* One timed run of impl on loop (NULL: a peer), reported. */
+/* One timed run of impl on loop (NULL: a peer), reported; nothing for an
+ * impl that UCO_BENCH_FILEREAD_IMPLS leaves out. */
 static int fr_run_one(const char *impl, uco_loop *loop, const struct fr_params *p0,
                       struct fr_reader *rs, unsigned char *bufs, const char *what)
 {
@@ -439,6 +534,9 @@ static int fr_run_one(const char *impl, uco_loop *loop, const struct fr_params *
 	bool big = p.bs == FR_BIG;
 	double v = 0;
 	int st;
+
+	if (!bench_env_lists("UCO_BENCH_FILEREAD_IMPLS", impl))
+		return 0;
 
 	p.impl = impl;
 	bench_progress("fileread", impl, what);
@@ -448,6 +546,8 @@ static int fr_run_one(const char *impl, uco_loop *loop, const struct fr_params *
 		st = fr_uco(loop, &p, rs, bufs, &v);
 	else if (strcmp(impl, "pread") == 0)
 		st = fr_pread(&p, rs, bufs, &v);
+	else if (strcmp(impl, "liburing") == 0)
+		st = fr_liburing(&p, rs, bufs, &v);
 #if defined(UCO_BENCH_HAVE_LIBUV)
 	else if (strcmp(impl, "libuv") == 0)
 		st = fr_libuv(&p, rs, bufs, &v);
@@ -466,6 +566,9 @@ static void fr_fixedbuf_run(uco_loop *loop, const struct fr_params *p, struct fr
 {
 	struct iovec iov[FR_QD_SMALL > FR_QD_BIG ? FR_QD_SMALL : FR_QD_BIG];
 	struct fr_params pf = *p;
+
+	if (!bench_env_lists("UCO_BENCH_FILEREAD_IMPLS", "uco-fixedbuf"))
+		return;
 
 	pf.read = fr_read_fixedbuf;
 	pf.readers = rs;
@@ -508,6 +611,8 @@ static bool fr_sqpoll_run(const struct fr_params *p, struct fr_reader *rs,
 	uco_loop *loop;
 	int threads = fr_threads();
 
+	if (!bench_env_lists("UCO_BENCH_FILEREAD_IMPLS", "uco-sqpoll"))
+		return true;
 	memset(&lo, 0, sizeof lo);
 	lo.flags = UCO_LOOP_SQPOLL;
 	int err = uco_loop_create(&loop, &lo);
@@ -581,6 +686,8 @@ int bench_fileread_run(const struct bench_opts *opts)
 			};
 			char what[48];
 
+			if (!bench_env_lists("UCO_BENCH_FILEREAD_SIZES", big ? "128k" : "4k"))
+				continue;
 			snprintf(what, sizeof what, "%s, round %d/%d",
 			         big ? "128k" : "4k", round + 1, rounds);
 			if (loop) {
@@ -602,6 +709,7 @@ int bench_fileread_run(const struct bench_opts *opts)
 			if (sqpoll)
 				sqpoll = fr_sqpoll_run(&p, rs, bufs, what);
 			fr_run_one("pread", NULL, &p, rs, bufs, what);
+			fr_run_one("liburing", NULL, &p, rs, bufs, what);
 #if defined(UCO_BENCH_HAVE_LIBUV)
 			fr_run_one("libuv", NULL, &p, rs, bufs, what);
 #endif

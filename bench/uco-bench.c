@@ -46,7 +46,8 @@ static const char *const executor_impls[] = {"uco", "uco-epoll", "libuv", "async
 static const char *const echo_impls[] = {"uco", "uco-epoll", "uco-multishot", "uco-stream",
                                          "epoll", "liburing", "libuv", NULL};
 static const char *const fileread_impls[] = {"uco", "uco-epoll", "uco-fixed", "uco-fixedbuf",
-                                             "uco-sqpoll", "pread", "libuv", NULL};
+                                             "uco-sqpoll", "pread", "liburing", "libuv",
+                                             NULL};
 static const char *const sendzc_impls[] = {"uco", "uco-zc", NULL};
 static const char *const gather_impls[] = {"uco", "asyncio", NULL};
 static const char *const cancel_impls[] = {"uco", "uco-epoll", NULL};
@@ -205,6 +206,19 @@ void bench_note(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsay(NULL, NULL, NULL, fmt, ap);
 	va_end(ap);
+}
+
+bool bench_env_lists(const char *var, const char *item)
+{
+	const char *v = getenv(var);
+	size_t n = strlen(item);
+
+	if (!v || !*v)
+		return true;
+	for (const char *p = v; (p = strstr(p, item)); p += n)
+		if ((p == v || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
 }
 
 /* A JSON string of our own names: they hold no character that needs more

@@ -119,7 +119,7 @@ static inline char *uco__stack_top(const struct uco__stack *s)
 
 /* Every SQE uco submits carries a pointer to one of these as user_data; the
  * reaper calls `complete` with the CQE.  user_data 0 means "no completion
- * wanted". */
+ * wanted"; io.c's operations carry their task instead (UCO__TASK_OP). */
 struct uco__completion {
 	void (*complete)(uco_loop *loop, struct uco__completion *c,
 	                 const struct io_uring_cqe *cqe);
@@ -132,8 +132,19 @@ struct uco__completion {
 	/* A cancel request for it waits in loop->cancels (no SQE could be
 	 * had): see uco__cancel_request(). */
 	bool cancel_queued;
+	/* It is a struct uco__op's (io.c): its SQEs carry the task's
+	 * address tagged with UCO__TASK_OP, not this completion's. */
+	bool task_op;
 	struct uco__completion *next_cancel;
 };
+
+/* The user_data of an operation of io.c's: the parked task's address
+ * (64-byte aligned) with this bit set.  The reaper then stores the CQE's
+ * res in the task's wake_result and queues the task, all without a load
+ * from the task or its stack: a completion on the task's stack was read
+ * first thing for every CQE, and with 64 tasks reading 4 KiB each that
+ * line had left the cache (the copies of a turn fill L2). */
+#define UCO__TASK_OP UINT64_C(1)
 
 /* ------------------------------------------------------------ waits */
 
@@ -630,11 +641,39 @@ int uco__ready_reserve(uco_loop *loop, size_t n);
  * the task be woken with -ECANCELED, now or (for a wait the kernel or a
  * worker still holds memory for) once it is safe.  Blocking calls first
  * ask uco__cancel_due() and return -ECANCELED without waiting if a
- * cancellation is pending.
+ * cancellation is pending.  uco__park_only is the same without the
+ * delivery of a cancellation, for a wait (io.c's) whose wake result is
+ * not a uco code but a CQE's res.  Inline, as is uco__cancel_due(): one frame
+ * less between every blocking call and the switch, so one stack line less
+ * to write at the park and to bring back at the resume.
  */
-int uco__park(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
-              void (*cancel)(uco_task *t));
-bool uco__cancel_due(uco_task *t);
+static inline void uco__park_only(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
+                                  void (*cancel)(uco_task *t))
+{
+	t->run_state = UCO__PARKED;
+	t->why = why;
+	t->wait_cancel = cancel;
+	uco__coro_park(loop, t);
+	t->wait_cancel = NULL;
+}
+
+static inline int uco__park(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
+                            void (*cancel)(uco_task *t))
+{
+	uco__park_only(loop, t, why, cancel);
+	int r = t->wake_result;
+	if (r == -ECANCELED && t->cancelling)
+		t->cancelling = false; /* delivered */
+	return r;
+}
+
+static inline bool uco__cancel_due(uco_task *t)
+{
+	if (!t->cancelling)
+		return false;
+	t->cancelling = false;
+	return true;
+}
 /*
  * Every wait with a deadline is these two steps around joining the wait:
  * uco__deadline_set (0; -ETIMEDOUT if already past, -ENOMEM/-EAGAIN; no-op

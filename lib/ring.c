@@ -17,6 +17,26 @@ void uco__forget_opcode(uco_loop *loop, unsigned op)
 	loop->opcodes[op / 64] &= ~(UINT64_C(1) << (op % 64));
 }
 
+/* The user_data of c's SQE (internal.h: UCO__TASK_OP). */
+static uint64_t completion_data(struct uco__completion *c)
+{
+	if (c->task_op)
+		return (uint64_t)(uintptr_t)UCO__CONTAINER_OF(c, struct uco__op, done)->task |
+		       UCO__TASK_OP;
+	return (uint64_t)(uintptr_t)c;
+}
+
+/* The completion of a CQE's user_data (not 0, not LIBURING_UDATA_TIMEOUT):
+ * a task's operation is its wait_data while the task waits for it. */
+static struct uco__completion *data_completion(uint64_t data)
+{
+	if (data & UCO__TASK_OP) {
+		const uco_task *t = (const uco_task *)(uintptr_t)(data & ~UCO__TASK_OP);
+		return &((struct uco__op *)t->wait_data)->done;
+	}
+	return (struct uco__completion *)(uintptr_t)data;
+}
+
 /*
  * The loop is closing: nothing will hand completions over any more, and the
  * descriptors that accepts (the acceptor's multishot above all) and opens
@@ -43,13 +63,13 @@ void uco__ring_drain(uco_loop *loop)
 		unsigned head, n = 0;
 		io_uring_for_each_cqe(ring, head, cqe) {
 			n++;
-			struct uco__completion *c = (struct uco__completion *)(uintptr_t)cqe->user_data;
-			if (c == &cancel) {
+			if (cqe->user_data == (uintptr_t)&cancel) {
 				cancel_res = cqe->res;
 				continue;
 			}
-			if (!c || cqe->user_data == LIBURING_UDATA_TIMEOUT)
+			if (!cqe->user_data || cqe->user_data == LIBURING_UDATA_TIMEOUT)
 				continue;
+			struct uco__completion *c = data_completion(cqe->user_data);
 			if (c->res_is_fd && cqe->res >= 0)
 				close(cqe->res);
 			if (!(cqe->flags & IORING_CQE_F_MORE) && !c->uncounted)
@@ -74,6 +94,32 @@ static void unqueue_cancel(uco_loop *loop, struct uco__completion *c)
 	c->cancel_queued = false;
 }
 
+/*
+ * The CQE of a task's operation (io.c): its res becomes the task's wake
+ * result, and the task is queued at the final CQE (a zero-copy send
+ * posts its result with F_MORE, then a notification, F_NOTIF, once the
+ * kernel is done with the buffer: the result stays, the task resumes
+ * only then).  Only stores to the task, unless a cancel request waits in
+ * loop->cancels (internal.h says why).
+ */
+static void task_op_done(uco_loop *loop, uint64_t data, const struct io_uring_cqe *cqe)
+{
+	uco_task *t = (uco_task *)(uintptr_t)(data & ~UCO__TASK_OP);
+	unsigned flags = cqe->flags;
+	if (!(flags & IORING_CQE_F_NOTIF))
+		t->wake_result = cqe->res;
+	if (flags & IORING_CQE_F_MORE)
+		return;
+	loop->inflight--;
+	if (__builtin_expect(loop->cancels != NULL, 0)) {
+		struct uco__completion *c = data_completion(data);
+		if (c->cancel_queued)
+			unqueue_cancel(loop, c);
+	}
+	t->run_state = UCO__READY;
+	uco__ready_push(loop, t);
+}
+
 /* Hand one CQE to its completion. */
 static void dispatch(uco_loop *loop, const struct io_uring_cqe *cqe)
 {
@@ -82,6 +128,10 @@ static void dispatch(uco_loop *loop, const struct io_uring_cqe *cqe)
 	 * liburing itself adds to a timed wait on kernels without EXT_ARG. */
 	if (data == 0 || data == LIBURING_UDATA_TIMEOUT)
 		return;
+	if (data & UCO__TASK_OP) {
+		task_op_done(loop, data, cqe);
+		return;
+	}
 	struct uco__completion *c = (struct uco__completion *)(uintptr_t)data;
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		if (!c->uncounted)
@@ -92,17 +142,26 @@ static void dispatch(uco_loop *loop, const struct io_uring_cqe *cqe)
 	c->complete(loop, c, cqe);
 }
 
+/* Every CQE there is, the CQ's tail read once a batch rather than once a
+ * CQE (io_uring_for_each_cqe) and no CQE32 test (uco never asks for
+ * CQE32).  A completion may submit (a full SQ), which can post more
+ * CQEs: another batch then. */
 static unsigned reap(uco_loop *loop)
 {
-	struct io_uring_cqe *cqe;
-	unsigned head, n = 0;
+	struct io_uring_cq *cq = &loop->ring.cq;
+	unsigned n = 0;
 
 	loop->reaping = true;
-	io_uring_for_each_cqe(&loop->ring, head, cqe) {
-		dispatch(loop, cqe);
-		n++;
+	for (;;) {
+		unsigned head = *cq->khead;
+		unsigned tail = io_uring_smp_load_acquire(cq->ktail);
+		if (head == tail)
+			break;
+		for (unsigned i = head; i != tail; i++)
+			dispatch(loop, &cq->cqes[i & cq->ring_mask]);
+		io_uring_smp_store_release(cq->khead, tail);
+		n += tail - head;
 	}
-	io_uring_cq_advance(&loop->ring, n);
 	loop->reaping = false;
 	loop->stats.cqes_reaped += n;
 	return n;
@@ -189,7 +248,7 @@ void uco__cancel_request(uco_loop *loop, struct uco__completion *c)
 		return;
 	struct io_uring_sqe *sqe = uco__sqe_get(loop, NULL);
 	if (sqe) {
-		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)c, 0);
+		io_uring_prep_cancel64(sqe, completion_data(c), 0);
 		return;
 	}
 	c->cancel_queued = true;
@@ -206,7 +265,7 @@ static void send_queued_cancels(uco_loop *loop)
 		struct uco__completion *c = loop->cancels;
 		loop->cancels = c->next_cancel;
 		c->cancel_queued = false;
-		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)c, 0);
+		io_uring_prep_cancel64(sqe, completion_data(c), 0);
 	}
 }
 

@@ -5,8 +5,8 @@
  * interrupts the wait), the delivery of a pending cancellation, the
  * park-until-deadline that every timed wait goes through, waiting in a
  * wait queue, the run queue's growth (so that waking never fails),
- * uco_yield and uco_sleep.  Waking itself, the wait queues and the
- * interrupt are inline in internal.h.
+ * uco_yield and uco_sleep.  Waking itself, the park, the wait queues and
+ * the interrupt are inline in internal.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,27 +34,6 @@ int uco__ready_reserve(uco_loop *loop, size_t n)
 	q->head = 0;
 	q->cap = cap;
 	return 0;
-}
-
-int uco__park(uco_loop *loop, uco_task *t, const struct uco__wait_kind *why,
-              void (*cancel)(uco_task *t))
-{
-	t->run_state = UCO__PARKED;
-	t->why = why;
-	t->wait_cancel = cancel;
-	uco__coro_park(loop, t);
-	t->wait_cancel = NULL;
-	if (t->wake_result == -ECANCELED && t->cancelling)
-		t->cancelling = false; /* delivered */
-	return t->wake_result;
-}
-
-bool uco__cancel_due(uco_task *t)
-{
-	if (!t->cancelling)
-		return false;
-	t->cancelling = false;
-	return true;
 }
 
 int uco__deadline_set(uco_task *t, int64_t deadline)
