@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "park.h"
 
 /* ------------------------------------------------------------ watching a set */
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "park.h"
 #include "process.h"
 
 #define MAX_IO (1u << 30)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "park.h"
 
 #define DEFAULT_SPIN_US 50
 #define MAX_THREADS 1024

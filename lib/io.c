@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "park.h"
 
 static void describe_op(const uco_task *t, char *buf, size_t len)
 {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "park.h"
 
 /* Room for n tasks in the run queue: reserved at spawn for every task the
  * loop holds (a task is in it at most once), so pushing never fails. */
