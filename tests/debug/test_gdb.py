@@ -103,7 +103,9 @@ def main():
     if [f for f in bt if f in want] != want or not bt or not bt[0].startswith("uco"):
         fail("uco bt sleeping_task: frames %s, want uco_* then %s in order" % (bt, want), out)
     bt = frames(section(out, "bt-awaiting"))
-    if "uco_await" not in bt or "awaiter" not in bt:
+    # uco_await's own frame is gone where the compiler makes its call of
+    # uco__await a tail call (-Os): either one shows the wait.
+    if not ({"uco_await", "uco__await"} & set(bt)) or "awaiter" not in bt:
         fail("uco bt awaiting_task: frames %s" % bt, out)
     text = section(out, "bt-all")
     for fn in ("nap_inner", "awaiter", "locker", "reader"):
