@@ -37,9 +37,10 @@ extern void (*const uco__task_entry)(void *arg);
  * Read the scheduler's MXCSR and x87 control word again (x86_64): the
  * switch into a task saves the scheduler's from loop->sched_fpctl rather
  * than reading them each time (switch_x86_64.S says why), so the loop
- * calls this when it starts running and after every piece of user code
- * that runs on the scheduler's stack (done-callbacks, call_later/call_at
- * handles, uco_loop_call's calls, signal callbacks, context destructors),
+ * calls this before each turn's tasks (what ran on its stack since: the
+ * caller of uco_loop_run, completions' callbacks such as signal handlers,
+ * uco_loop_call's calls and call_later/call_at handles) and after user
+ * code it runs between them (done-callbacks, context destructors),
  * because such code may change them (fesetround) and the change must
  * persist, as it did when every switch read them.  Nothing inside a task:
  * completions are reaped there too (ring.c's submit_pending), and their

@@ -27,7 +27,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "coro.h"
 #include "internal.h"
 
 /* A loop's receiving end for posts from other threads. */
@@ -302,13 +301,13 @@ struct call {
 static void run_loop_call(uco_loop *loop, struct uco__completion *c,
                           const struct io_uring_cqe *cqe)
 {
+	(void)loop;
 	(void)cqe;
 	struct call *call = UCO__CONTAINER_OF(c, struct call, post.done);
 	void (*fn)(void *) = call->fn;
 	void *arg = call->arg;
 	free(call);
 	fn(arg);
-	uco__sched_fpctl_note(loop);
 }
 
 /* Calls still posted when their loop closes never run (asyncio's close()

@@ -329,9 +329,9 @@ struct uco_loop {
 	const void *owner;        /* thread token of the creating thread */
 	uco_task *current;        /* the task running now, or NULL */
 	void *sched_sp;           /* the scheduler's context while a task runs */
-	/* x86_64: the scheduler's MXCSR and x87 control word, read when the
-	 * loop starts running and after user code on its stack, for the
-	 * switch into a task (coro.h's uco__sched_fpctl_note). */
+	/* x86_64: the scheduler's MXCSR and x87 control word, read before
+	 * each turn's tasks and after user code on its stack between them,
+	 * for the switch into a task (coro.h's uco__sched_fpctl_note). */
 	uint64_t sched_fpctl;
 	/* One FIFO, as asyncio's ready queue: a pending task in it is resumed,
 	 * a finished one has its done-callbacks run. */

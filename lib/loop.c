@@ -257,6 +257,11 @@ __attribute__((noinline, cold)) static void run_timed(uco_loop *loop, uco_task *
 
 static void run_ready(uco_loop *loop)
 {
+	/* What ran on this stack since the last turn's tasks (the caller of
+	 * uco_loop_run, completions' callbacks: signal handlers, loop calls,
+	 * call_later handles) may have changed it; within the turn, the user
+	 * code run between tasks says so itself (task.c, run_timed). */
+	uco__sched_fpctl_note(loop);
 	size_t n = loop->ready.len;
 	/* The first batch, then each next one as the one before it starts. */
 	for (size_t k = 0; k < WARM_BATCH && k < n; k++)
@@ -374,7 +379,6 @@ static int enter_running(uco_loop *loop)
 		return -EBUSY;
 	uco__running_set(loop);
 	loop->running = true;
-	uco__sched_fpctl_note(loop); /* the caller's, as it is now */
 	return 0;
 }
 

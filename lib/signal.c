@@ -13,7 +13,6 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "coro.h"
 #include "internal.h"
 
 int uco_signal_wait(const sigset_t *set, int64_t deadline)
@@ -66,13 +65,12 @@ static int arm_read(struct signals *sg)
 
 static void signal_read(uco_loop *loop, struct uco__completion *c, const struct io_uring_cqe *cqe)
 {
+	(void)loop;
 	struct signals *sg = UCO__CONTAINER_OF(c, struct signals, read_done);
-	if (cqe->res == (int)sizeof sg->si) {
+	if (cqe->res == (int)sizeof sg->si)
 		for (struct handler *h = sg->handlers; h; h = h->next)
 			if (h->signo == (int)sg->si.ssi_signo)
 				h->cb(h->signo, h->user);
-		uco__sched_fpctl_note(loop);
-	}
 	if (cqe->res != -EBADF)
 		arm_read(sg);
 }

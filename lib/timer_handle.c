@@ -31,7 +31,6 @@
 #include <stdlib.h>
 
 #include "heap.h"
-#include "coro.h"
 #include "internal.h"
 
 enum { PENDING, RUNNING, DONE, CANCELLED };
@@ -161,18 +160,14 @@ static void run_due(struct uco__call_timers *ct)
 	uint64_t limit = ct->next_seq;
 	ct->running = true;
 	uco_timer *t;
-	bool ran = false;
 	while ((t = earliest(ct)) && t->node.when <= now && t->node.seq < limit) {
 		uco__heap_remove(&ct->heap, &t->node);
 		t->state = RUNNING;
 		t->cb(t->arg);
 		t->state = DONE;
 		unref(t);
-		ran = true;
 	}
 	ct->running = false;
-	if (ran)
-		uco__sched_fpctl_note(ct->loop);
 }
 
 static void arm_fired(uco_loop *loop, struct uco__completion *c,

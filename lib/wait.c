@@ -5,8 +5,8 @@
  * interrupts the wait), the delivery of a pending cancellation, the
  * park-until-deadline that every timed wait goes through, waiting in a
  * wait queue, the run queue's growth (so that waking never fails),
- * uco_yield and uco_sleep.  Waking itself, the park, the wait queues and
- * the interrupt are inline in internal.h.
+ * uco_yield and uco_sleep.  Waking itself, the wait queues and the
+ * interrupt are inline in internal.h, the park in park.h.
  */
 #include <errno.h>
 #include <stdio.h>

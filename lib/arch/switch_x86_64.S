@@ -136,8 +136,8 @@ uco__switch:
  * but stored from the word the caller passes (switch.h).  stmxcsr is the
  * slow one of the four (back to back ~5 ns each on this EPYC VM, ldmxcsr
  * ~0.7 ns), and the scheduler's word almost never changes: the loop reads
- * it once when it starts running and again after user code that runs on
- * its stack (the callbacks: coro.h's uco__sched_fpctl_note).  Measured:
+ * it once a turn, before the turn's tasks, and again after user code that
+ * runs on its stack between them (coro.h's uco__sched_fpctl_note).  Measured:
  * 5.78 -> 4.37 ns a switch in a ping-pong with one side switching this way,
  * ~0.5 ns less CPU per yield and per spawn + run + join through the loop.
  * What the frame restores is the same as before, so whatever resumes the
